@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * flowtel TCP/UDP tracer.
+ *
+ * The TCP hot path stays free: nothing here runs per packet or per send/recv
+ * for TCP. The kernel already counts bytes, segments, retransmits and RTT per
+ * socket (struct tcp_sock); we read those counters
+ *   - when a connection closes (inet_sock_set_state → TCP_CLOSE), into a ring
+ *     buffer, so short-lived connections are never lost, and
+ *   - for open sockets, once per collection, with an iter/tcp walk.
+ * Process attribution comes from the process context of connect() (→ SYN_SENT)
+ * and listen() (→ LISTEN); accepted sockets inherit their listener's process.
+ *
+ * UDP has no per-socket byte counters, so UDP is counted per datagram by
+ * cgroup_skb programs that return at once for anything that is not UDP.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "flowtel_tcp.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_TIME_WAIT 6
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+#define TCP_NEW_SYN_RECV 12
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct flowtel_tcp_options options = {
+	.ringbuf_wakeup_batch = 1,
+	.track_udp = 1,
+};
+
+/* Per-socket state we keep for the life of the socket. Freed with the socket. */
+struct sock_info {
+	__u64 syn_sent_ns;
+	__u32 pid;
+	__u32 connect_us;
+	__u8 direction;
+	__u8 flags;
+	__u8 _pad[6];
+	char comm[FLOWTEL_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_info);
+} sock_infos SEC(".maps");
+
+/* Listening sockets by (netns, port): the process accepted connections belong to. */
+struct listener_key {
+	__u32 netns;
+	__u16 port;
+	__u16 family;
+};
+
+struct listener_info {
+	__u32 pid;
+	__u32 _pad;
+	char comm[FLOWTEL_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct listener_key);
+	__type(value, struct listener_info);
+} listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} conn_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flowtel_udp_key);
+	__type(value, struct flowtel_udp_value);
+} udp_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FLOWTEL_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		(*v)++;
+}
+
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline __u64 sock_ino(const struct sock *sk)
+{
+	struct socket *so = BPF_CORE_READ(sk, sk_socket);
+	if (!so)
+		return 0;
+	struct socket_alloc *sa = container_of(so, struct socket_alloc, socket);
+	return BPF_CORE_READ(sa, vfs_inode.i_ino);
+}
+
+static __always_inline void fill_addrs(struct flowtel_conn *c, const struct sock *sk)
+{
+	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (c->family == AF_INET) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->saddr, &s, 4);
+		__builtin_memcpy(c->daddr, &d, 4);
+	} else {
+		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+static __always_inline void fill_counters(struct flowtel_conn *c, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	c->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+	c->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	c->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	c->segs_out = BPF_CORE_READ(tp, segs_out);
+	c->segs_in = BPF_CORE_READ(tp, segs_in);
+	c->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	c->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	c->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+	if (bpf_core_field_exists(tp->bytes_retrans))
+		c->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+	/* SOCK_DONE (bit 1 of sk_flags) is set by tcp_fin(): the peer's FIN, one
+	 * unit of sequence space that bytes_received counts too. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << 1))
+		c->flags |= FLOWTEL_F_FIN_RECEIVED;
+}
+
+static __always_inline void fill_owner(struct flowtel_conn *c, const struct sock_info *si)
+{
+	if (!si) {
+		c->flags |= FLOWTEL_F_PRE_EXISTING;
+		return;
+	}
+	c->pid = si->pid;
+	c->connect_us = si->connect_us;
+	c->direction = si->direction;
+	c->flags |= si->flags;
+	__builtin_memcpy(c->comm, si->comm, FLOWTEL_COMM_LEN);
+}
+
+static __always_inline void submit(struct flowtel_conn *c)
+{
+	__u64 flags = 0;
+	__u32 batch = options.ringbuf_wakeup_batch;
+	if (batch > 1) {
+		/* Wake the reader once per `batch` records; it also polls on a timer. */
+		__u64 avail = bpf_ringbuf_query(&conn_events, BPF_RB_AVAIL_DATA);
+		flags = avail >= (__u64)batch * sizeof(*c) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
+	bpf_ringbuf_submit(c, flags);
+	count(FLOWTEL_CNT_EVENTS);
+}
+
+static __always_inline struct flowtel_conn *reserve(void)
+{
+	struct flowtel_conn *c = bpf_ringbuf_reserve(&conn_events, sizeof(*c), 0);
+	if (!c) {
+		count(FLOWTEL_CNT_RINGBUF_FULL);
+		return 0;
+	}
+	__builtin_memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static __always_inline void listener_key_of(struct listener_key *k, const struct sock *sk)
+{
+	k->netns = sock_netns(sk);
+	k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k->family = 0; /* one listener per port and netns is the common case; v4/v6 share */
+}
+
+static __always_inline void emit(const struct sock *sk, struct sock_info *si, __u8 kind,
+				 int oldstate, int newstate)
+{
+	struct flowtel_conn *c = reserve();
+	if (!c)
+		return;
+	c->kind = kind;
+	c->ts_ns = bpf_ktime_get_ns();
+	c->cookie = bpf_get_socket_cookie((void *)sk);
+	c->old_state = oldstate;
+	c->state = newstate;
+	c->netns = sock_netns(sk);
+	c->err = BPF_CORE_READ(sk, sk_err);
+	fill_addrs(c, sk);
+	fill_counters(c, sk);
+	fill_owner(c, si);
+	submit(c);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || oldstate == newstate)
+		return 0;
+
+	if (newstate == TCP_SYN_SENT) {
+		/* connect(): we are in the caller's process. */
+		struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!si) {
+			count(FLOWTEL_CNT_STORAGE_FAIL);
+			return 0;
+		}
+		si->syn_sent_ns = bpf_ktime_get_ns();
+		si->pid = bpf_get_current_pid_tgid() >> 32;
+		si->direction = FLOWTEL_DIR_OUTGOING;
+		bpf_get_current_comm(si->comm, sizeof(si->comm));
+		return 0;
+	}
+
+	if (newstate == TCP_LISTEN) {
+		/* listen(): we are in the caller's process. */
+		struct listener_key k = {};
+		struct listener_info li = {};
+		listener_key_of(&k, sk);
+		li.pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(li.comm, sizeof(li.comm));
+		if (bpf_map_update_elem(&listeners, &k, &li, BPF_ANY))
+			count(FLOWTEL_CNT_LISTENER_MAP_FULL);
+		return 0;
+	}
+
+	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+		struct listener_key k = {};
+		listener_key_of(&k, sk);
+		bpf_map_delete_elem(&listeners, &k);
+		return 0;
+	}
+
+	if (newstate == TCP_SYN_RECV) {
+		/* A child socket cloned from its listener (oldstate LISTEN): inherit the owner. */
+		struct listener_key k = {};
+		listener_key_of(&k, sk);
+		struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!si) {
+			count(FLOWTEL_CNT_STORAGE_FAIL);
+			return 0;
+		}
+		si->direction = FLOWTEL_DIR_INCOMING;
+		struct listener_info *li = bpf_map_lookup_elem(&listeners, &k);
+		if (li) {
+			si->pid = li->pid;
+			__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
+		}
+		return 0;
+	}
+
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
+
+	if (newstate == TCP_ESTABLISHED) {
+		if (si) {
+			if (oldstate == TCP_SYN_SENT && si->syn_sent_ns)
+				si->connect_us = (bpf_ktime_get_ns() - si->syn_sent_ns) / 1000;
+			si->flags |= FLOWTEL_F_ESTABLISHED;
+		}
+		emit(sk, si, FLOWTEL_EV_OPEN, oldstate, newstate);
+		return 0;
+	}
+
+	if (newstate == TCP_CLOSE) {
+		__u8 kind = FLOWTEL_EV_CLOSE;
+		if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
+			kind = FLOWTEL_EV_FAILED;
+		emit(sk, si, kind, oldstate, newstate);
+	}
+	return 0;
+}
+
+static __always_inline void mark(struct sock *sk, __u8 flag)
+{
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
+	if (si)
+		si->flags |= flag;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	mark((struct sock *)sk, FLOWTEL_F_RST_SENT);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset, struct sock *sk)
+{
+	mark(sk, FLOWTEL_F_RST_RECEIVED);
+	return 0;
+}
+
+/* Open sockets, once per collection. */
+SEC("iter/tcp")
+int dump_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct seq_file *seq = ctx->meta->seq;
+	struct flowtel_conn c = {};
+
+	if (!skc)
+		return 0;
+	__u8 state = skc->skc_state;
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	struct sock *sk = (struct sock *)tp;
+
+	c.kind = state == TCP_LISTEN ? FLOWTEL_EV_LISTENER : FLOWTEL_EV_SNAPSHOT;
+	c.ts_ns = bpf_ktime_get_ns();
+	c.cookie = bpf_get_socket_cookie(sk);
+	c.state = state;
+	c.netns = sock_netns(sk);
+	c.ino = sock_ino(sk);
+	fill_addrs(&c, sk);
+	fill_counters(&c, sk);
+	fill_owner(&c, bpf_sk_storage_get(&sock_infos, sk, 0, 0));
+	bpf_seq_write(seq, &c, sizeof(c));
+	return 0;
+}
+
+/*
+ * UDP, per datagram. cgroup_skb programs see every packet of every socket in
+ * the cgroup v2 hierarchy; anything that is not UDP leaves at the first test.
+ */
+static __always_inline int count_udp(struct __sk_buff *skb, bool egress)
+{
+	struct flowtel_udp_key k = {};
+	__u16 udp_len;
+	__u32 l4off;
+
+	if (!options.track_udp)
+		return 1;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		__u8 proto, ihl;
+		if (bpf_skb_load_bytes(skb, 9, &proto, 1) || proto != IPPROTO_UDP)
+			return 1;
+		if (bpf_skb_load_bytes(skb, 0, &ihl, 1))
+			return 1;
+		l4off = (ihl & 0xf) * 4;
+		k.family = AF_INET;
+		if (bpf_skb_load_bytes(skb, 12, egress ? k.laddr : k.raddr, 4) ||
+		    bpf_skb_load_bytes(skb, 16, egress ? k.raddr : k.laddr, 4))
+			return 1;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		__u8 nexthdr;
+		if (bpf_skb_load_bytes(skb, 6, &nexthdr, 1) || nexthdr != IPPROTO_UDP)
+			return 1;
+		l4off = 40;
+		k.family = AF_INET6;
+		if (bpf_skb_load_bytes(skb, 8, egress ? k.laddr : k.raddr, 16) ||
+		    bpf_skb_load_bytes(skb, 24, egress ? k.raddr : k.laddr, 16))
+			return 1;
+	} else {
+		return 1;
+	}
+
+	__be16 ports[2];
+	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)) ||
+	    bpf_skb_load_bytes(skb, l4off + 4, &udp_len, sizeof(udp_len)))
+		return 1;
+	k.lport = bpf_ntohs(egress ? ports[0] : ports[1]);
+	k.rport = bpf_ntohs(egress ? ports[1] : ports[0]);
+	k.cookie = bpf_get_socket_cookie(skb);
+
+	__u64 payload = bpf_ntohs(udp_len);
+	payload = payload >= 8 ? payload - 8 : 0;
+	__u64 now = bpf_ktime_get_ns();
+
+	struct flowtel_udp_value *v = bpf_map_lookup_elem(&udp_flows, &k);
+	if (!v) {
+		struct flowtel_udp_value nv = {};
+		nv.first_ns = now;
+		if (bpf_map_update_elem(&udp_flows, &k, &nv, BPF_NOEXIST) == -7 /* E2BIG */) {
+			count(FLOWTEL_CNT_UDP_MAP_FULL);
+			return 1;
+		}
+		v = bpf_map_lookup_elem(&udp_flows, &k);
+		if (!v)
+			return 1;
+	}
+	if (!v->pid) {
+		/* The owner is learnt on the socket's first send/receive call. */
+		struct bpf_sock *bsk = skb->sk;
+		if (bsk)
+			bsk = bpf_sk_fullsock(bsk);
+		if (bsk) {
+			struct sock_info *si = bpf_sk_storage_get(&sock_infos, bsk, 0, 0);
+			if (si && si->pid) {
+				v->pid = si->pid;
+				__builtin_memcpy(v->comm, si->comm, FLOWTEL_COMM_LEN);
+			}
+		}
+	}
+	if (egress) {
+		__sync_fetch_and_add(&v->bytes_sent, payload);
+		__sync_fetch_and_add(&v->datagrams_sent, 1);
+	} else {
+		__sync_fetch_and_add(&v->bytes_received, payload);
+		__sync_fetch_and_add(&v->datagrams_received, 1);
+	}
+	v->last_ns = now;
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int udp_egress(struct __sk_buff *skb)
+{
+	return count_udp(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int udp_ingress(struct __sk_buff *skb)
+{
+	return count_udp(skb, false);
+}
+
+/*
+ * UDP sockets have no state changes to learn their owner from: the first
+ * send of a UDP socket, in the sender's process context, records it.
+ * Every other socket leaves at the first test.
+ */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(handle_send_length, struct sock *sk, int ret, int flags)
+{
+	if (!options.track_udp || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
+	if (si)
+		return 0;
+	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si) {
+		count(FLOWTEL_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	si->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(handle_recv_length, struct sock *sk, int ret, int flags)
+{
+	if (!options.track_udp || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
+	if (si)
+		return 0;
+	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si) {
+		count(FLOWTEL_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	si->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	return 0;
+}

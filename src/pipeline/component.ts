@@ -1,0 +1,59 @@
+/**
+ * The component model, after the OpenTelemetry Collector: every component type
+ * has a factory with a default config, a validate step that turns raw YAML into
+ * a typed config (or throws ConfigError with a path a person can act on), and
+ * creates instances that start and shut down.
+ */
+import type { MetricReader } from '@opentelemetry/sdk-metrics';
+import type { Logger } from 'pino';
+
+export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension';
+export type Stability = 'development' | 'alpha' | 'beta' | 'stable';
+
+/** A config error that names where it is: `exporters.otlp.endpoint`. */
+export class ConfigError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(path ? `${path}: ${message}` : message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface OptionDoc {
+  readonly name: string;
+  readonly type: string;
+  readonly default?: unknown;
+  readonly description: string;
+}
+
+export interface ComponentContext {
+  /** Component id as written in the config, `type[/name]`. */
+  readonly id: string;
+  readonly logger: Logger;
+}
+
+export interface Lifecycle {
+  start(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface ComponentFactory<Config, Instance> {
+  readonly kind: ComponentKind;
+  readonly type: string;
+  readonly stability: Stability;
+  readonly options: readonly OptionDoc[];
+  defaultConfig(): Config;
+  /** Merge `raw` over the default config and check it; `path` prefixes errors. */
+  validate(raw: unknown, path: string): Config;
+  create(config: Config, ctx: ComponentContext): Instance;
+}
+
+/** A metrics exporter plugs into the SDK as a MetricReader (pull or periodic push). */
+export interface MetricsExporter extends Lifecycle {
+  readonly id: string;
+  readonly reader: MetricReader;
+}
+
+export type MetricsExporterFactory<Config> = ComponentFactory<Config, MetricsExporter>;
