@@ -320,7 +320,48 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 	return 0;
 }
 
-/* Open sockets, once per collection. */
+static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *sk, __u8 state,
+					 const struct sock_info *si)
+{
+	c->kind = state == TCP_LISTEN ? FLOWTEL_EV_LISTENER : FLOWTEL_EV_SNAPSHOT;
+	c->ts_ns = bpf_ktime_get_ns();
+	c->cookie = bpf_get_socket_cookie(sk);
+	c->state = state;
+	c->netns = sock_netns(sk);
+	c->ino = sock_ino(sk);
+	fill_addrs(c, sk);
+	fill_counters(c, sk);
+	fill_owner(c, si);
+}
+
+/*
+ * Open connections, once per collection: every socket that has our
+ * per-socket state, in every network namespace (iter/tcp would only walk the
+ * namespace of the process that reads it).
+ */
+SEC("iter/bpf_sk_storage_map")
+int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct sock *sk = ctx->sk;
+	struct sock_info *si = ctx->value;
+	struct flowtel_conn c = {};
+
+	if (!sk || !si || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)
+		return 0;
+	fill_snapshot(&c, sk, state, si);
+	bpf_seq_write(seq, &c, sizeof(c));
+	return 0;
+}
+
+/*
+ * At start, once per network namespace: sockets that were open before we
+ * attached. Each gets per-socket state (flagged pre-existing) so that the
+ * walk above finds it from then on; listeners are reported for owner lookup.
+ */
 SEC("iter/tcp")
 int dump_tcp(struct bpf_iter__tcp *ctx)
 {
@@ -337,16 +378,18 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0;
 	struct sock *sk = (struct sock *)tp;
-
-	c.kind = state == TCP_LISTEN ? FLOWTEL_EV_LISTENER : FLOWTEL_EV_SNAPSHOT;
-	c.ts_ns = bpf_ktime_get_ns();
-	c.cookie = bpf_get_socket_cookie(sk);
-	c.state = state;
-	c.netns = sock_netns(sk);
-	c.ino = sock_ino(sk);
-	fill_addrs(&c, sk);
-	fill_counters(&c, sk);
-	fill_owner(&c, bpf_sk_storage_get(&sock_infos, sk, 0, 0));
+	struct sock_info *si = 0;
+	if (state != TCP_LISTEN) {
+		si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
+		if (!si) {
+			si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (si)
+				si->flags |= FLOWTEL_F_PRE_EXISTING;
+			else
+				count(FLOWTEL_CNT_STORAGE_FAIL);
+		}
+	}
+	fill_snapshot(&c, sk, state, si);
 	bpf_seq_write(seq, &c, sizeof(c));
 	return 0;
 }

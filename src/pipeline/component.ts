@@ -39,7 +39,7 @@ export interface Lifecycle {
   shutdown(): Promise<void>;
 }
 
-export interface ComponentFactory<Config, Instance> {
+export interface ComponentFactory<Config, Instance, Ctx extends ComponentContext = ComponentContext> {
   readonly kind: ComponentKind;
   readonly type: string;
   readonly stability: Stability;
@@ -47,7 +47,7 @@ export interface ComponentFactory<Config, Instance> {
   defaultConfig(): Config;
   /** Merge `raw` over the default config and check it; `path` prefixes errors. */
   validate(raw: unknown, path: string): Config;
-  create(config: Config, ctx: ComponentContext): Instance;
+  create(config: Config, ctx: Ctx): Instance;
 }
 
 /** A metrics exporter plugs into the SDK as a MetricReader (pull or periodic push). */
@@ -57,3 +57,16 @@ export interface MetricsExporter extends Lifecycle {
 }
 
 export type MetricsExporterFactory<Config> = ComponentFactory<Config, MetricsExporter>;
+
+/** A receiver sends each collection's batch to `next`: the fan-out to every pipeline that lists it. */
+export interface ReceiverContext extends ComponentContext {
+  readonly next: import('./measurements').MeasurementConsumer;
+}
+
+export interface MetricsReceiver extends Lifecycle {
+  readonly id: string;
+  /** Collect now, outside the receiver's own schedule (tests, shutdown, SIGHUP). */
+  collect(): Promise<void>;
+}
+
+export type ReceiverFactory<Config> = ComponentFactory<Config, MetricsReceiver, ReceiverContext>;

@@ -1,0 +1,168 @@
+/**
+ * flowtel — the command line.
+ *
+ *   flowtel run [--config FILE]... [--set key.path=value]...
+ *   flowtel validate --config FILE...
+ *   flowtel components
+ *   flowtel config default
+ *
+ * Exit codes: 0 ok, 1 runtime failure (e.g. missing capability), 2 invalid config or usage.
+ */
+import type { Logger } from 'pino';
+import { defaultConfigText, loadConfig, loadConfigFromTexts, validateConfig, ConfigValidationError, type RawConfig } from '../config';
+import { EMBEDDED_DEFAULT_SOURCE } from '../config/default-config';
+import type { ValidatedConfig } from '../config/validate';
+import { exporterFactories } from '../exporters';
+import type { AnyComponentFactory } from '../config/registry';
+import { Service } from '../pipeline/service';
+import { ebpfTcpReceiverFactory } from '../receivers/ebpf_tcp/factory';
+import { ProbeError } from '../receivers/ebpf_tcp/probes';
+import { createLogger } from '../util/log';
+import { FLOWTEL_VERSION } from '../telemetry/resource';
+
+export const FACTORIES: readonly AnyComponentFactory[] = [
+  ebpfTcpReceiverFactory as AnyComponentFactory,
+  ...Object.values(exporterFactories).map((f) => f as AnyComponentFactory),
+];
+
+const USAGE = `flowtel ${FLOWTEL_VERSION} — eBPF network performance monitoring that speaks OpenTelemetry
+
+usage:
+  flowtel run [--config FILE]... [--set key.path=value]...   run the agent (no --config: the embedded default)
+  flowtel validate --config FILE...                          check a config and exit (0 valid, 2 invalid)
+  flowtel components                                         every component type with its options
+  flowtel config default                                     print the embedded default config
+`;
+
+interface CliArgs {
+  command: string;
+  rest: string[];
+  configs: string[];
+  sets: string[];
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: readonly string[]): CliArgs {
+  const out: CliArgs = { command: argv[0] ?? 'help', rest: [], configs: [], sets: [] };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--config' || flag === '-c') out.configs.push(value());
+    else if (flag === '--set') out.sets.push(value());
+    else if (flag.startsWith('-')) throw new UsageError(`unknown option ${flag}`);
+    else out.rest.push(a);
+  }
+  return out;
+}
+
+function loadRaw(args: CliArgs): RawConfig {
+  if (args.configs.length > 0) return loadConfig(args.configs, args.sets);
+  return loadConfigFromTexts([{ source: EMBEDDED_DEFAULT_SOURCE, text: defaultConfigText() }], args.sets);
+}
+
+function loadValidated(args: CliArgs): ValidatedConfig {
+  return validateConfig(loadRaw(args), FACTORIES);
+}
+
+async function run(args: CliArgs): Promise<number> {
+  const config = loadValidated(args);
+  const logger = createLogger({ level: config.service.telemetry.logs.level });
+  for (const w of config.warnings) logger.warn(w);
+  const service = Service.build(config, logger);
+  try {
+    await service.start();
+  } catch (e) {
+    reportStartFailure(e, logger);
+    return 1;
+  }
+  logger.info({ version: FLOWTEL_VERSION, pipelines: config.pipelines.map((p) => p.id) }, 'flowtel running');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'stopping: last export, then detaching probes');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await service.shutdown();
+  logger.info('flowtel stopped');
+  return 0;
+}
+
+function reportStartFailure(e: unknown, logger: Logger): void {
+  const msg = e instanceof Error ? e.message : String(e);
+  // One line a person can act on, on stderr, then the details in the log.
+  process.stderr.write(`flowtel: ${msg}\n`);
+  if (!(e instanceof ProbeError)) logger.error({ err: e }, 'start failed');
+}
+
+function components(): void {
+  for (const f of FACTORIES) {
+    process.stdout.write(`${f.kind} ${f.type} (${f.stability})\n`);
+    for (const o of f.options) {
+      const def = o.default === undefined ? '' : ` [default: ${JSON.stringify(o.default)}]`;
+      process.stdout.write(`  ${o.name}: ${o.type}${def} — ${o.description}\n`);
+    }
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  let code = 0;
+  try {
+    const args = parseArgs(argv);
+    switch (args.command) {
+      case 'run':
+        code = await run(args);
+        break;
+      case 'validate': {
+        if (args.configs.length === 0) throw new UsageError('validate needs --config FILE');
+        const cfg = loadValidated(args);
+        for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
+        process.stdout.write(`${args.configs.join(', ')}: valid\n`);
+        break;
+      }
+      case 'components':
+        components();
+        break;
+      case 'config':
+        if (args.rest[0] !== 'default') throw new UsageError('usage: flowtel config default');
+        process.stdout.write(defaultConfigText());
+        break;
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        break;
+      case '--version':
+      case 'version':
+        process.stdout.write(`${FLOWTEL_VERSION}\n`);
+        break;
+      default:
+        throw new UsageError(`unknown command "${args.command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`flowtel: ${e.message}\n\n${USAGE}`);
+      code = 2;
+    } else if (e instanceof ConfigValidationError || (e instanceof Error && e.name.startsWith('Config'))) {
+      process.stderr.write(`flowtel: invalid configuration:\n${e.message}\n`);
+      code = 2;
+    } else {
+      process.stderr.write(`flowtel: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      code = 1;
+    }
+  }
+  process.exitCode = code;
+  // Exporters' sockets and timers are closed by shutdown; exit now regardless.
+  setImmediate(() => process.exit(code));
+}
+
+if (require.main === module) void main(process.argv.slice(2));

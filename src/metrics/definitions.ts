@@ -1,0 +1,53 @@
+/**
+ * Every metric flowtel emits: name (kept exactly as users asked for them),
+ * instrument kind, unit and meaning. docs/metrics.md documents the same list.
+ */
+
+export type InstrumentKind = 'counter' | 'histogram' | 'gauge';
+
+export interface MetricDefinition {
+  readonly name: string;
+  readonly kind: InstrumentKind;
+  readonly unit: string;
+  readonly description: string;
+  /** Histogram bucket boundaries. */
+  readonly buckets?: readonly number[];
+}
+
+/** 10 µs to 10 s, roughly ×2 (with 2.5×/2× steps to stay on round numbers). */
+export const LATENCY_BUCKETS_US: readonly number[] = [
+  10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+  1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+const defs: MetricDefinition[] = [
+  { name: 'tcp_bytes_sent', kind: 'counter', unit: 'By', description: 'TCP payload bytes sent from source to destination (new data, retransmissions not counted twice).' },
+  { name: 'tcp_bytes_received', kind: 'counter', unit: 'By', description: 'TCP payload bytes received by source from destination.' },
+  { name: 'tcp_segments_sent', kind: 'counter', unit: '{segment}', description: 'TCP segments sent, as the kernel counts them (tcp_sock.segs_out: data, control and retransmitted segments).' },
+  { name: 'tcp_segments_received', kind: 'counter', unit: '{segment}', description: 'TCP segments received (tcp_sock.segs_in).' },
+  { name: 'tcp_retransmits', kind: 'counter', unit: '{segment}', description: 'TCP segments retransmitted (tcp_sock.total_retrans).' },
+  { name: 'tcp_rtt_us', kind: 'histogram', unit: 'us', description: "Smoothed round-trip time of each connection, sampled once per collection interval and at close.", buckets: LATENCY_BUCKETS_US },
+  { name: 'tcp_rtt_var_us', kind: 'histogram', unit: 'us', description: 'RTT variance (jitter) of each connection, sampled like tcp_rtt_us.', buckets: LATENCY_BUCKETS_US },
+  { name: 'tcp_connections', kind: 'gauge', unit: '{connection}', description: 'TCP connections open at the last collection, by network.connection.state.' },
+  { name: 'tcp_connections_opened', kind: 'counter', unit: '{connection}', description: 'TCP connections established (both directions).' },
+  { name: 'tcp_connections_closed', kind: 'counter', unit: '{connection}', description: 'Established TCP connections that closed (normally or not).' },
+  { name: 'tcp_connection_failures', kind: 'counter', unit: '{connection}', description: 'Connection attempts that failed and established connections that were reset or timed out, by error.type.' },
+  { name: 'tcp_connect_latency_us', kind: 'histogram', unit: 'us', description: 'Client-side handshake time: SYN sent to connection established.', buckets: LATENCY_BUCKETS_US },
+  { name: 'udp_bytes_sent', kind: 'counter', unit: 'By', description: 'UDP payload bytes sent from source to destination.' },
+  { name: 'udp_bytes_received', kind: 'counter', unit: 'By', description: 'UDP payload bytes received by source from destination.' },
+  { name: 'udp_datagrams_sent', kind: 'counter', unit: '{datagram}', description: 'UDP datagrams sent.' },
+  { name: 'udp_datagrams_received', kind: 'counter', unit: '{datagram}', description: 'UDP datagrams received.' },
+  // Self-telemetry of the kernel side.
+  { name: 'flowtel_ebpf_records', kind: 'counter', unit: '{record}', description: 'Connection records that reached the agent from the kernel, by kind (event, snapshot).' },
+  { name: 'flowtel_ebpf_dropped', kind: 'counter', unit: '{event}', description: 'What the kernel side could not deliver or track, by reason: ringbuf_full, storage_alloc_failed, udp_map_full, listener_map_full.' },
+  { name: 'flowtel_tracked_connections', kind: 'gauge', unit: '{connection}', description: 'TCP connections the agent holds counters for.' },
+  { name: 'flowtel_collection_duration_us', kind: 'histogram', unit: 'us', description: 'Time one collection took (ring buffer drain, iter/tcp walk, UDP map read, deltas).', buckets: LATENCY_BUCKETS_US },
+];
+
+export const METRICS: ReadonlyMap<string, MetricDefinition> = new Map(defs.map((d) => [d.name, d]));
+
+export function metricDefinition(name: string): MetricDefinition {
+  const d = METRICS.get(name);
+  if (!d) throw new Error(`unknown metric ${name}`);
+  return d;
+}

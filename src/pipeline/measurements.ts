@@ -1,0 +1,33 @@
+/**
+ * What flows through a metrics pipeline: batches of measurements, one batch
+ * per receiver collection. A measurement is a value for one metric and one
+ * attribute set; processors (filter, sampling, attributes, aggregate) work on
+ * these batches, and the pipeline's end records them into OpenTelemetry
+ * instruments whose readers are the pipeline's exporters.
+ */
+
+export type AttributeValue = string | number | boolean;
+export type FlowAttributes = Record<string, AttributeValue>;
+
+export interface Measurement {
+  /** A name from src/metrics/definitions.ts. */
+  readonly metric: string;
+  /** Counter: the delta since the last collection. Histogram: one sample. Gauge: the current value. */
+  readonly value: number;
+  readonly attributes: FlowAttributes;
+}
+
+export interface MeasurementBatch {
+  /** Wall-clock time of the collection, ms since the epoch. */
+  readonly timeMs: number;
+  readonly measurements: Measurement[];
+  /**
+   * Gauge metrics whose whole series set this batch replaces (a series not in
+   * the batch is gone: the connection closed).
+   */
+  readonly gaugesReplaced: readonly string[];
+}
+
+export interface MeasurementConsumer {
+  consume(batch: MeasurementBatch): void;
+}

@@ -1,0 +1,26 @@
+import { validateObject, describeSchema, type Schema, type SchemaValue } from '../../config/schema';
+
+export const ebpfTcpSchema = {
+  collection_interval: { type: 'duration', default: '10s', minMs: 100, description: 'How often open connections are read (iter/tcp) and deltas are sent down the pipelines.' },
+  udp: { type: 'boolean', default: true, description: 'Count UDP bytes and datagrams per flow (cgroup_skb programs on the cgroup v2 root).' },
+  include_ephemeral_ports: { type: 'boolean', default: false, description: "Keep the client's ephemeral port as an attribute: one series per connection instead of per server." },
+  ring_buffer_size: { type: 'number', default: 8 * 1024 * 1024, min: 4096, integer: true, description: 'Bytes of the kernel ring buffer that carries open/close events (a power of two).' },
+  wakeup_batch: { type: 'number', default: 64, min: 1, integer: true, description: 'Wake the agent once per this many events (it also drains every 50 ms): fewer wakeups under connection churn.' },
+  max_udp_flows: { type: 'number', default: 65536, min: 1, integer: true, description: 'Capacity of the kernel UDP flow map; flows beyond it are counted in flowtel_ebpf_dropped{reason="udp_map_full"}.' },
+  disabled_hooks: { type: 'string[]', default: [], description: 'Tracepoints not to attach (e.g. sock_send_length); their metrics are off, as on a kernel without them.' },
+} as const satisfies Schema;
+
+/** collection_interval is in milliseconds once validated. */
+export type EbpfTcpConfig = SchemaValue<typeof ebpfTcpSchema>;
+
+export function validateEbpfTcpConfig(raw: unknown, path: string): EbpfTcpConfig {
+  const v = validateObject(raw, path, ebpfTcpSchema);
+  const size = v.ring_buffer_size;
+  if ((size & (size - 1)) !== 0) {
+    // Not an error a person should have to fix by hand: round up.
+    v.ring_buffer_size = 2 ** Math.ceil(Math.log2(size));
+  }
+  return v;
+}
+
+export const ebpfTcpOptions = describeSchema(ebpfTcpSchema);

@@ -1,0 +1,209 @@
+/**
+ * The kernel side of the ebpf_tcp receiver: loads bpf/flowtel_tcp.bpf.o,
+ * checks what this kernel has, attaches, and gives typed access to its ring
+ * buffer, iterator and maps. Nothing stays attached after close().
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinuxHasType } from '../../native/bpf';
+import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
+import { missingBpfCapabilities } from '../../util/capabilities';
+import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
+
+/** Errors a person can act on: what is missing and what to do. */
+export class ProbeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProbeError';
+  }
+}
+
+export interface TcpProbeOptions {
+  trackUdp: boolean;
+  ringBufferBytes: number;
+  udpMaxFlows: number;
+  /** Wake the reader every N records (it also polls every maxLatencyMs). */
+  wakeupBatch: number;
+  maxLatencyMs: number;
+  /** tracepoints to treat as absent (for tests of degraded kernels and for users who want them off). */
+  disabledHooks: readonly string[];
+}
+
+/** A tp_btf program, the tracepoint it needs, and what is lost without it. */
+interface Hook {
+  program: string;
+  tracepoint: string;
+  required: boolean;
+  udp?: boolean;
+  lost: string;
+}
+
+const HOOKS: readonly Hook[] = [
+  { program: 'handle_set_state', tracepoint: 'inet_sock_set_state', required: true, lost: 'TCP connection tracking' },
+  { program: 'handle_send_reset', tracepoint: 'tcp_send_reset', required: false, lost: 'reset-sent close reasons' },
+  { program: 'handle_receive_reset', tracepoint: 'tcp_receive_reset', required: false, lost: 'reset-received close reasons (resets still counted from the socket error)' },
+  { program: 'handle_send_length', tracepoint: 'sock_send_length', required: false, udp: true, lost: 'UDP process attribution on send' },
+  { program: 'handle_recv_length', tracepoint: 'sock_recv_length', required: false, udp: true, lost: 'UDP process attribution on receive' },
+];
+
+export const DROP_REASONS = ['ringbuf_full', 'storage_alloc_failed', 'udp_map_full', 'listener_map_full'] as const;
+const COUNTER_EVENTS = 4;
+
+export interface KernelCounters {
+  dropped: Record<(typeof DROP_REASONS)[number], number>;
+  events: number;
+}
+
+export function checkPrerequisites(): void {
+  const missing = missingBpfCapabilities();
+  if (missing.length > 0) {
+    throw new ProbeError(
+      `missing capabilit${missing.length > 1 ? 'ies' : 'y'} ${missing.map((c) => `CAP_${c}`).join(', ')}: ` +
+        'run flowtel as root, or grant them (setcap cap_bpf,cap_perfmon,cap_net_admin+ep on node, or securityContext.capabilities.add in Kubernetes)',
+    );
+  }
+  if (!existsSync('/sys/kernel/btf/vmlinux')) {
+    throw new ProbeError('/sys/kernel/btf/vmlinux not found: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is required for CO-RE eBPF)');
+  }
+}
+
+export class TcpProbes {
+  private readonly obj: BpfObject;
+  private reader?: RingBufferReader;
+  private closed = false;
+  readonly disabled: string[] = [];
+  readonly cgroupPath?: string;
+
+  private constructor(obj: BpfObject, cgroupPath: string | undefined) {
+    this.obj = obj;
+    this.cgroupPath = cgroupPath;
+  }
+
+  static open(opts: TcpProbeOptions, logger: Logger): TcpProbes {
+    checkPrerequisites();
+    const file = bpfObjectPath('flowtel_tcp');
+    if (!existsSync(file)) throw new ProbeError(`${file} not found: build the eBPF programs first (npm run build)`);
+    bumpMemlockRlimit();
+    const obj = new BpfObject(file);
+    let cgroupPath: string | undefined;
+    let trackUdp = opts.trackUdp;
+    if (trackUdp) {
+      cgroupPath = cgroup2Mount(readFileSync('/proc/mounts', 'utf8'));
+      if (!cgroupPath) {
+        logger.warn('no cgroup v2 hierarchy mounted (see /proc/mounts): UDP byte counting disabled');
+        trackUdp = false;
+      }
+    }
+    const probes = new TcpProbes(obj, trackUdp ? cgroupPath : undefined);
+    try {
+      const attachList = ['dump_tcp'];
+      for (const h of HOOKS) {
+        if (h.udp && !trackUdp) {
+          obj.setAutoload(h.program, false);
+          continue;
+        }
+        const off = opts.disabledHooks.includes(h.tracepoint);
+        if (!off && vmlinuxHasType(`btf_trace_${h.tracepoint}`, 'typedef')) {
+          attachList.push(h.program);
+          continue;
+        }
+        const why = off ? 'disabled by configuration' : 'not found on this kernel';
+        if (h.required) throw new ProbeError(`tracepoint ${h.tracepoint} ${why}: ${h.lost} is impossible`);
+        obj.setAutoload(h.program, false);
+        probes.disabled.push(h.tracepoint);
+        logger.warn({ tracepoint: h.tracepoint }, `tracepoint ${h.tracepoint} ${why}: ${h.lost} disabled`);
+      }
+      if (!trackUdp) {
+        obj.setAutoload('udp_egress', false);
+        obj.setAutoload('udp_ingress', false);
+      }
+      const o = Buffer.alloc(8);
+      o.writeUInt32LE(Math.max(1, opts.wakeupBatch), 0);
+      o.writeUInt8(trackUdp ? 1 : 0, 4);
+      obj.setGlobal('options', o);
+      obj.setMapMaxEntries('conn_events', opts.ringBufferBytes);
+      obj.setMapMaxEntries('udp_flows', opts.udpMaxFlows);
+      obj.load();
+      for (const prog of attachList) obj.attach(prog);
+      if (trackUdp && cgroupPath) {
+        obj.attachCgroup('udp_egress', cgroupPath);
+        obj.attachCgroup('udp_ingress', cgroupPath);
+      }
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+    return probes;
+  }
+
+  /** Start delivering ring-buffer events (open, close, failed) in kernel order. */
+  startEvents(onRecords: (recs: ConnRecord[]) => void, opts: Pick<TcpProbeOptions, 'maxLatencyMs'> & { maxBatchRecords?: number }): void {
+    this.reader = new RingBufferReader(this.obj, 'conn_events', CONN_RECORD_SIZE, (batch) => onRecords(decodeConnRecords(batch)), {
+      maxBatchRecords: opts.maxBatchRecords ?? 4096,
+      maxLatencyMs: opts.maxLatencyMs,
+    });
+  }
+
+  /** Resolves once every event written so far has been delivered. */
+  async flushEvents(): Promise<void> {
+    if (this.reader) await this.reader.flush();
+  }
+
+  /** Every TCP socket of the host (all network namespaces), as records. */
+  snapshot(): ConnRecord[] {
+    return decodeConnRecords(this.obj.readIterator('dump_tcp'));
+  }
+
+  udpFlows(): UdpFlowRecord[] {
+    if (!this.cgroupPath) return [];
+    const { keys, values, count } = this.obj.mapDump('udp_flows');
+    const vsize = values.length / Math.max(1, count);
+    if (count > 0 && (keys.length !== count * UDP_KEY_SIZE || vsize !== UDP_VALUE_SIZE)) {
+      throw new Error(`udp_flows layout mismatch: key ${keys.length / count} value ${vsize}`);
+    }
+    const out: UdpFlowRecord[] = [];
+    for (let i = 0; i < count; i++) out.push(decodeUdpFlow(keys, values, i));
+    return out;
+  }
+
+  deleteUdpFlows(keys: readonly Buffer[]): void {
+    for (const k of keys) this.obj.mapDelete('udp_flows', k);
+  }
+
+  /** Teach the kernel who owns a listener that was open before we attached. */
+  setListenerOwner(netns: number, port: number, pid: number, comm: string): void {
+    const key = Buffer.alloc(8);
+    key.writeUInt32LE(netns, 0);
+    key.writeUInt16LE(port, 4);
+    const value = Buffer.alloc(24);
+    value.writeUInt32LE(pid, 0);
+    value.write(comm.slice(0, 15), 8, 'latin1');
+    this.obj.mapUpdate('listeners', key, value);
+  }
+
+  kernelCounters(): KernelCounters {
+    const ncpu = numPossibleCpus();
+    const sum = (idx: number): number => {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(idx, 0);
+      const v = this.obj.mapLookup('counters', key);
+      if (!v) return 0;
+      let total = 0;
+      for (let c = 0; c < ncpu && (c + 1) * 8 <= v.length; c++) total += Number(v.readBigUInt64LE(c * 8));
+      return total;
+    };
+    const dropped = Object.fromEntries(DROP_REASONS.map((r, i) => [r, sum(i)])) as KernelCounters['dropped'];
+    return { dropped, events: sum(COUNTER_EVENTS) };
+  }
+
+  programStats(): { name: string; runTimeNs: number; runCnt: number }[] {
+    return this.obj.programStats();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reader?.stop();
+    this.obj.close();
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The ebpf_tcp receiver: TCP and UDP flows of the whole host, from the kernel.
+ *
+ * Every collection_interval it (1) waits until the ring buffer has handed
+ * over every open/close/failed event written so far, (2) walks the open TCP
+ * sockets with iter/tcp, (3) reads the UDP flow map, and sends the deltas
+ * since the last collection down its pipelines as one batch.
+ */
+import type { Logger } from 'pino';
+import { TcpConnectionTracker } from '../../flows/tcp-tracker';
+import { UdpFlowTracker } from '../../flows/udp-tracker';
+import { ConnEventKind, type ConnRecord } from '../../flows/records';
+import { findSocketOwners } from '../../flows/socket-owners';
+import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
+import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
+import type { EbpfTcpConfig } from './config';
+
+export interface ReceiverStats {
+  eventRecords: number;
+  snapshotRecords: number;
+  collections: number;
+  lastCollectionUs: number;
+}
+
+export class EbpfTcpReceiver {
+  private probes?: TcpProbes;
+  private timer?: NodeJS.Timeout;
+  private readonly tcp: TcpConnectionTracker;
+  private readonly udp: UdpFlowTracker;
+  private lastKernel?: KernelCounters;
+  private collecting?: Promise<void>;
+  readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, collections: 0, lastCollectionUs: 0 };
+
+  constructor(
+    readonly id: string,
+    private readonly config: EbpfTcpConfig,
+    private readonly next: MeasurementConsumer,
+    private readonly logger: Logger,
+  ) {
+    this.tcp = new TcpConnectionTracker({ includeEphemeralPorts: config.include_ephemeral_ports });
+    this.udp = new UdpFlowTracker({ includeEphemeralPorts: config.include_ephemeral_ports });
+  }
+
+  /** Kernel tracepoints that are absent or disabled (their metrics are off). */
+  get disabledHooks(): readonly string[] {
+    return this.probes?.disabled ?? [];
+  }
+
+  async start(): Promise<void> {
+    const probes = TcpProbes.open(
+      {
+        trackUdp: this.config.udp,
+        ringBufferBytes: this.config.ring_buffer_size,
+        udpMaxFlows: this.config.max_udp_flows,
+        wakeupBatch: this.config.wakeup_batch,
+        maxLatencyMs: 50,
+        disabledHooks: this.config.disabled_hooks,
+      },
+      this.logger,
+    );
+    this.probes = probes;
+    try {
+      probes.startEvents((recs) => this.onEvents(recs), { maxLatencyMs: 50 });
+      // Connections already open: baseline now, so the open-connection gauge
+      // is right from the first interval and old traffic is not counted as new.
+      const initial = this.resolveOwners(probes.snapshot());
+      this.stats.snapshotRecords += initial.length;
+      await probes.flushEvents();
+      this.tcp.onSnapshot(initial);
+      this.udp.onDump(probes.udpFlows());
+      this.lastKernel = probes.kernelCounters();
+    } catch (e) {
+      probes.close();
+      this.probes = undefined;
+      throw e;
+    }
+    this.timer = setInterval(() => void this.collect().catch((e: unknown) => this.logger.error({ err: e }, 'collection failed')), this.config.collection_interval);
+    this.timer.unref();
+    this.logger.info({ receiver: this.id, interval_ms: this.config.collection_interval, disabled_hooks: probes.disabled, udp: !!probes.cgroupPath }, 'ebpf_tcp receiver started');
+  }
+
+  /** Collect now (also what the timer does). Concurrent calls share one collection. */
+  collect(): Promise<void> {
+    if (!this.collecting) {
+      this.collecting = this.collectOnce().finally(() => {
+        this.collecting = undefined;
+      });
+    }
+    return this.collecting;
+  }
+
+  private async collectOnce(): Promise<void> {
+    const probes = this.probes;
+    if (!probes) return;
+    const t0 = process.hrtime.bigint();
+    await probes.flushEvents();
+    const snap = this.resolveOwners(probes.snapshot());
+    this.stats.snapshotRecords += snap.length;
+    this.tcp.onSnapshot(snap);
+    const batch = this.tcp.collect(Date.now());
+    const udp = this.udp.onDump(probes.udpFlows());
+    probes.deleteUdpFlows(udp.expired);
+    batch.measurements.push(...udp.measurements, ...this.selfTelemetry(probes));
+    const us = Number((process.hrtime.bigint() - t0) / 1000n);
+    batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
+    this.stats.collections++;
+    this.stats.lastCollectionUs = us;
+    this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'] });
+  }
+
+  private onEvents(recs: ConnRecord[]): void {
+    this.stats.eventRecords += recs.length;
+    for (const r of recs) this.tcp.onEvent(r);
+  }
+
+  private selfTelemetry(probes: TcpProbes): Measurement[] {
+    const now = probes.kernelCounters();
+    const prev = this.lastKernel;
+    this.lastKernel = now;
+    const out: Measurement[] = [];
+    const attrs = { receiver: this.id };
+    for (const reason of DROP_REASONS) {
+      const d = now.dropped[reason] - (prev?.dropped[reason] ?? 0);
+      if (d > 0) out.push({ metric: 'flowtel_ebpf_dropped', value: d, attributes: { ...attrs, reason } });
+    }
+    const ev = now.events - (prev?.events ?? 0);
+    if (ev > 0) out.push({ metric: 'flowtel_ebpf_records', value: ev, attributes: { ...attrs, kind: 'event' } });
+    out.push({ metric: 'flowtel_tracked_connections', value: this.tcp.stats.tracked, attributes: attrs });
+    return out;
+  }
+
+  /**
+   * Sockets opened before the agent attached have no owner in the kernel's
+   * per-socket state: find it in /proc (once per socket), and teach the kernel
+   * the owners of such listeners so their future connections are attributed.
+   */
+  private readonly owners = new Map<number, { pid: number; comm: string }>();
+  private resolveOwners(recs: ConnRecord[]): ConnRecord[] {
+    const unknown = new Set<number>();
+    for (const r of recs) if (r.pid === 0 && r.ino !== 0 && !this.owners.has(r.ino)) unknown.add(r.ino);
+    if (unknown.size > 0) {
+      const found = findSocketOwners(unknown);
+      for (const ino of unknown) this.owners.set(ino, found.get(ino) ?? { pid: 0, comm: '' });
+      for (const r of recs) {
+        const o = found.get(r.ino);
+        if (o && r.kind === ConnEventKind.Listener) this.probes?.setListenerOwner(r.netns, r.sport, o.pid, o.comm);
+      }
+    }
+    for (const r of recs) {
+      if (r.pid !== 0 || r.ino === 0) continue;
+      const o = this.owners.get(r.ino);
+      if (o && o.pid) {
+        r.pid = o.pid;
+        r.comm = o.comm;
+      }
+    }
+    if (this.owners.size > 100_000) this.owners.clear();
+    return recs;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (!this.probes) return;
+    try {
+      await this.collect();
+    } finally {
+      this.probes.close();
+      this.probes = undefined;
+      this.logger.info({ receiver: this.id }, 'ebpf_tcp receiver stopped: probes detached');
+    }
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The ebpf_tcp receiver against the real kernel: test hosts in network
+ * namespaces, known traffic, and the kernel's own counters as ground truth.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import type { MetricsReceiver } from '../../src/pipeline/component';
+import { Capture, memoryLogger, startReceiver } from '../helpers/capture';
+import { TestNet } from '../helpers/netns';
+
+const net = TestNet.create('tcp', 11);
+const { client: C, server: S } = net;
+let receiver: MetricsReceiver;
+let capture: Capture;
+const servers: ChildProcess[] = [];
+
+async function server(port: number, args: string[] = [], host = S.ip4): Promise<void> {
+  servers.push(await net.startServer(S, ['tcp-server', '--host', host, '--port', String(port), ...args]));
+}
+
+/** Collect until `check` holds (the last close events may still be in flight), at most ~5 s. */
+async function eventually(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    await receiver.collect();
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  ({ receiver, capture } = await startReceiver());
+});
+
+after(async () => {
+  for (const s of servers) s.kill();
+  await receiver?.shutdown();
+  net.destroy();
+});
+
+describe('bytes, exactly', () => {
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    test(`${family}: client sends N, server answers M: both sides count exactly N and M`, async () => {
+      const port = family === 'ipv4' ? 7001 : 7002;
+      const [c, s] = family === 'ipv4' ? [C.ip4, S.ip4] : [C.ip6, S.ip6];
+      const N = 1_234_567;
+      const M = 54_321;
+      await server(port, ['--reply', String(M)], s);
+      const { pid, result } = await net.traffic<{ received: number }>(C, ['tcp-client', '--host', s, '--port', String(port), '--send', String(N)]);
+      assert.equal(result.received, M);
+      const clientSide = { 'source.address': c, 'destination.address': s, 'destination.port': port };
+      const serverSide = { 'source.address': s, 'source.port': port, 'destination.address': c };
+      await eventually(() => capture.sum('tcp_connections_closed', serverSide) === 1 && capture.sum('tcp_connections_closed', clientSide) === 1);
+
+      assert.equal(capture.sum('tcp_bytes_sent', clientSide), N);
+      assert.equal(capture.sum('tcp_bytes_received', clientSide), M);
+      assert.equal(capture.sum('tcp_bytes_sent', serverSide), M);
+      assert.equal(capture.sum('tcp_bytes_received', serverSide), N);
+
+      const [cm] = capture.select('tcp_bytes_sent', clientSide);
+      assert.equal(cm!.attributes['process.pid'], pid);
+      assert.equal(cm!.attributes['process.executable.name'], 'node');
+      assert.equal(cm!.attributes['flow.direction'], 'outgoing');
+      assert.equal(cm!.attributes['network.type'], family);
+      assert.equal(cm!.attributes['network.transport'], 'tcp');
+      assert.equal(cm!.attributes['source.port'], undefined, 'the ephemeral port is not an attribute');
+      const [sm] = capture.select('tcp_bytes_sent', serverSide);
+      assert.equal(sm!.attributes['process.pid'], servers[servers.length - 1]!.pid);
+      assert.equal(sm!.attributes['flow.direction'], 'incoming');
+      assert.equal(sm!.attributes['destination.port'], undefined);
+
+      assert.equal(capture.sum('tcp_connections_opened', clientSide), 1);
+      assert.equal(capture.sum('tcp_connections_opened', serverSide), 1);
+      assert.ok(capture.sum('tcp_segments_sent', clientSide) > 0);
+      assert.ok(capture.select('tcp_connect_latency_us', clientSide).length === 1);
+    });
+  }
+});
+
+test('churn: K short connections between two collections are all opened and closed', async () => {
+  const port = 7003;
+  const K = 300;
+  await server(port, ['--reply', '1']);
+  await receiver.collect();
+  const mark = capture.batches.length;
+  const { result } = await net.traffic<{ connections: number }>(C, ['churn', '--host', S.ip4, '--port', String(port), '--count', String(K), '--parallel', '8']);
+  assert.equal(result.connections, K);
+  const clientSide = { 'source.address': C.ip4, 'destination.port': port };
+  const serverSide = { 'source.address': S.ip4, 'source.port': port };
+  await eventually(() => capture.sum('tcp_connections_closed', serverSide) >= K);
+  const since = capture.batches.slice(mark).flatMap((b) => b.measurements);
+  const sum = (metric: string, match: Record<string, string | number>): number => capture.select(metric, match, since).reduce((s, m) => s + m.value, 0);
+  assert.equal(sum('tcp_connections_opened', clientSide), K);
+  assert.equal(sum('tcp_connections_closed', clientSide), K);
+  assert.equal(sum('tcp_connections_opened', serverSide), K);
+  assert.equal(sum('tcp_connections_closed', serverSide), K);
+  assert.equal(sum('tcp_bytes_sent', clientSide), K);
+  assert.equal(sum('tcp_bytes_received', serverSide), K);
+  assert.equal(sum('tcp_connection_failures', clientSide), 0);
+});
+
+describe('failures', () => {
+  test('a closed port gives refused', async () => {
+    const { result } = await net.traffic<{ error: string }>(C, ['connect', '--host', S.ip4, '--port', '7010']);
+    assert.equal(result.error, 'ECONNREFUSED');
+    await eventually(() => capture.sum('tcp_connection_failures', { 'destination.port': 7010, 'error.type': 'refused' }) === 1);
+    assert.equal(capture.sum('tcp_connection_failures', { 'destination.address': S.ip4, 'destination.port': 7010, 'error.type': 'refused' }), 1);
+    assert.equal(capture.sum('tcp_connections_opened', { 'destination.port': 7010 }), 0);
+  });
+
+  test('a dropped SYN gives timeout', async () => {
+    net.nft(S, 'table inet fttimeout { chain input { type filter hook input priority 0; tcp dport 7011 drop; }; }');
+    const { result } = await net.traffic<{ error: string }>(C, ['connect', '--host', S.ip4, '--port', '7011']);
+    assert.equal(result.error, 'ETIMEDOUT');
+    await eventually(() => capture.sum('tcp_connection_failures', { 'destination.port': 7011 }) === 1);
+    assert.equal(capture.sum('tcp_connection_failures', { 'destination.address': S.ip4, 'destination.port': 7011, 'error.type': 'timeout' }), 1);
+  });
+
+  test('an RST from the server gives reset', async () => {
+    await server(7012, ['--mode', 'rst']);
+    const { result } = await net.traffic<{ error: string }>(C, ['tcp-client', '--host', S.ip4, '--port', '7012', '--send', '100', '--hold-ms', '300']);
+    assert.equal(result.error, 'ECONNRESET');
+    await eventually(() => capture.sum('tcp_connection_failures', { 'destination.port': 7012 }) === 1);
+    assert.equal(capture.sum('tcp_connection_failures', { 'source.address': C.ip4, 'destination.port': 7012, 'error.type': 'reset' }), 1);
+    assert.equal(capture.sum('tcp_connections_closed', { 'source.address': C.ip4, 'destination.port': 7012 }), 1);
+  });
+});
+
+test("retransmits equal the kernel's own count (nstat TcpRetransSegs) under random loss", async () => {
+  const port = 7020;
+  await server(port, ['--reply', '1000']);
+  net.nft(S, `table inet ftloss { chain input { type filter hook input priority 0; tcp dport ${port} numgen random mod 100 < 4 drop; }; }`);
+  await receiver.collect();
+  const mark = capture.batches.length;
+  const before = { c: net.nstat(C, 'TcpRetransSegs'), s: net.nstat(S, 'TcpRetransSegs') };
+  await net.traffic(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', String(3_000_000)]);
+  const clientSide = { 'source.address': C.ip4, 'destination.port': port };
+  const serverSide = { 'source.address': S.ip4, 'source.port': port };
+  await eventually(() => capture.sum('tcp_connections_closed', serverSide) >= 1 && capture.sum('tcp_connections_closed', clientSide) >= 1);
+  const truth = { c: net.nstat(C, 'TcpRetransSegs') - before.c, s: net.nstat(S, 'TcpRetransSegs') - before.s };
+  const since = capture.batches.slice(mark).flatMap((b) => b.measurements);
+  const agent = (match: Record<string, string | number>): number => capture.select('tcp_retransmits', match, since).reduce((s, m) => s + m.value, 0);
+  assert.ok(truth.c > 0, 'the loss rule made the client retransmit');
+  assert.equal(agent(clientSide), truth.c);
+  assert.equal(agent(serverSide), truth.s);
+  net.exec(S, 'nft', ['delete', 'table', 'inet', 'ftloss']);
+});
+
+describe('RTT', () => {
+  function ssRttUs(port: number): number {
+    const out = net.exec(C, 'ss', ['-tinH', 'dport', `= :${port}`]);
+    const m = /\brtt:([\d.]+)\//.exec(out);
+    assert.ok(m, `ss shows the connection: ${out}`);
+    return Number(m[1]) * 1000;
+  }
+
+  async function rttSample(port: number): Promise<number> {
+    const mark = capture.batches.length;
+    await receiver.collect();
+    const since = capture.batches.slice(mark).flatMap((b) => b.measurements);
+    const samples = capture.select('tcp_rtt_us', { 'source.address': C.ip4, 'destination.port': port }, since);
+    assert.equal(samples.length, 1, 'one RTT sample per connection per collection');
+    return samples[0]!.value;
+  }
+
+  test("a long-lived connection's RTT matches ss within 20% (or 50 µs), and rises with queueing delay", async () => {
+    const port = 7030;
+    await server(port, ['--mode', 'hold']);
+    const idle = net.traffic(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', '20000', '--chunk', '1000', '--hold-ms', '2500']);
+    await new Promise((r) => setTimeout(r, 1200));
+    const truth = ssRttUs(port);
+    const ours = await rttSample(port);
+    assert.ok(Math.abs(ours - truth) <= Math.max(50, truth * 0.2), `agent ${ours} µs vs ss ${truth} µs`);
+    await idle;
+
+    // Queueing delay: a slow token bucket on the client's egress.
+    net.exec(C, 'tc', ['qdisc', 'add', 'dev', C.dev, 'root', 'tbf', 'rate', '4mbit', 'burst', '16kb', 'latency', '300ms']);
+    try {
+      const bulk = net.traffic(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', '1500000', '--chunk', '16384']);
+      await new Promise((r) => setTimeout(r, 1500));
+      const queued = await rttSample(port);
+      const ssQueued = ssRttUs(port);
+      assert.ok(queued > Math.max(5 * ours, 2000), `RTT with a queue ${queued} µs > idle ${ours} µs`);
+      assert.ok(Math.abs(queued - ssQueued) <= ssQueued * 0.5, `agent ${queued} µs vs ss ${ssQueued} µs under load`);
+      await bulk;
+    } finally {
+      net.exec(C, 'tc', ['qdisc', 'del', 'dev', C.dev, 'root']);
+    }
+  });
+});
+
+test('UDP: bytes and datagrams per flow, both sides, with the process', async () => {
+  const port = 7040;
+  servers.push(await net.startServer(S, ['udp-server', '--host', S.ip4, '--port', String(port)]));
+  const serverPid = servers[servers.length - 1]!.pid;
+  const { pid, result } = await net.traffic<{ sent: number; received: number }>(C, ['udp-client', '--host', S.ip4, '--port', String(port), '--count', '25', '--size', '321']);
+  assert.equal(result.received, 25 * 321);
+  await receiver.collect();
+  const clientSide = { 'network.transport': 'udp', 'source.address': C.ip4, 'destination.address': S.ip4, 'destination.port': port };
+  const serverSide = { 'network.transport': 'udp', 'source.address': S.ip4, 'source.port': port, 'destination.address': C.ip4 };
+  assert.equal(capture.sum('udp_bytes_sent', clientSide), 25 * 321);
+  assert.equal(capture.sum('udp_bytes_received', clientSide), 25 * 321);
+  assert.equal(capture.sum('udp_datagrams_sent', clientSide), 25);
+  assert.equal(capture.sum('udp_datagrams_received', clientSide), 25);
+  assert.equal(capture.sum('udp_bytes_sent', serverSide), 25 * 321);
+  assert.equal(capture.sum('udp_datagrams_received', serverSide), 25);
+  assert.equal(capture.select('udp_bytes_sent', clientSide)[0]!.attributes['process.pid'], pid);
+  assert.equal(capture.select('udp_bytes_sent', serverSide)[0]!.attributes['process.pid'], serverPid);
+});
+
+test('connections open before the agent started: counted in tcp_connections from the first collection, with their process', async () => {
+  const port = 7050;
+  await server(port, ['--mode', 'hold']);
+  const held = net.traffic(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', '10', '--hold-ms', '2500']);
+  await new Promise((r) => setTimeout(r, 500));
+  const second = await startReceiver();
+  try {
+    await second.receiver.collect();
+    const open = second.capture.gauge('tcp_connections', { 'source.address': C.ip4, 'destination.port': port, 'network.connection.state': 'established' });
+    assert.equal(open, 1);
+    const [g] = second.capture.select('tcp_connections', { 'source.address': S.ip4, 'source.port': port });
+    assert.equal(g!.attributes['process.pid'], servers[servers.length - 1]!.pid, 'owner found in /proc');
+    assert.equal(second.capture.sum('tcp_bytes_sent', { 'destination.port': port }), 0, 'traffic from before the agent is not counted');
+  } finally {
+    await second.receiver.shutdown();
+  }
+  await held;
+});
+
+test('a hook that is missing (disabled_hooks stands in for an older kernel): its part is off with a warning, the rest works', async () => {
+  const { logger, lines } = memoryLogger();
+  const degraded = await startReceiver({ disabled_hooks: ['tcp_receive_reset', 'tcp_send_reset'] }, logger);
+  try {
+    assert.ok(lines.some((l) => l.level === 40 && String(l.msg).includes('tcp_receive_reset') && String(l.msg).includes('disabled')));
+    const port = 7060;
+    await server(port, ['--reply', '10']);
+    await net.traffic(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', '777']);
+    for (let i = 0; i < 30 && degraded.capture.sum('tcp_connections_closed', { 'source.address': C.ip4, 'destination.port': port }) < 1; i++) {
+      await degraded.receiver.collect();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(degraded.capture.sum('tcp_bytes_sent', { 'source.address': C.ip4, 'destination.port': port }), 777);
+  } finally {
+    await degraded.receiver.shutdown();
+  }
+});
