@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "flowtel_native",
+      "sources": [
+        "src/addon.cc",
+        "src/errors.cc",
+        "src/libbpf_log.cc",
+        "src/bpf_object.cc",
+        "src/ringbuf_reader.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "libraries": ["-lbpf", "-lelf", "-lz"]
+    }
+  ]
+}

@@ -1,0 +1,70 @@
+// BpfObject: one ObjectWrap per `struct bpf_object*` (an opened .bpf.o file).
+#pragma once
+
+#include <napi.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+
+namespace flowtel {
+
+class RingBufferReader;
+
+class BpfObject : public Napi::ObjectWrap<BpfObject> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit BpfObject(const Napi::CallbackInfo& info);
+  ~BpfObject() override;
+
+  // For RingBufferReader.
+  bpf_map* RequireLoadedMap(Napi::Env env, const std::string& name);
+  const std::string& path() const { return path_; }
+  void AddReader(RingBufferReader* r) { readers_.insert(r); }
+  void RemoveReader(RingBufferReader* r) { readers_.erase(r); }
+
+ private:
+  Napi::Value Programs(const Napi::CallbackInfo& info);
+  Napi::Value Maps(const Napi::CallbackInfo& info);
+  void SetGlobal(const Napi::CallbackInfo& info);
+  void SetMapMaxEntries(const Napi::CallbackInfo& info);
+  void SetAutoload(const Napi::CallbackInfo& info);
+  void Load(const Napi::CallbackInfo& info);
+  void Attach(const Napi::CallbackInfo& info);
+  void AttachCgroup(const Napi::CallbackInfo& info);
+  void AttachIter(const Napi::CallbackInfo& info);
+  Napi::Value Detach(const Napi::CallbackInfo& info);
+  void DetachAll(const Napi::CallbackInfo& info);
+  void Close(const Napi::CallbackInfo& info);
+  Napi::Value IsLoaded(const Napi::CallbackInfo& info);
+  Napi::Value IsClosed(const Napi::CallbackInfo& info);
+  Napi::Value ReadIterator(const Napi::CallbackInfo& info);
+  Napi::Value MapLookup(const Napi::CallbackInfo& info);
+  void MapUpdate(const Napi::CallbackInfo& info);
+  Napi::Value MapDelete(const Napi::CallbackInfo& info);
+  Napi::Value MapDump(const Napi::CallbackInfo& info);
+  Napi::Value ProgramStats(const Napi::CallbackInfo& info);
+
+  void CloseImpl();
+  void DetachAllImpl();
+  void RequireOpen(Napi::Env env) const;
+  void RequireNotLoaded(Napi::Env env, const char* what) const;
+  void RequireLoaded(Napi::Env env, const char* what) const;
+  bpf_program* FindProgram(Napi::Env env, const std::string& name) const;
+  bpf_map* FindMap(Napi::Env env, const std::string& name) const;
+  std::string Where() const;  // "'<path>'" for messages
+
+  bpf_object* obj_ = nullptr;
+  std::string path_;
+  bool loaded_ = false;
+  bool closed_ = false;
+  std::map<std::string, bpf_link*> links_;  // program name -> link
+  std::set<RingBufferReader*> readers_;
+};
+
+}  // namespace flowtel

@@ -1,0 +1,134 @@
+/**
+ * Private typing of the raw native addon (native/build/Release/flowtel_native.node).
+ * Only src/native/bpf.ts may use these; everyone else imports the wrapper.
+ *
+ * Errors thrown by the addon are plain `Error`s with:
+ *   - `errno`: errno name ("ENOENT") when a syscall or libbpf call failed,
+ *   - `code`:  the same errno name, or `ERR_BPF_*` / `ERR_INVALID_ARG_*` for
+ *              argument and state errors,
+ *   - `path`:  the object file, for open/load errors.
+ */
+
+export interface RawProgramInfo {
+  name: string;
+  section: string;
+  /** enum bpf_prog_type */
+  type: number;
+  autoload: boolean;
+  attached: boolean;
+}
+
+export interface RawMapInfo {
+  name: string;
+  /** enum bpf_map_type */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  perCpu: boolean;
+  /** libbpf-internal datasec map (.rodata/.data/.bss/.kconfig) */
+  internal: boolean;
+}
+
+export interface RawMapDump {
+  /** count x keySize bytes */
+  keys: Buffer;
+  /** count x valueSize bytes (per-CPU: valueSize = round_up(value, 8) x possible CPUs) */
+  values: Buffer;
+  count: number;
+  keySize: number;
+  valueSize: number;
+}
+
+export interface RawProgramStats {
+  name: string;
+  id: number;
+  runTimeNs: number;
+  runCnt: number;
+  recursionMisses: number;
+  verifiedInsns: number;
+  attached: boolean;
+}
+
+export interface RawBpfObject {
+  programs(): RawProgramInfo[];
+  maps(): RawMapInfo[];
+  setGlobal(name: string, value: Buffer): void;
+  setMapMaxEntries(map: string, n: number): void;
+  setAutoload(prog: string, on: boolean): void;
+  load(): void;
+  attach(prog: string): void;
+  attachCgroup(prog: string, cgroupPath: string): void;
+  /** iter/* program; with `map`, a map iterator (iter/bpf_map_elem, iter/bpf_sk_storage_map) over it */
+  attachIter(prog: string, map?: string): void;
+  /** false if the program was not attached */
+  detach(prog: string): boolean;
+  detachAll(): void;
+  close(): void;
+  isLoaded(): boolean;
+  isClosed(): boolean;
+  /** netnsPath: create the iterator inside that network namespace (iter/tcp, iter/udp walk one netns) */
+  readIterator(prog: string, netnsPath?: string): Buffer;
+  mapLookup(map: string, key: Buffer): Buffer | null;
+  mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
+  mapDelete(map: string, key: Buffer): boolean;
+  mapDump(map: string): RawMapDump;
+  programStats(): RawProgramStats[];
+}
+
+export interface RawBpfObjectConstructor {
+  new (path: string): RawBpfObject;
+}
+
+export interface RawRingBufferOptions {
+  maxBatchRecords?: number;
+  maxLatencyMs?: number;
+  /** Called (on the JS thread) if the reader thread fails; it then stops consuming. */
+  onError?: (err: Error) => void;
+}
+
+export interface RawRingBufferStats {
+  records: number;
+  batches: number;
+  badSize: number;
+  /** batches handed to the JS thread but not yet delivered */
+  queuedBatches: number;
+  errors: number;
+  running: boolean;
+}
+
+export interface RawRingBufferReader {
+  flush(): Promise<void>;
+  stats(): RawRingBufferStats;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  isRunning(): boolean;
+}
+
+export interface RawRingBufferReaderConstructor {
+  new (
+    obj: RawBpfObject,
+    mapName: string,
+    recordSize: number,
+    onBatch: (batch: Buffer, count: number) => void,
+    options?: RawRingBufferOptions,
+  ): RawRingBufferReader;
+}
+
+export type RawBtfKind = 'typedef' | 'struct' | 'union' | 'func' | 'enum' | 'var';
+
+export interface RawLibbpfLogLine {
+  level: 'warn' | 'info' | 'debug';
+  message: string;
+}
+
+export interface RawAddon {
+  BpfObject: RawBpfObjectConstructor;
+  RingBufferReader: RawRingBufferReaderConstructor;
+  libbpfVersion(): string;
+  numPossibleCpus(): number;
+  vmlinuxHasType(name: string, kind: RawBtfKind): boolean;
+  bumpMemlockRlimit(): boolean;
+  libbpfLog(maxLines?: number): RawLibbpfLogLine[];
+}
