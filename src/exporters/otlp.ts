@@ -1,0 +1,224 @@
+/**
+ * `otlp` exporter: OTLP over gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`)
+ * driven by a PeriodicExportingMetricReader.
+ *
+ * Every option that is not written in the config is left unset so that the
+ * SDK applies the standard environment variables (0.223 resolves each
+ * setting as: code option > signal-specific env > generic env > default):
+ *
+ * | option        | env (METRICS_ variant first)                        | default |
+ * |---------------|-----------------------------------------------------|---------|
+ * | endpoint      | OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT               | http://localhost:4317 |
+ * | tls.*         | OTEL_EXPORTER_OTLP_(METRICS_)INSECURE / CERTIFICATE / CLIENT_KEY / CLIENT_CERTIFICATE | from the scheme |
+ * | headers       | OTEL_EXPORTER_OTLP_(METRICS_)HEADERS (merged per key; config wins) | none |
+ * | compression   | OTEL_EXPORTER_OTLP_(METRICS_)COMPRESSION            | none    |
+ * | timeout       | OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT (ms)           | 10s     |
+ * | temporality   | OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE   | cumulative |
+ * | export_interval | OTEL_METRIC_EXPORT_INTERVAL (ms; read by flowtel) | 10s     |
+ *
+ * Transport security when `tls` is not configured follows the SDK: an
+ * `http://` endpoint is plaintext, `https://` is TLS, and a bare `host:port`
+ * is TLS unless OTEL_EXPORTER_OTLP_INSECURE=true. `tls.insecure: true` forces
+ * plaintext; `tls.insecure: false` or any of the file options force TLS.
+ *
+ * A down backend never throws out of the agent: the SDK retries retryable
+ * failures within `timeout`, then the export fails, is counted in
+ * `exportFailures` and logged at most once a minute.
+ */
+import { readFileSync } from 'node:fs';
+import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { AggregationTemporality, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { ConfigError, type ComponentContext, type ComponentFactory, type MetricsExporter } from '../pipeline/component';
+import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
+import { ConfigErrorList } from '../config/errors';
+import { FLOWTEL_VERSION } from '../telemetry/resource';
+import { checkGrpcEndpoint } from './endpoint';
+import { ExportFailureTracker, FailureCountingExporter } from './export-failures';
+
+export const DEFAULT_EXPORT_INTERVAL_MS = 10_000;
+/** The SDK reader's own default export timeout; used when `timeout` comes from env/defaults. */
+const SDK_READER_TIMEOUT_MS = 30_000;
+
+const OTLP_SCHEMA = {
+  endpoint: {
+    type: 'string',
+    check: checkGrpcEndpoint,
+    docDefault: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317',
+    description: 'Where to send: host:port, http://host:port (plaintext) or https://host:port (TLS).',
+  },
+  tls: {
+    type: 'object',
+    description: 'Transport security. Unset: decided by the endpoint scheme and OTEL_EXPORTER_OTLP_* env vars.',
+    schema: {
+      insecure: {
+        type: 'boolean',
+        docDefault: 'from the endpoint scheme / OTEL_EXPORTER_OTLP_INSECURE',
+        description: 'true: plaintext gRPC; false: TLS.',
+      },
+      ca_file: { type: 'string', description: 'PEM file with CA certificates to verify the server (default: system roots).' },
+      cert_file: { type: 'string', description: 'PEM client certificate for mutual TLS (needs key_file).' },
+      key_file: { type: 'string', description: 'PEM client private key for mutual TLS (needs cert_file).' },
+    },
+  },
+  headers: {
+    type: 'map<string,string>',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)HEADERS',
+    description: 'gRPC metadata sent with every export (e.g. authorization). Merged with the env headers; config wins per key.',
+  },
+  compression: {
+    type: 'enum',
+    values: ['gzip', 'none'],
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)COMPRESSION, else none',
+    description: 'Compression of export requests.',
+  },
+  timeout: {
+    type: 'duration',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT, else 10s',
+    description: 'Deadline of one export, retries included.',
+  },
+  export_interval: {
+    type: 'duration',
+    minMs: 100,
+    docDefault: 'OTEL_METRIC_EXPORT_INTERVAL, else 10s',
+    description: 'How often metrics are collected and sent.',
+  },
+  temporality: {
+    type: 'enum',
+    values: ['cumulative', 'delta', 'lowmemory'],
+    docDefault: 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative',
+    description: 'Aggregation temporality: cumulative, delta (counters and histograms as deltas), or lowmemory.',
+  },
+} as const satisfies Schema;
+
+export type OtlpExporterConfig = SchemaValue<typeof OTLP_SCHEMA>;
+
+export interface OtlpMetricsExporter extends MetricsExporter {
+  /** Failed exports since creation (backend down, rejected, timed out). */
+  readonly exportFailures: number;
+  /** Successful exports since creation. */
+  readonly exportSuccesses: number;
+}
+
+type OtlpGrpcOptions = NonNullable<ConstructorParameters<typeof OTLPMetricExporter>[0]>;
+type Compression = NonNullable<OtlpGrpcOptions['compression']>;
+
+function validateOtlpConfig(raw: unknown, path: string): OtlpExporterConfig {
+  const config = validateObject(raw, path, OTLP_SCHEMA);
+  const errors: ConfigError[] = [];
+  const tls = config.tls;
+  const tlsPath = `${path}.tls`;
+  if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
+    const missing = tls.cert_file === undefined ? 'cert_file' : 'key_file';
+    errors.push(new ConfigError(`${tlsPath}.${missing}`, 'cert_file and key_file must be set together (mutual TLS)'));
+  }
+  if (tls.insecure === true && (tls.ca_file ?? tls.cert_file ?? tls.key_file) !== undefined) {
+    errors.push(new ConfigError(`${tlsPath}.insecure`, 'insecure: true disables TLS, so ca_file/cert_file/key_file would be ignored; remove one or the other'));
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  return config;
+}
+
+/** Reads OTEL_METRIC_EXPORT_INTERVAL (milliseconds) like the SDK's env handling does elsewhere. */
+function exportIntervalFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.OTEL_METRIC_EXPORT_INTERVAL?.trim();
+  if (!raw) return undefined;
+  const ms = Number(raw);
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+function readPem(file: string, path: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(path, `cannot read ${file}: ${reason}`);
+  }
+}
+
+/** Credentials from `tls`, or undefined to let the SDK decide from the endpoint and env. */
+function channelCredentials(tls: OtlpExporterConfig['tls'], path: string): ChannelCredentials | undefined {
+  if (tls.insecure === true) return grpcCredentials.createInsecure();
+  const hasFiles = tls.ca_file !== undefined || tls.cert_file !== undefined;
+  if (tls.insecure === undefined && !hasFiles) return undefined;
+  const ca = tls.ca_file === undefined ? null : readPem(tls.ca_file, `${path}.tls.ca_file`);
+  const key = tls.key_file === undefined ? null : readPem(tls.key_file, `${path}.tls.key_file`);
+  const cert = tls.cert_file === undefined ? null : readPem(tls.cert_file, `${path}.tls.cert_file`);
+  return grpcCredentials.createSsl(ca, key, cert);
+}
+
+function temporalityOf(config: OtlpExporterConfig): Pick<OtlpGrpcOptions, 'temporalityPreference'> {
+  switch (config.temporality) {
+    case 'cumulative':
+      return { temporalityPreference: AggregationTemporality.CUMULATIVE };
+    case 'delta':
+      return { temporalityPreference: AggregationTemporality.DELTA };
+    case 'lowmemory':
+      // AggregationTemporalityPreference.LOWMEMORY (= 2) is not re-exported by the gRPC package.
+      return { temporalityPreference: 2 as OtlpGrpcOptions['temporalityPreference'] };
+    case undefined:
+      return {};
+  }
+}
+
+/** The options handed to OTLPMetricExporter: only what the config sets. */
+export function otlpGrpcOptions(config: OtlpExporterConfig, path = 'exporters.otlp'): OtlpGrpcOptions {
+  const options: OtlpGrpcOptions = { userAgent: `flowtel/${FLOWTEL_VERSION}`, ...temporalityOf(config) };
+  if (config.endpoint !== undefined) options.url = config.endpoint.trim();
+  const credentials = channelCredentials(config.tls, path);
+  if (credentials) options.credentials = credentials;
+  if (config.headers !== undefined && Object.keys(config.headers).length > 0) {
+    const metadata = new Metadata();
+    for (const [key, value] of Object.entries(config.headers)) metadata.set(key.toLowerCase(), value);
+    options.metadata = metadata;
+  }
+  if (config.compression !== undefined) options.compression = config.compression as Compression;
+  if (config.timeout !== undefined) options.timeoutMillis = config.timeout;
+  return options;
+}
+
+function createOtlpExporter(config: OtlpExporterConfig, ctx: ComponentContext, env: NodeJS.ProcessEnv = process.env): OtlpMetricsExporter {
+  const path = `exporters.${ctx.id}`;
+  const tracker = new ExportFailureTracker(ctx.logger, `exporter ${ctx.id}`);
+  const exporter = new FailureCountingExporter(new OTLPMetricExporter(otlpGrpcOptions(config, path)), tracker);
+  const exportIntervalMillis = config.export_interval ?? exportIntervalFromEnv(env) ?? DEFAULT_EXPORT_INTERVAL_MS;
+  const exportTimeoutMillis = Math.min(exportIntervalMillis, config.timeout ?? SDK_READER_TIMEOUT_MS);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis, exportTimeoutMillis });
+  let stopped = false;
+  return {
+    id: ctx.id,
+    reader,
+    get exportFailures() {
+      return tracker.failures;
+    },
+    get exportSuccesses() {
+      return tracker.successes;
+    },
+    async start() {
+      ctx.logger.debug(
+        { endpoint: config.endpoint ?? env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4317', exportIntervalMillis },
+        `exporter ${ctx.id}: exporting OTLP/gRPC`,
+      );
+    },
+    async shutdown() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        await reader.shutdown();
+      } catch (error) {
+        ctx.logger.warn({ err: error }, `exporter ${ctx.id}: shutdown failed`);
+      }
+    },
+  };
+}
+
+export const otlpExporterFactory: ComponentFactory<OtlpExporterConfig, OtlpMetricsExporter> = {
+  kind: 'exporter',
+  type: 'otlp',
+  stability: 'beta',
+  options: describeSchema(OTLP_SCHEMA),
+  defaultConfig: () => validateObject(undefined, '', OTLP_SCHEMA),
+  validate: validateOtlpConfig,
+  create: (config, ctx) => createOtlpExporter(config, ctx),
+};

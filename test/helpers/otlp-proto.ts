@@ -1,0 +1,373 @@
+/**
+ * A small, independent protobuf decoder for OTLP metrics export requests
+ * (opentelemetry-proto v1: collector/metrics/v1, metrics/v1, common/v1,
+ * resource/v1). Written against the .proto field numbers rather than reusing
+ * the SDK's serializer, so tests check the real wire format.
+ *
+ * (otlp-transformer 0.223 no longer ships generated protobufjs code: it has a
+ * hand-written writer and only a response reader, and protobufjs is not a
+ * direct dependency — hence this decoder.)
+ */
+
+export type AttributeValue = string | number | boolean | AttributeValue[] | { [key: string]: AttributeValue } | Uint8Array;
+export type DecodedAttributes = Record<string, AttributeValue>;
+
+export interface DecodedNumberDataPoint {
+  attributes: DecodedAttributes;
+  startTimeUnixNano: bigint;
+  timeUnixNano: bigint;
+  value: number;
+  /** Which oneof field carried the value. */
+  valueType: 'int' | 'double';
+}
+
+export interface DecodedHistogramDataPoint {
+  attributes: DecodedAttributes;
+  startTimeUnixNano: bigint;
+  timeUnixNano: bigint;
+  count: number;
+  sum?: number;
+  bucketCounts: number[];
+  explicitBounds: number[];
+  min?: number;
+  max?: number;
+}
+
+export type Temporality = 'unspecified' | 'delta' | 'cumulative';
+
+export type DecodedMetricData =
+  | { kind: 'gauge'; dataPoints: DecodedNumberDataPoint[] }
+  | { kind: 'sum'; dataPoints: DecodedNumberDataPoint[]; temporality: Temporality; monotonic: boolean }
+  | { kind: 'histogram'; dataPoints: DecodedHistogramDataPoint[]; temporality: Temporality }
+  | { kind: 'exponential_histogram' | 'summary' | 'none' };
+
+export interface DecodedMetric {
+  name: string;
+  description: string;
+  unit: string;
+  data: DecodedMetricData;
+}
+
+export interface DecodedScopeMetrics {
+  scope: { name: string; version: string; attributes: DecodedAttributes };
+  metrics: DecodedMetric[];
+  schemaUrl: string;
+}
+
+export interface DecodedResourceMetrics {
+  resource: { attributes: DecodedAttributes; droppedAttributesCount: number };
+  scopeMetrics: DecodedScopeMetrics[];
+  schemaUrl: string;
+}
+
+export interface DecodedExportMetricsServiceRequest {
+  resourceMetrics: DecodedResourceMetrics[];
+}
+
+const enum WireType {
+  Varint = 0,
+  Fixed64 = 1,
+  LengthDelimited = 2,
+  Fixed32 = 5,
+}
+
+interface Field {
+  number: number;
+  wireType: WireType;
+  /** varint (as bigint) */
+  varint?: bigint;
+  /** fixed64/fixed32/length-delimited payload */
+  bytes?: Uint8Array;
+}
+
+class ProtoReader {
+  private pos = 0;
+  constructor(private readonly buf: Uint8Array) {}
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  varint(): bigint {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (this.pos >= this.buf.length) throw new Error('protobuf: truncated varint');
+      const byte = this.buf[this.pos++] as number;
+      result |= BigInt(byte & 0x7f) << shift;
+      if ((byte & 0x80) === 0) return result;
+      shift += 7n;
+      if (shift > 70n) throw new Error('protobuf: varint too long');
+    }
+  }
+
+  take(n: number): Uint8Array {
+    if (this.pos + n > this.buf.length) throw new Error('protobuf: truncated field');
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  field(): Field {
+    const tag = this.varint();
+    const number = Number(tag >> 3n);
+    const wireType = Number(tag & 7n) as WireType;
+    switch (wireType) {
+      case WireType.Varint:
+        return { number, wireType, varint: this.varint() };
+      case WireType.Fixed64:
+        return { number, wireType, bytes: this.take(8) };
+      case WireType.LengthDelimited:
+        return { number, wireType, bytes: this.take(Number(this.varint())) };
+      case WireType.Fixed32:
+        return { number, wireType, bytes: this.take(4) };
+      default:
+        throw new Error(`protobuf: unsupported wire type ${wireType as number} (field ${number})`);
+    }
+  }
+}
+
+function fields(buf: Uint8Array): Field[] {
+  const reader = new ProtoReader(buf);
+  const out: Field[] = [];
+  while (!reader.done) out.push(reader.field());
+  return out;
+}
+
+const view = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+const utf8 = new TextDecoder();
+const str = (f: Field): string => utf8.decode(f.bytes);
+const fixed64 = (f: Field): bigint => view(f.bytes as Uint8Array).getBigUint64(0, true);
+const sfixed64 = (f: Field): bigint => view(f.bytes as Uint8Array).getBigInt64(0, true);
+const double = (f: Field): number => view(f.bytes as Uint8Array).getFloat64(0, true);
+const int64 = (f: Field): bigint => BigInt.asIntN(64, f.varint as bigint);
+
+function packedFixed64(f: Field): number[] {
+  const dv = view(f.bytes as Uint8Array);
+  const out: number[] = [];
+  for (let i = 0; i + 8 <= dv.byteLength; i += 8) out.push(Number(dv.getBigUint64(i, true)));
+  return out;
+}
+
+function packedDouble(f: Field): number[] {
+  const dv = view(f.bytes as Uint8Array);
+  const out: number[] = [];
+  for (let i = 0; i + 8 <= dv.byteLength; i += 8) out.push(dv.getFloat64(i, true));
+  return out;
+}
+
+function decodeAnyValue(buf: Uint8Array): AttributeValue {
+  let value: AttributeValue = '';
+  for (const f of fields(buf)) {
+    switch (f.number) {
+      case 1:
+        value = str(f);
+        break;
+      case 2:
+        value = f.varint !== 0n;
+        break;
+      case 3:
+        value = Number(int64(f));
+        break;
+      case 4:
+        value = double(f);
+        break;
+      case 5:
+        value = fields(f.bytes as Uint8Array)
+          .filter((v) => v.number === 1)
+          .map((v) => decodeAnyValue(v.bytes as Uint8Array));
+        break;
+      case 6: {
+        const kv: { [key: string]: AttributeValue } = {};
+        for (const entry of fields(f.bytes as Uint8Array)) {
+          if (entry.number !== 1) continue;
+          const [key, val] = decodeKeyValue(entry.bytes as Uint8Array);
+          kv[key] = val;
+        }
+        value = kv;
+        break;
+      }
+      case 7:
+        value = Uint8Array.from(f.bytes as Uint8Array);
+        break;
+    }
+  }
+  return value;
+}
+
+function decodeKeyValue(buf: Uint8Array): [string, AttributeValue] {
+  let key = '';
+  let value: AttributeValue = '';
+  for (const f of fields(buf)) {
+    if (f.number === 1) key = str(f);
+    else if (f.number === 2) value = decodeAnyValue(f.bytes as Uint8Array);
+  }
+  return [key, value];
+}
+
+function addAttribute(target: DecodedAttributes, f: Field): void {
+  const [key, value] = decodeKeyValue(f.bytes as Uint8Array);
+  target[key] = value;
+}
+
+function temporalityOf(n: bigint | undefined): Temporality {
+  return n === 1n ? 'delta' : n === 2n ? 'cumulative' : 'unspecified';
+}
+
+function decodeNumberDataPoint(buf: Uint8Array): DecodedNumberDataPoint {
+  const point: DecodedNumberDataPoint = { attributes: {}, startTimeUnixNano: 0n, timeUnixNano: 0n, value: 0, valueType: 'double' };
+  for (const f of fields(buf)) {
+    switch (f.number) {
+      case 7:
+        addAttribute(point.attributes, f);
+        break;
+      case 2:
+        point.startTimeUnixNano = fixed64(f);
+        break;
+      case 3:
+        point.timeUnixNano = fixed64(f);
+        break;
+      case 4:
+        point.value = double(f);
+        point.valueType = 'double';
+        break;
+      case 6:
+        point.value = Number(sfixed64(f));
+        point.valueType = 'int';
+        break;
+    }
+  }
+  return point;
+}
+
+function decodeHistogramDataPoint(buf: Uint8Array): DecodedHistogramDataPoint {
+  const point: DecodedHistogramDataPoint = {
+    attributes: {},
+    startTimeUnixNano: 0n,
+    timeUnixNano: 0n,
+    count: 0,
+    bucketCounts: [],
+    explicitBounds: [],
+  };
+  for (const f of fields(buf)) {
+    switch (f.number) {
+      case 9:
+        addAttribute(point.attributes, f);
+        break;
+      case 2:
+        point.startTimeUnixNano = fixed64(f);
+        break;
+      case 3:
+        point.timeUnixNano = fixed64(f);
+        break;
+      case 4:
+        point.count = Number(fixed64(f));
+        break;
+      case 5:
+        point.sum = double(f);
+        break;
+      case 6:
+        if (f.wireType === WireType.LengthDelimited) point.bucketCounts.push(...packedFixed64(f));
+        else point.bucketCounts.push(Number(fixed64(f)));
+        break;
+      case 7:
+        if (f.wireType === WireType.LengthDelimited) point.explicitBounds.push(...packedDouble(f));
+        else point.explicitBounds.push(double(f));
+        break;
+      case 11:
+        point.min = double(f);
+        break;
+      case 12:
+        point.max = double(f);
+        break;
+    }
+  }
+  return point;
+}
+
+function decodeMetric(buf: Uint8Array): DecodedMetric {
+  const metric: DecodedMetric = { name: '', description: '', unit: '', data: { kind: 'none' } };
+  for (const f of fields(buf)) {
+    const body = f.bytes as Uint8Array;
+    switch (f.number) {
+      case 1:
+        metric.name = str(f);
+        break;
+      case 2:
+        metric.description = str(f);
+        break;
+      case 3:
+        metric.unit = str(f);
+        break;
+      case 5: // Gauge
+        metric.data = { kind: 'gauge', dataPoints: fields(body).filter((g) => g.number === 1).map((g) => decodeNumberDataPoint(g.bytes as Uint8Array)) };
+        break;
+      case 7: {
+        // Sum
+        const sumFields = fields(body);
+        metric.data = {
+          kind: 'sum',
+          dataPoints: sumFields.filter((s) => s.number === 1).map((s) => decodeNumberDataPoint(s.bytes as Uint8Array)),
+          temporality: temporalityOf(sumFields.find((s) => s.number === 2)?.varint),
+          monotonic: (sumFields.find((s) => s.number === 3)?.varint ?? 0n) !== 0n,
+        };
+        break;
+      }
+      case 9: {
+        // Histogram
+        const histFields = fields(body);
+        metric.data = {
+          kind: 'histogram',
+          dataPoints: histFields.filter((h) => h.number === 1).map((h) => decodeHistogramDataPoint(h.bytes as Uint8Array)),
+          temporality: temporalityOf(histFields.find((h) => h.number === 2)?.varint),
+        };
+        break;
+      }
+      case 10:
+        metric.data = { kind: 'exponential_histogram' };
+        break;
+      case 11:
+        metric.data = { kind: 'summary' };
+        break;
+    }
+  }
+  return metric;
+}
+
+function decodeScopeMetrics(buf: Uint8Array): DecodedScopeMetrics {
+  const out: DecodedScopeMetrics = { scope: { name: '', version: '', attributes: {} }, metrics: [], schemaUrl: '' };
+  for (const f of fields(buf)) {
+    if (f.number === 1) {
+      for (const s of fields(f.bytes as Uint8Array)) {
+        if (s.number === 1) out.scope.name = str(s);
+        else if (s.number === 2) out.scope.version = str(s);
+        else if (s.number === 3) addAttribute(out.scope.attributes, s);
+      }
+    } else if (f.number === 2) out.metrics.push(decodeMetric(f.bytes as Uint8Array));
+    else if (f.number === 3) out.schemaUrl = str(f);
+  }
+  return out;
+}
+
+function decodeResourceMetrics(buf: Uint8Array): DecodedResourceMetrics {
+  const out: DecodedResourceMetrics = { resource: { attributes: {}, droppedAttributesCount: 0 }, scopeMetrics: [], schemaUrl: '' };
+  for (const f of fields(buf)) {
+    if (f.number === 1) {
+      for (const r of fields(f.bytes as Uint8Array)) {
+        if (r.number === 1) addAttribute(out.resource.attributes, r);
+        else if (r.number === 2) out.resource.droppedAttributesCount = Number(r.varint ?? 0n);
+      }
+    } else if (f.number === 2) out.scopeMetrics.push(decodeScopeMetrics(f.bytes as Uint8Array));
+    else if (f.number === 3) out.schemaUrl = str(f);
+  }
+  return out;
+}
+
+/** Decode `opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest`. */
+export function decodeExportMetricsServiceRequest(buf: Uint8Array): DecodedExportMetricsServiceRequest {
+  return {
+    resourceMetrics: fields(buf)
+      .filter((f) => f.number === 1)
+      .map((f) => decodeResourceMetrics(f.bytes as Uint8Array)),
+  };
+}
