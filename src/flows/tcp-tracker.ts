@@ -116,7 +116,6 @@ export class TcpConnectionTracker {
    * report, but they count in tcp_connections from the first interval.
    */
   onSnapshot(recs: readonly ConnRecord[]): void {
-    this.listeningPorts.clear();
     for (const rec of recs) {
       if (rec.kind === ConnEventKind.Listener) this.listeningPorts.add(`${rec.netns}:${rec.sport}`);
     }
@@ -132,7 +131,8 @@ export class TcpConnectionTracker {
       if (!t) {
         // Already open at start: baseline now. Opened later without an open
         // event (lost): everything it counted is new.
-        t = this.track(rec, this.primed ? ZERO : now);
+        const preExisting = !this.primed || (rec.flags & ConnFlags.PreExisting) !== 0;
+        t = this.track(rec, preExisting ? now : ZERO);
       }
       this.addDelta(t, now);
       t.seenGen = this.gen;

@@ -77,15 +77,17 @@ async function tcpClient(args: Args): Promise<void> {
     sock.once('error', reject);
   });
   const localPort = sock.localPort;
+  const closed = new Promise<string | undefined>((resolve) => {
+    let error: string | undefined;
+    sock.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
+    sock.once('close', () => resolve(error));
+  });
   for (let left = send; left > 0; left -= chunk) {
     if (!sock.write(Buffer.alloc(Math.min(chunk, left), 0x62))) await new Promise((r) => sock.once('drain', r));
   }
   if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
-  sock.end();
-  const error = await new Promise<string | undefined>((resolve) => {
-    sock.once('close', () => resolve(undefined));
-    sock.once('error', (e: NodeJS.ErrnoException) => resolve(e.code));
-  });
+  if (!sock.destroyed) sock.end();
+  const error = await closed;
   done({ sent: send, received, localPort, error });
 }
 

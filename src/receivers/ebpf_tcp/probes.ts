@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinuxHasType } from '../../native/bpf';
 import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
+import { listNetworkNamespaces } from '../../flows/netns';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
 
@@ -125,6 +126,7 @@ export class TcpProbes {
       obj.setMapMaxEntries('udp_flows', opts.udpMaxFlows);
       obj.load();
       for (const prog of attachList) obj.attach(prog);
+      obj.attachIter('dump_tracked', 'sock_infos');
       if (trackUdp && cgroupPath) {
         obj.attachCgroup('udp_egress', cgroupPath);
         obj.attachCgroup('udp_ingress', cgroupPath);
@@ -149,9 +151,27 @@ export class TcpProbes {
     if (this.reader) await this.reader.flush();
   }
 
-  /** Every TCP socket of the host (all network namespaces), as records. */
+  /** Every open TCP connection we hold state for, in every network namespace. */
   snapshot(): ConnRecord[] {
-    return decodeConnRecords(this.obj.readIterator('dump_tcp'));
+    return decodeConnRecords(this.obj.readIterator('dump_tracked'));
+  }
+
+  /**
+   * Sockets that were open before we attached, in every network namespace:
+   * iter/tcp walks the namespace it is opened in, so it is opened in each.
+   * They get per-socket state, so snapshot() finds them from then on.
+   * Listeners come back too (their owners teach the kernel who accepts).
+   */
+  sweepExisting(logger: Logger): ConnRecord[] {
+    const out: ConnRecord[] = [];
+    for (const [ino, nsPath] of listNetworkNamespaces()) {
+      try {
+        out.push(...decodeConnRecords(this.obj.readIterator('dump_tcp', nsPath)));
+      } catch (e) {
+        logger.warn({ err: e, netns: ino, path: nsPath }, 'cannot walk the sockets of a network namespace: its connections from before the agent started are not seen until they close');
+      }
+    }
+    return out;
   }
 
   udpFlows(): UdpFlowRecord[] {

@@ -63,7 +63,7 @@ export class EbpfTcpReceiver {
       probes.startEvents((recs) => this.onEvents(recs), { maxLatencyMs: 50 });
       // Connections already open: baseline now, so the open-connection gauge
       // is right from the first interval and old traffic is not counted as new.
-      const initial = this.resolveOwners(probes.snapshot());
+      const initial = this.resolveOwners(probes.sweepExisting(this.logger));
       this.stats.snapshotRecords += initial.length;
       await probes.flushEvents();
       this.tcp.onSnapshot(initial);
