@@ -3,6 +3,8 @@
 # No test is skipped: if eBPF cannot load here, the suite fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+rm -rf dist/test
 npm run build >/dev/null
 bash test/native/build-fixture.sh
-node --test --test-concurrency=1 --test-timeout=180000 dist/test/
+mapfile -t files < <(find dist/test -name "*.test.js" | sort)
+node --test --test-concurrency=1 --test-timeout=180000 "${files[@]}"
