@@ -1,0 +1,181 @@
+/**
+ * The delta logic of TcpConnectionTracker on synthetic kernel records (the
+ * kernel tests check it against real sockets; these pin the edge cases).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TcpConnectionTracker, closeFailureType, connectFailureType } from '../../src/flows/tcp-tracker';
+import { ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from '../../src/flows/records';
+import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
+
+let nextCookie = 1n;
+
+function rec(over: Partial<ConnRecord> = {}): ConnRecord {
+  const saddr = Buffer.alloc(16);
+  saddr.set([10, 0, 0, 1]);
+  const daddr = Buffer.alloc(16);
+  daddr.set([10, 0, 0, 2]);
+  return {
+    cookie: nextCookie,
+    tsNs: 0n,
+    bytesSent: 0,
+    bytesAcked: 0,
+    bytesReceived: 0,
+    bytesRetrans: 0,
+    ino: 0,
+    segsOut: 0,
+    segsIn: 0,
+    totalRetrans: 0,
+    srttUs: 100,
+    rttvarUs: 10,
+    connectUs: 0,
+    pid: 42,
+    netns: 1,
+    err: 0,
+    family: 2,
+    sport: 40000,
+    dport: 443,
+    kind: ConnEventKind.Snapshot,
+    direction: ConnDirection.Outgoing,
+    state: 1,
+    oldState: 0,
+    flags: 0,
+    saddr,
+    daddr,
+    comm: 'curl',
+    ...over,
+  };
+}
+
+function sum(batch: MeasurementBatch, metric: string): number {
+  return batch.measurements.filter((m: Measurement) => m.metric === metric).reduce((s, m) => s + m.value, 0);
+}
+
+test('deltas per interval; a close mid-interval adds its last delta once; a late snapshot of a closed socket is ignored', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]); // primed, nothing open
+  const cookie = nextCookie++;
+  t.onEvent(rec({ cookie, kind: ConnEventKind.Open, connectUs: 250, segsOut: 2, segsIn: 1 }));
+  t.onSnapshot([rec({ cookie, bytesSent: 1000, bytesReceived: 10, segsOut: 5, segsIn: 4 })]);
+  let b = t.collect(0);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 1000);
+  assert.equal(sum(b, 'tcp_bytes_received'), 10);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_connect_latency_us'), 250);
+  assert.equal(sum(b, 'tcp_connections'), 1);
+
+  // Closes with 1500 sent (500 new), of which 200 were retransmitted bytes; the peer's FIN counted in bytes_received.
+  t.onEvent(rec({ cookie, kind: ConnEventKind.Close, bytesSent: 1700, bytesRetrans: 200, bytesReceived: 11, flags: ConnFlags.FinReceived, totalRetrans: 3, segsOut: 9, segsIn: 6 }));
+  // The walk raced the close and still saw the socket: not counted again.
+  t.onSnapshot([rec({ cookie, bytesSent: 1700, bytesRetrans: 200, bytesReceived: 11 })]);
+  b = t.collect(1);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 500);
+  assert.equal(sum(b, 'tcp_bytes_received'), 0);
+  assert.equal(sum(b, 'tcp_retransmits'), 3);
+  assert.equal(sum(b, 'tcp_connections_closed'), 1);
+  assert.equal(sum(b, 'tcp_connections'), 0);
+  assert.equal(t.stats.closedRaces, 1);
+});
+
+test('counters never go backwards', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const cookie = nextCookie++;
+  t.onSnapshot([rec({ cookie, bytesSent: 100 })]);
+  t.collect(0);
+  t.onSnapshot([rec({ cookie, bytesSent: 90 })]);
+  assert.equal(sum(t.collect(1), 'tcp_bytes_sent'), 0);
+  t.onSnapshot([rec({ cookie, bytesSent: 150 })]);
+  assert.equal(sum(t.collect(2), 'tcp_bytes_sent'), 50);
+});
+
+test('connections open before the agent: the first walk is a baseline, not traffic', () => {
+  const t = new TcpConnectionTracker();
+  const cookie = nextCookie++;
+  t.onSnapshot([rec({ cookie, bytesSent: 1e9, flags: ConnFlags.PreExisting })]);
+  let b = t.collect(0);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 0);
+  assert.equal(sum(b, 'tcp_connections'), 1);
+  assert.equal(sum(b, 'tcp_connections_opened'), 0);
+  t.onSnapshot([rec({ cookie, bytesSent: 1e9 + 5, flags: ConnFlags.PreExisting })]);
+  b = t.collect(1);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 5);
+});
+
+test('a connection whose open event was lost is counted from zero when first seen', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const cookie = nextCookie++;
+  t.onSnapshot([rec({ cookie, bytesSent: 300 })]);
+  assert.equal(sum(t.collect(0), 'tcp_bytes_sent'), 300);
+});
+
+test('a connection that vanished without a close event is dropped after two walks', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const cookie = nextCookie++;
+  t.onEvent(rec({ cookie, kind: ConnEventKind.Open }));
+  t.collect(0);
+  t.onSnapshot([]);
+  t.collect(1);
+  assert.equal(t.stats.tracked, 1, 'one walk may just have raced the open');
+  t.onSnapshot([]);
+  t.collect(2);
+  t.onSnapshot([]);
+  assert.equal(t.stats.staleRemoved, 1);
+  assert.equal(t.stats.tracked, 0);
+});
+
+test('same flow attributes: connections of a pool are one series', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const a = nextCookie++;
+  const b = nextCookie++;
+  t.onSnapshot([rec({ cookie: a, sport: 40001, bytesSent: 10 }), rec({ cookie: b, sport: 40002, bytesSent: 20 })]);
+  const batch = t.collect(0);
+  const sent = batch.measurements.filter((m) => m.metric === 'tcp_bytes_sent');
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]!.value, 30);
+  assert.equal(sent[0]!.attributes['destination.port'], 443);
+  assert.equal(sent[0]!.attributes['source.port'], undefined);
+  const opts = new TcpConnectionTracker({ includeEphemeralPorts: true });
+  opts.onSnapshot([]);
+  opts.onSnapshot([rec({ cookie: nextCookie++, sport: 40001, bytesSent: 10 }), rec({ cookie: nextCookie++, sport: 40002, bytesSent: 20 })]);
+  assert.equal(opts.collect(0).measurements.filter((m) => m.metric === 'tcp_bytes_sent').length, 2);
+});
+
+test('incoming connections keep the server port as source.port; loopback is local; IPv4-mapped IPv6 is IPv4', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const saddr = Buffer.alloc(16);
+  saddr.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]);
+  const daddr = Buffer.from(saddr);
+  t.onSnapshot([rec({ cookie: nextCookie++, family: 10, saddr, daddr, sport: 8080, dport: 51000, direction: ConnDirection.Incoming, bytesSent: 1 })]);
+  const [m] = t.collect(0).measurements.filter((x) => x.metric === 'tcp_bytes_sent');
+  assert.equal(m!.attributes['source.port'], 8080);
+  assert.equal(m!.attributes['destination.port'], undefined);
+  assert.equal(m!.attributes['flow.direction'], 'local');
+  assert.equal(m!.attributes['network.type'], 'ipv4');
+  assert.equal(m!.attributes['source.address'], '127.0.0.1');
+});
+
+test('failure classification', () => {
+  assert.equal(connectFailureType(111), 'refused');
+  assert.equal(connectFailureType(110), 'timeout');
+  assert.equal(connectFailureType(104), 'reset');
+  assert.equal(connectFailureType(0), 'aborted');
+  assert.equal(connectFailureType(113), 'EHOSTUNREACH');
+  assert.equal(closeFailureType(rec({ flags: ConnFlags.RstReceived })), 'reset');
+  assert.equal(closeFailureType(rec({ err: 110 })), 'timeout');
+  assert.equal(closeFailureType(rec({})), undefined);
+  assert.equal(closeFailureType(rec({ flags: ConnFlags.RstSent })), undefined);
+
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  t.onEvent(rec({ cookie: nextCookie++, kind: ConnEventKind.Failed, err: 111, state: 7, oldState: 2 }));
+  const b = t.collect(0);
+  const f = b.measurements.filter((m) => m.metric === 'tcp_connection_failures');
+  assert.equal(f.length, 1);
+  assert.equal(f[0]!.attributes['error.type'], 'refused');
+  assert.equal(sum(b, 'tcp_connections_opened'), 0);
+});
