@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Records shared by flowtel_tcp.bpf.c (the kernel side) and the agent (the
  * TypeScript decoder in src/flows/records.ts reads the same layout: keep the

@@ -1,7 +1,7 @@
 import { validateObject, describeSchema, type Schema, type SchemaValue } from '../../config/schema';
 
 export const ebpfTcpSchema = {
-  collection_interval: { type: 'duration', default: '10s', minMs: 100, description: 'How often open connections are read (iter/tcp) and deltas are sent down the pipelines.' },
+  collection_interval: { type: 'duration', default: '10s', minMs: 100, description: 'How often open connections are read (a BPF iterator walk) and the deltas since the last collection are sent down the pipelines.' },
   udp: { type: 'boolean', default: true, description: 'Count UDP bytes and datagrams per flow (cgroup_skb programs on the cgroup v2 root).' },
   include_ephemeral_ports: { type: 'boolean', default: false, description: "Keep the client's ephemeral port as an attribute: one series per connection instead of per server." },
   ring_buffer_size: { type: 'number', default: 8 * 1024 * 1024, min: 4096, integer: true, description: 'Bytes of the kernel ring buffer that carries open/close events (a power of two).' },
