@@ -12,7 +12,8 @@
  * and listen() (→ LISTEN); accepted sockets inherit their listener's process.
  *
  * UDP has no per-socket byte counters, so UDP is counted per datagram by
- * cgroup_skb programs that return at once for anything that is not UDP.
+ * cgroup_skb programs that return at once for anything that is not UDP; the
+ * owner of a UDP socket is recorded when it is created (cgroup/sock_create).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -455,7 +456,7 @@ static __always_inline int count_udp(struct __sk_buff *skb, bool egress)
 			return 1;
 	}
 	if (!v->pid) {
-		/* The owner is learnt on the socket's first send/receive call. */
+		/* The owner, recorded at socket(); looked up once per flow. */
 		struct bpf_sock *bsk = skb->sk;
 		if (bsk)
 			bsk = bpf_sk_fullsock(bsk);
@@ -491,42 +492,21 @@ int udp_ingress(struct __sk_buff *skb)
 }
 
 /*
- * UDP sockets have no state changes to learn their owner from: the first
- * send of a UDP socket, in the sender's process context, records it.
- * Every other socket leaves at the first test.
+ * UDP sockets have no state changes to learn their owner from: socket(), in
+ * the creating process's context, records it. Runs once per socket, never
+ * per packet or per call.
  */
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(handle_send_length, struct sock *sk, int ret, int flags)
+SEC("cgroup/sock_create")
+int udp_sock_create(struct bpf_sock *sk)
 {
-	if (!options.track_udp || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
-		return 0;
-	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
-	if (si)
-		return 0;
-	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!options.track_udp || sk->protocol != IPPROTO_UDP)
+		return 1;
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!si) {
 		count(FLOWTEL_CNT_STORAGE_FAIL);
-		return 0;
+		return 1;
 	}
 	si->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(si->comm, sizeof(si->comm));
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(handle_recv_length, struct sock *sk, int ret, int flags)
-{
-	if (!options.track_udp || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
-		return 0;
-	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
-	if (si)
-		return 0;
-	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!si) {
-		count(FLOWTEL_CNT_STORAGE_FAIL);
-		return 0;
-	}
-	si->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(si->comm, sizeof(si->comm));
-	return 0;
+	return 1;
 }

@@ -35,7 +35,6 @@ interface Hook {
   program: string;
   tracepoint: string;
   required: boolean;
-  udp?: boolean;
   lost: string;
 }
 
@@ -43,8 +42,6 @@ const HOOKS: readonly Hook[] = [
   { program: 'handle_set_state', tracepoint: 'inet_sock_set_state', required: true, lost: 'TCP connection tracking' },
   { program: 'handle_send_reset', tracepoint: 'tcp_send_reset', required: false, lost: 'reset-sent close reasons' },
   { program: 'handle_receive_reset', tracepoint: 'tcp_receive_reset', required: false, lost: 'reset-received close reasons (resets still counted from the socket error)' },
-  { program: 'handle_send_length', tracepoint: 'sock_send_length', required: false, udp: true, lost: 'UDP process attribution on send' },
-  { program: 'handle_recv_length', tracepoint: 'sock_recv_length', required: false, udp: true, lost: 'UDP process attribution on receive' },
 ];
 
 export const DROP_REASONS = ['ringbuf_full', 'storage_alloc_failed', 'udp_map_full', 'listener_map_full'] as const;
@@ -99,10 +96,6 @@ export class TcpProbes {
     try {
       const attachList = ['dump_tcp'];
       for (const h of HOOKS) {
-        if (h.udp && !trackUdp) {
-          obj.setAutoload(h.program, false);
-          continue;
-        }
         const off = opts.disabledHooks.includes(h.tracepoint);
         if (!off && vmlinuxHasType(`btf_trace_${h.tracepoint}`, 'typedef')) {
           attachList.push(h.program);
@@ -114,10 +107,8 @@ export class TcpProbes {
         probes.disabled.push(h.tracepoint);
         logger.warn({ tracepoint: h.tracepoint }, `tracepoint ${h.tracepoint} ${why}: ${h.lost} disabled`);
       }
-      if (!trackUdp) {
-        obj.setAutoload('udp_egress', false);
-        obj.setAutoload('udp_ingress', false);
-      }
+      const udpPrograms = ['udp_egress', 'udp_ingress', 'udp_sock_create'];
+      if (!trackUdp) for (const p of udpPrograms) obj.setAutoload(p, false);
       const o = Buffer.alloc(8);
       o.writeUInt32LE(Math.max(1, opts.wakeupBatch), 0);
       o.writeUInt8(trackUdp ? 1 : 0, 4);
@@ -127,10 +118,7 @@ export class TcpProbes {
       obj.load();
       for (const prog of attachList) obj.attach(prog);
       obj.attachIter('dump_tracked', 'sock_infos');
-      if (trackUdp && cgroupPath) {
-        obj.attachCgroup('udp_egress', cgroupPath);
-        obj.attachCgroup('udp_ingress', cgroupPath);
-      }
+      if (trackUdp && cgroupPath) for (const p of udpPrograms) obj.attachCgroup(p, cgroupPath);
     } catch (e) {
       obj.close();
       throw e;

@@ -28,6 +28,7 @@ export class EbpfTcpReceiver {
   private readonly tcp: TcpConnectionTracker;
   private readonly udp: UdpFlowTracker;
   private lastKernel?: KernelCounters;
+  private reportedSnapshotRecords = 0;
   private collecting?: Promise<void>;
   readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, collections: 0, lastCollectionUs: 0 };
 
@@ -125,6 +126,9 @@ export class EbpfTcpReceiver {
     }
     const ev = now.events - (prev?.events ?? 0);
     if (ev > 0) out.push({ metric: 'flowtel_ebpf_records', value: ev, attributes: { ...attrs, kind: 'event' } });
+    const snap = this.stats.snapshotRecords - this.reportedSnapshotRecords;
+    this.reportedSnapshotRecords = this.stats.snapshotRecords;
+    if (snap > 0) out.push({ metric: 'flowtel_ebpf_records', value: snap, attributes: { ...attrs, kind: 'snapshot' } });
     out.push({ metric: 'flowtel_tracked_connections', value: this.tcp.stats.tracked, attributes: attrs });
     return out;
   }
