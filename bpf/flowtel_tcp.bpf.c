@@ -233,9 +233,12 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 			count(FLOWTEL_CNT_STORAGE_FAIL);
 			return 0;
 		}
+		/* A socket may connect again after a failed attempt: start afresh. */
 		si->syn_sent_ns = bpf_ktime_get_ns();
 		si->pid = bpf_get_current_pid_tgid() >> 32;
 		si->direction = FLOWTEL_DIR_OUTGOING;
+		si->flags = 0;
+		si->connect_us = 0;
 		bpf_get_current_comm(si->comm, sizeof(si->comm));
 		return 0;
 	}
