@@ -70,3 +70,15 @@ export interface MetricsReceiver extends Lifecycle {
 }
 
 export type ReceiverFactory<Config> = ComponentFactory<Config, MetricsReceiver, ReceiverContext>;
+
+/**
+ * A metrics processor transforms each batch on its way through one pipeline.
+ * It must not mutate the batch it is given (a receiver's batch is shared by
+ * every pipeline it feeds): it returns a new batch, or the same one untouched.
+ */
+export interface MetricsProcessor extends Lifecycle {
+  readonly id: string;
+  process(batch: import('./measurements').MeasurementBatch): import('./measurements').MeasurementBatch;
+}
+
+export type ProcessorFactory<Config> = ComponentFactory<Config, MetricsProcessor>;
