@@ -44,7 +44,17 @@ const defs: MetricDefinition[] = [
   { name: 'flowtel_collection_duration_us', kind: 'histogram', unit: 'us', description: 'Time one collection took (ring buffer drain, iter/tcp walk, UDP map read, deltas).', buckets: LATENCY_BUCKETS_US },
 ];
 
-export const METRICS: ReadonlyMap<string, MetricDefinition> = new Map(defs.map((d) => [d.name, d]));
+const registry = new Map<string, MetricDefinition>(defs.map((d) => [d.name, d]));
+
+/** Every metric flowtel can emit (receivers with configurable metric sets register theirs). */
+export const METRICS: ReadonlyMap<string, MetricDefinition> = registry;
+
+/** Add a metric whose name depends on configuration (e.g. a netstat counter). Same name twice must mean the same thing. */
+export function registerMetric(def: MetricDefinition): void {
+  const old = registry.get(def.name);
+  if (old && (old.kind !== def.kind || old.unit !== def.unit)) throw new Error(`metric ${def.name} registered twice with different kinds or units`);
+  if (!old) registry.set(def.name, def);
+}
 
 export function metricDefinition(name: string): MetricDefinition {
   const d = METRICS.get(name);
