@@ -16,7 +16,7 @@ import { exporterFactories } from '../exporters';
 import type { AnyComponentFactory } from '../config/registry';
 import { Service } from '../pipeline/service';
 import { ebpfTcpReceiverFactory } from '../receivers/ebpf_tcp/factory';
-import { ProbeError } from '../receivers/ebpf_tcp/probes';
+import { ProbeError, checkPrerequisites } from '../receivers/ebpf_tcp/probes';
 import { createLogger } from '../util/log';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
 
@@ -74,24 +74,49 @@ function loadValidated(args: CliArgs): ValidatedConfig {
 
 async function run(args: CliArgs): Promise<number> {
   const config = loadValidated(args);
+  // What the eBPF receivers need, before anything listens or loads: without
+  // it the agent stops here with one line on stderr and nothing started.
+  const usesEbpf = config.pipelines.some((p) => p.receivers.some((id) => config.receivers.get(id)?.factory.type === ebpfTcpReceiverFactory.type));
+  if (usesEbpf) {
+    try {
+      checkPrerequisites();
+    } catch (e) {
+      if (!(e instanceof ProbeError)) throw e;
+      process.stderr.write(`flowtel: ${e.message}\n`);
+      return 1;
+    }
+  }
   const logger = createLogger({ level: config.service.telemetry.logs.level });
   for (const w of config.warnings) logger.warn(w);
   const service = Service.build(config, logger);
+
+  // Signals are handled from before the start: one that arrives while the
+  // probes load stops the agent cleanly once they are attached (the default
+  // action would kill it with no last export and a non-zero status).
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now, without waiting for the last export');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: last export, then detaching probes');
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
   try {
     await service.start();
   } catch (e) {
     reportStartFailure(e, logger);
     return 1;
   }
-  logger.info({ version: FLOWTEL_VERSION, pipelines: config.pipelines.map((p) => p.id) }, 'flowtel running');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      logger.info({ signal }, 'stopping: last export, then detaching probes');
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  if (!stopping) {
+    logger.info({ version: FLOWTEL_VERSION, pipelines: config.pipelines.map((p) => p.id) }, 'flowtel running');
+    await new Promise<void>((resolve) => (wake = resolve));
+  }
   await service.shutdown();
   logger.info('flowtel stopped');
   return 0;
