@@ -108,6 +108,108 @@ static __always_inline void count(__u32 idx)
 		(*v)++;
 }
 
+/*
+ * The in-kernel filter: flows it excludes get per-socket state flagged
+ * FILTERED and are never reported (no events, not in the walks), so
+ * traffic that is filtered out costs one decision per connection.
+ * Semantics (same as the filter processor): a flow is dropped when any
+ * EXCLUDE entry matches it, or when a criterion has INCLUDE entries and
+ * none matches. Ports are the server's port; CIDRs match the remote address.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u16);
+	__type(value, __u8);
+} filter_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct flowtel_lpm4);
+	__type(value, __u8);
+} filter_cidr4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct flowtel_lpm6);
+	__type(value, __u8);
+} filter_cidr6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[FLOWTEL_COMM_LEN]);
+	__type(value, __u8);
+} filter_comms SEC(".maps");
+
+static __always_inline int criterion(__u8 *v, __u8 has_include)
+{
+	if (v && *v == FLOWTEL_FILTER_EXCLUDE)
+		return 0;
+	if (has_include && !(v && *v == FLOWTEL_FILTER_INCLUDE))
+		return 0;
+	return 1;
+}
+
+/* 1 when the flow is to be reported. */
+static __always_inline int filter_pass(__u16 server_port, __u16 family, const __u8 *raddr, const char *comm)
+{
+	if (!options.filter_enabled)
+		return 1;
+	if (!criterion(bpf_map_lookup_elem(&filter_ports, &server_port), options.include_ports))
+		return 0;
+	__u8 *v;
+	int v4 = family == AF_INET;
+	if (family == AF_INET6) {
+		/* IPv4-mapped IPv6 (::ffff:a.b.c.d) is IPv4. */
+		__u32 w0, w1, w2;
+		__builtin_memcpy(&w0, raddr, 4);
+		__builtin_memcpy(&w1, raddr + 4, 4);
+		__builtin_memcpy(&w2, raddr + 8, 4);
+		v4 = !w0 && !w1 && w2 == bpf_htonl(0xffff);
+	}
+	if (v4) {
+		struct flowtel_lpm4 k = { .prefixlen = 32 };
+		__builtin_memcpy(k.addr, family == AF_INET ? raddr : raddr + 12, 4);
+		v = bpf_map_lookup_elem(&filter_cidr4, &k);
+	} else {
+		struct flowtel_lpm6 k = { .prefixlen = 128 };
+		__builtin_memcpy(k.addr, raddr, 16);
+		v = bpf_map_lookup_elem(&filter_cidr6, &k);
+	}
+	if (!criterion(v, options.include_cidrs))
+		return 0;
+	char key[FLOWTEL_COMM_LEN] = {};
+	__builtin_memcpy(key, comm, FLOWTEL_COMM_LEN);
+	if (!criterion(bpf_map_lookup_elem(&filter_comms, key), options.include_comms))
+		return 0;
+	return 1;
+}
+
+/* Apply the filter to a new connection's per-socket state. */
+static __always_inline void filter_socket(struct sock_info *si, const struct sock *sk, __u16 server_port)
+{
+	if (!options.filter_enabled)
+		return;
+	__u8 raddr[16] = {};
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(raddr, &d, 4);
+	} else {
+		BPF_CORE_READ_INTO(&raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	if (!filter_pass(server_port, family, raddr, si->comm)) {
+		si->flags |= FLOWTEL_F_FILTERED;
+		count(FLOWTEL_CNT_FILTERED);
+	}
+}
+
+
 static __always_inline __u32 sock_netns(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -204,6 +306,8 @@ static __always_inline void listener_key_of(struct listener_key *k, const struct
 static __always_inline void emit(const struct sock *sk, struct sock_info *si, __u8 kind,
 				 int oldstate, int newstate)
 {
+	if (si && (si->flags & FLOWTEL_F_FILTERED))
+		return;
 	struct flowtel_conn *c = reserve();
 	if (!c)
 		return;
@@ -240,6 +344,7 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		si->flags = 0;
 		si->connect_us = 0;
 		bpf_get_current_comm(si->comm, sizeof(si->comm));
+		filter_socket(si, sk, bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
 		return 0;
 	}
 
@@ -277,6 +382,7 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 			si->pid = li->pid;
 			__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
 		}
+		filter_socket(si, sk, BPF_CORE_READ(sk, __sk_common.skc_num));
 		return 0;
 	}
 
@@ -351,7 +457,7 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct sock_info *si = ctx->value;
 	struct flowtel_conn c = {};
 
-	if (!sk || !si || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || !si || (si->flags & FLOWTEL_F_FILTERED) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)

@@ -31,6 +31,21 @@ enum flowtel_direction {
 #define FLOWTEL_F_ESTABLISHED   0x04 /* went through ESTABLISHED while we watched */
 #define FLOWTEL_F_PRE_EXISTING  0x08 /* no per-socket state: opened before the agent */
 #define FLOWTEL_F_FIN_RECEIVED  0x10 /* the peer's FIN was received (counted in bytes_received) */
+#define FLOWTEL_F_FILTERED      0x20 /* excluded by the in-kernel filter: never reported */
+
+/* In-kernel filter (pushed down from the filter processor). */
+#define FLOWTEL_FILTER_INCLUDE 1
+#define FLOWTEL_FILTER_EXCLUDE 2
+
+struct flowtel_lpm4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct flowtel_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
 
 /*
  * One TCP connection: a state change event or a snapshot of an open socket.
@@ -110,6 +125,10 @@ enum flowtel_counter {
 struct flowtel_tcp_options {
 	__u32 ringbuf_wakeup_batch; /* wake userspace every N events (0/1 = each) */
 	__u8 track_udp;
+	__u8 filter_enabled;        /* any filter map below has entries */
+	__u8 include_ports;         /* filter_ports has INCLUDE entries: a flow must match one */
+	__u8 include_cidrs;         /* filter_cidr4/6 have INCLUDE entries */
+	__u8 include_comms;         /* filter_comms has INCLUDE entries */
 	__u8 _pad[3];
 };
 

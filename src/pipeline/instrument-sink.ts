@@ -2,24 +2,25 @@
  * The end of a metrics pipeline: records measurements into OpenTelemetry SDK
  * instruments of one exporter's MeterProvider.
  */
-import type { Attributes, Counter, Histogram, Meter, ObservableGauge, ObservableResult } from '@opentelemetry/api';
+import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import { METRICS, type MetricDefinition } from '../metrics/definitions';
-import type { Measurement, MeasurementBatch, MeasurementConsumer } from './measurements';
+import type { FlowAttributes, Measurement, MeasurementBatch, MeasurementConsumer } from './measurements';
 
 export class InstrumentSink implements MeasurementConsumer {
   private readonly counters = new Map<string, Counter>();
   private readonly histograms = new Map<string, Histogram>();
-  private readonly gauges = new Map<string, { instrument: ObservableGauge; values: Measurement[] }>();
+  private readonly gauges = new Map<string, GaugeSeries>();
   /** Measurements of metrics that no definition names (a bug upstream), counted not thrown. */
   unknownMetrics = 0;
 
   constructor(private readonly meter: Meter) {}
 
   consume(batch: MeasurementBatch): void {
-    for (const name of batch.gaugesReplaced) {
-      const g = this.gauges.get(name);
-      if (g) g.values = [];
-    }
+    const source = batch.source ?? '';
+    const replaced = batch.gaugesReplaced.map((name) => {
+      const def = METRICS.get(name);
+      return def?.kind === 'gauge' ? this.gauge(def).beginReplace(source) : undefined;
+    });
     for (const m of batch.measurements) {
       const def = METRICS.get(m.metric);
       if (!def) {
@@ -35,10 +36,11 @@ export class InstrumentSink implements MeasurementConsumer {
           this.histogram(def).record(m.value, attrs);
           break;
         case 'gauge':
-          this.gauge(def).values.push(m);
+          this.gauge(def).set(source, m);
           break;
       }
     }
+    for (const r of replaced) r?.end();
   }
 
   private counter(def: MetricDefinition): Counter {
@@ -63,19 +65,68 @@ export class InstrumentSink implements MeasurementConsumer {
     return h;
   }
 
-  private gauge(def: MetricDefinition): { instrument: ObservableGauge; values: Measurement[] } {
+  private gauge(def: MetricDefinition): GaugeSeries {
     let g = this.gauges.get(def.name);
     if (!g) {
       const instrument = this.meter.createObservableGauge(def.name, { unit: def.unit, description: def.description });
-      const entry = { instrument, values: [] as Measurement[] };
-      instrument.addCallback((result: ObservableResult) => {
-        for (const m of entry.values) result.observe(m.value, m.attributes as Attributes);
-      });
-      this.gauges.set(def.name, entry);
-      g = entry;
+      const series = new GaugeSeries();
+      instrument.addCallback((result: ObservableResult) => series.observe(result));
+      this.gauges.set(def.name, series);
+      g = series;
     }
     return g;
   }
+}
+
+/**
+ * The current series of one gauge, per source. A batch that replaces a gauge
+ * brings its whole series set; series it no longer has read 0 from then on
+ * (not their last value: under cumulative temporality sdk-metrics 2.x keeps
+ * exporting the last value of every attribute set an observable gauge ever
+ * observed, so a closed connection would stay "open" forever). At most
+ * MAX_GONE_SERIES zeroed series are kept per gauge and source.
+ */
+class GaugeSeries {
+  static readonly MAX_GONE_SERIES = 100_000;
+  private readonly bySource = new Map<string, Map<string, Measurement>>();
+  private replacing?: { source: string; seen: Set<string> };
+
+  beginReplace(source: string): { end(): void } {
+    const seen = new Set<string>();
+    this.replacing = { source, seen };
+    return {
+      end: () => {
+        this.replacing = undefined;
+        const series = this.bySource.get(source);
+        if (!series) return;
+        let gone = 0;
+        for (const [key, m] of series) {
+          if (seen.has(key)) continue;
+          if (m.value !== 0) series.set(key, { ...m, value: 0 });
+          if (++gone > GaugeSeries.MAX_GONE_SERIES) series.delete(key);
+        }
+      },
+    };
+  }
+
+  set(source: string, m: Measurement): void {
+    let series = this.bySource.get(source);
+    if (!series) {
+      series = new Map();
+      this.bySource.set(source, series);
+    }
+    const key = attributesKey(m.attributes);
+    series.set(key, m);
+    if (this.replacing?.source === source) this.replacing.seen.add(key);
+  }
+
+  observe(result: ObservableResult): void {
+    for (const series of this.bySource.values()) for (const m of series.values()) result.observe(m.value, m.attributes as Attributes);
+  }
+}
+
+function attributesKey(attrs: FlowAttributes): string {
+  return JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));
 }
 
 /** Sends every batch to each consumer (one receiver feeding several pipelines, one pipeline several exporters). */

@@ -26,6 +26,11 @@ export interface MeasurementBatch {
    * the batch is gone: the connection closed).
    */
   readonly gaugesReplaced: readonly string[];
+  /**
+   * The receiver that collected the batch. Gauges are replaced per source, so
+   * two receivers feeding one exporter do not wipe each other's series.
+   */
+  readonly source?: string;
 }
 
 export interface MeasurementConsumer {

@@ -11,7 +11,7 @@ import type { ValidatedConfig } from '../config/validate';
 import { buildResource } from '../telemetry/resource';
 import type { ComponentContext, MetricsExporter, MetricsReceiver, ReceiverContext } from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
-import type { FlowAttributes, Measurement, MeasurementBatch, MeasurementConsumer } from './measurements';
+import type { MeasurementConsumer } from './measurements';
 
 /** Series per metric and exporter before new ones go to the overflow series. */
 export const DEFAULT_CARDINALITY_LIMIT = 100_000;
@@ -20,55 +20,6 @@ interface ExporterRuntime {
   exporter: MetricsExporter;
   provider: MeterProvider;
   sink: MeasurementConsumer;
-}
-
-/**
- * Gauge series that are gone read 0, not their last value.
- *
- * A batch replaces the whole series set of each gauge it lists in
- * `gaugesReplaced` (a series not in the batch is gone: the connection
- * closed). But sdk-metrics 2.x, under cumulative temporality (Prometheus
- * always, OTLP by default), keeps exporting the last value of every attribute
- * set an observable gauge ever observed, after its callback stops observing it
- * (TemporalMetricProcessor merges the new collection into the last one; the
- * spec says an SDK SHOULD NOT do that). Without this, a connection that closed
- * stayed in `tcp_connections` as open for as long as the agent ran. So every
- * series a gauge had before and no longer has is set to 0, and kept at 0 (in
- * every batch, so a scrape at any time reads 0) until it comes back. At most
- * DEFAULT_CARDINALITY_LIMIT series per gauge are remembered.
- */
-export class GoneGaugeSeriesReadZero implements MeasurementConsumer {
-  private readonly known = new Map<string, Map<string, FlowAttributes>>();
-
-  constructor(private readonly next: MeasurementConsumer) {}
-
-  consume(batch: MeasurementBatch): void {
-    if (batch.gaugesReplaced.length === 0) {
-      this.next.consume(batch);
-      return;
-    }
-    const zeros: Measurement[] = [];
-    for (const metric of batch.gaugesReplaced) {
-      let known = this.known.get(metric);
-      if (!known) {
-        known = new Map();
-        this.known.set(metric, known);
-      }
-      const present = new Set<string>();
-      for (const m of batch.measurements) {
-        if (m.metric !== metric) continue;
-        const key = attributeKey(m.attributes);
-        present.add(key);
-        if (!known.has(key) && known.size < DEFAULT_CARDINALITY_LIMIT) known.set(key, m.attributes);
-      }
-      for (const [key, attributes] of known) if (!present.has(key)) zeros.push({ metric, value: 0, attributes });
-    }
-    this.next.consume(zeros.length === 0 ? batch : { ...batch, measurements: [...batch.measurements, ...zeros] });
-  }
-}
-
-function attributeKey(attributes: FlowAttributes): string {
-  return JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
 }
 
 export class Service {
@@ -91,7 +42,7 @@ export class Service {
         readers: [exporter.reader],
         views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
       });
-      svc.exporters.set(id, { exporter, provider, sink: new GoneGaugeSeriesReadZero(new InstrumentSink(provider.getMeter('flowtel'))) });
+      svc.exporters.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter('flowtel')) });
     }
 
     const pipelineInputs = new Map<string, MeasurementConsumer>();

@@ -9,6 +9,7 @@ import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinu
 import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
 import { listNetworkNamespaces } from '../../flows/netns';
 import { missingBpfCapabilities } from '../../util/capabilities';
+import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
 
 /** Errors a person can act on: what is missing and what to do. */
@@ -28,6 +29,8 @@ export interface TcpProbeOptions {
   maxLatencyMs: number;
   /** tracepoints to treat as absent (for tests of degraded kernels and for users who want them off). */
   disabledHooks: readonly string[];
+  /** What the kernel filters out by itself (see kernel-filter.ts). */
+  filter?: KernelFilter;
 }
 
 /** A tp_btf program, the tracepoint it needs, and what is lost without it. */
@@ -46,10 +49,13 @@ const HOOKS: readonly Hook[] = [
 
 export const DROP_REASONS = ['ringbuf_full', 'storage_alloc_failed', 'udp_map_full', 'listener_map_full'] as const;
 const COUNTER_EVENTS = 4;
+const COUNTER_FILTERED = 5;
 
 export interface KernelCounters {
   dropped: Record<(typeof DROP_REASONS)[number], number>;
   events: number;
+  /** Connections the in-kernel filter excluded. */
+  filtered: number;
 }
 
 export function checkPrerequisites(): void {
@@ -109,13 +115,20 @@ export class TcpProbes {
       }
       const udpPrograms = ['udp_egress', 'udp_ingress', 'udp_sock_create'];
       if (!trackUdp) for (const p of udpPrograms) obj.setAutoload(p, false);
-      const o = Buffer.alloc(8);
+      // struct flowtel_tcp_options (bpf/flowtel_tcp.h)
+      const filter = opts.filter ? encodeKernelFilter(opts.filter) : undefined;
+      const o = Buffer.alloc(12);
       o.writeUInt32LE(Math.max(1, opts.wakeupBatch), 0);
       o.writeUInt8(trackUdp ? 1 : 0, 4);
+      o.writeUInt8(filter && filter.entries.length > 0 ? 1 : 0, 5);
+      o.writeUInt8(filter?.includePorts ? 1 : 0, 6);
+      o.writeUInt8(filter?.includeCidrs ? 1 : 0, 7);
+      o.writeUInt8(filter?.includeComms ? 1 : 0, 8);
       obj.setGlobal('options', o);
       obj.setMapMaxEntries('conn_events', opts.ringBufferBytes);
       obj.setMapMaxEntries('udp_flows', opts.udpMaxFlows);
       obj.load();
+      for (const e of filter?.entries ?? []) obj.mapUpdate(e.map, e.key, e.value);
       for (const prog of attachList) obj.attach(prog);
       obj.attachIter('dump_tracked', 'sock_infos');
       if (trackUdp && cgroupPath) for (const p of udpPrograms) obj.attachCgroup(p, cgroupPath);
@@ -201,7 +214,7 @@ export class TcpProbes {
       return total;
     };
     const dropped = Object.fromEntries(DROP_REASONS.map((r, i) => [r, sum(i)])) as KernelCounters['dropped'];
-    return { dropped, events: sum(COUNTER_EVENTS) };
+    return { dropped, events: sum(COUNTER_EVENTS), filtered: sum(COUNTER_FILTERED) };
   }
 
   programStats(): { name: string; runTimeNs: number; runCnt: number }[] {

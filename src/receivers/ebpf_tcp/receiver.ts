@@ -106,7 +106,7 @@ export class EbpfTcpReceiver {
     batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
     this.stats.collections++;
     this.stats.lastCollectionUs = us;
-    this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'] });
+    this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'], source: this.id });
   }
 
   private onEvents(recs: ConnRecord[]): void {

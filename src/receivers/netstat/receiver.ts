@@ -82,7 +82,7 @@ export class NetstatReceiver implements MetricsReceiver {
         if (d > 0) out.push({ metric: metricNameOf(c), value: d, attributes: {} });
       }
     }
-    this.next.consume({ timeMs: Date.now(), measurements: out, gaugesReplaced: gauges });
+    this.next.consume({ timeMs: Date.now(), measurements: out, gaugesReplaced: gauges, source: this.id });
   }
 
   async shutdown(): Promise<void> {
