@@ -16,12 +16,16 @@ import { exporterFactories } from '../exporters';
 import type { AnyComponentFactory } from '../config/registry';
 import { Service } from '../pipeline/service';
 import { ebpfTcpReceiverFactory } from '../receivers/ebpf_tcp/factory';
+import { netstatReceiverFactory } from '../receivers/netstat/receiver';
+import { processorFactories } from '../processors';
 import { ProbeError, checkPrerequisites } from '../receivers/ebpf_tcp/probes';
 import { createLogger } from '../util/log';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
 
 export const FACTORIES: readonly AnyComponentFactory[] = [
   ebpfTcpReceiverFactory as AnyComponentFactory,
+  netstatReceiverFactory as AnyComponentFactory,
+  ...Object.values(processorFactories).map((f) => f as AnyComponentFactory),
   ...Object.values(exporterFactories).map((f) => f as AnyComponentFactory),
 ];
 

@@ -61,6 +61,12 @@ export type MetricsExporterFactory<Config> = ComponentFactory<Config, MetricsExp
 /** A receiver sends each collection's batch to `next`: the fan-out to every pipeline that lists it. */
 export interface ReceiverContext extends ComponentContext {
   readonly next: import('./measurements').MeasurementConsumer;
+  /**
+   * A filter every pipeline fed by this receiver applies first: what the
+   * receiver drops at the source (e.g. in the kernel) it never has to collect.
+   * The pipelines still run their filter; this is only a shortcut.
+   */
+  readonly filter?: import('../processors/filter').FilterPushdown;
 }
 
 export interface MetricsReceiver extends Lifecycle {

@@ -9,6 +9,12 @@
 export type AttributeValue = string | number | boolean;
 export type FlowAttributes = Record<string, AttributeValue>;
 
+/**
+ * Measurements and their attribute objects are shared: a receiver's batch goes
+ * to every pipeline it feeds, and receivers reuse one attribute object for all
+ * of a flow's metrics and across collections (processors cache per object).
+ * Nobody changes them after they are sent; processors build new ones.
+ */
 export interface Measurement {
   /** A name from src/metrics/definitions.ts. */
   readonly metric: string;

@@ -9,9 +9,36 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 import type { ValidatedConfig } from '../config/validate';
 import { buildResource } from '../telemetry/resource';
-import type { ComponentContext, MetricsExporter, MetricsReceiver, ReceiverContext } from './component';
+import type { ComponentContext, MetricsExporter, MetricsProcessor, MetricsReceiver, ReceiverContext } from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
-import type { MeasurementConsumer } from './measurements';
+import type { MeasurementBatch, MeasurementConsumer } from './measurements';
+import { FilterProcessor, type FilterPushdown } from '../processors/filter';
+
+/** A pipeline's processors, in order, then its exporters. */
+class ProcessorChain implements MeasurementConsumer {
+  constructor(
+    private readonly processors: readonly MetricsProcessor[],
+    private readonly next: MeasurementConsumer,
+  ) {}
+  consume(batch: MeasurementBatch): void {
+    let b = batch;
+    for (const p of this.processors) b = p.process(b);
+    this.next.consume(b);
+  }
+}
+
+/**
+ * What a receiver may filter out at the source: only what every pipeline it
+ * feeds would drop, so only when each of them starts with a filter processor
+ * of the same configuration.
+ */
+function commonFilter(firsts: ReadonlyArray<{ config: unknown; instance: MetricsProcessor } | undefined>): FilterPushdown | undefined {
+  const first = firsts[0];
+  if (!first || !(first.instance instanceof FilterProcessor)) return undefined;
+  const key = JSON.stringify(first.config);
+  if (!firsts.every((f) => f && f.instance instanceof FilterProcessor && JSON.stringify(f.config) === key)) return undefined;
+  return first.instance.kernelPushdown();
+}
 
 /** Series per metric and exporter before new ones go to the overflow series. */
 export const DEFAULT_CARDINALITY_LIMIT = 100_000;
@@ -25,6 +52,7 @@ interface ExporterRuntime {
 export class Service {
   private readonly exporters = new Map<string, ExporterRuntime>();
   private readonly receivers = new Map<string, MetricsReceiver>();
+  private readonly processors: MetricsProcessor[] = [];
   private started = false;
 
   private constructor(private readonly logger: Logger) {}
@@ -46,16 +74,25 @@ export class Service {
     }
 
     const pipelineInputs = new Map<string, MeasurementConsumer>();
+    const firstProcessor = new Map<string, { config: unknown; instance: MetricsProcessor }>();
     for (const p of config.pipelines) {
-      // Processors (filter, sampling, attributes, aggregate) will chain here, in order.
-      pipelineInputs.set(p.id, new FanOut(p.exporters.map((e) => svc.exporters.get(e)!.sink)));
+      // Each pipeline has its own instance of each processor it lists, as in the Collector.
+      const processors = p.processors.map((pid, i) => {
+        const c = config.processors.get(pid)!;
+        const instance = c.factory.create(c.config, { id: pid, logger: logger.child({ component: pid, pipeline: p.id }) }) as MetricsProcessor;
+        if (i === 0) firstProcessor.set(p.id, { config: c.config, instance });
+        return instance;
+      });
+      svc.processors.push(...processors);
+      const exporters = new FanOut(p.exporters.map((e) => svc.exporters.get(e)!.sink));
+      pipelineInputs.set(p.id, processors.length ? new ProcessorChain(processors, exporters) : exporters);
     }
 
     for (const [id, c] of config.receivers) {
       const feeds = config.pipelines.filter((p) => p.receivers.includes(id));
       if (feeds.length === 0) continue;
       const next = new FanOut(feeds.map((p) => pipelineInputs.get(p.id)!));
-      const rctx: ReceiverContext = { ...ctx(id), next };
+      const rctx: ReceiverContext = { ...ctx(id), next, filter: commonFilter(feeds.map((p) => firstProcessor.get(p.id))) };
       svc.receivers.set(id, c.factory.create(c.config, rctx) as MetricsReceiver);
     }
     return svc;

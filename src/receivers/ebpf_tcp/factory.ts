@@ -9,5 +9,5 @@ export const ebpfTcpReceiverFactory: ReceiverFactory<EbpfTcpConfig> = {
   options: ebpfTcpOptions,
   defaultConfig: () => validateEbpfTcpConfig(undefined, ''),
   validate: validateEbpfTcpConfig,
-  create: (config, ctx) => new EbpfTcpReceiver(ctx.id, config, ctx.next, ctx.logger),
+  create: (config, ctx) => new EbpfTcpReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.filter),
 };

@@ -14,10 +14,14 @@ import { findSocketOwners } from '../../flows/socket-owners';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
 import type { EbpfTcpConfig } from './config';
+import type { KernelFilter } from './kernel-filter';
+import { kernelFilterCriteria, type FilterPushdown } from '../../processors/filter';
 
 export interface ReceiverStats {
   eventRecords: number;
   snapshotRecords: number;
+  /** Connections the in-kernel filter excluded (never reported). */
+  kernelFiltered: number;
   collections: number;
   lastCollectionUs: number;
 }
@@ -30,13 +34,14 @@ export class EbpfTcpReceiver {
   private lastKernel?: KernelCounters;
   private reportedSnapshotRecords = 0;
   private collecting?: Promise<void>;
-  readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, collections: 0, lastCollectionUs: 0 };
+  readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, collections: 0, lastCollectionUs: 0 };
 
   constructor(
     readonly id: string,
     private readonly config: EbpfTcpConfig,
     private readonly next: MeasurementConsumer,
     private readonly logger: Logger,
+    private readonly filter?: FilterPushdown,
   ) {
     this.tcp = new TcpConnectionTracker({ includeEphemeralPorts: config.include_ephemeral_ports });
     this.udp = new UdpFlowTracker({ includeEphemeralPorts: config.include_ephemeral_ports });
@@ -56,6 +61,7 @@ export class EbpfTcpReceiver {
         wakeupBatch: this.config.wakeup_batch,
         maxLatencyMs: 50,
         disabledHooks: this.config.disabled_hooks,
+        filter: this.kernelFilter(),
       },
       this.logger,
     );
@@ -78,6 +84,17 @@ export class EbpfTcpReceiver {
     this.timer = setInterval(() => void this.collect().catch((e: unknown) => this.logger.error({ err: e }, 'collection failed')), this.config.collection_interval);
     this.timer.unref();
     this.logger.info({ receiver: this.id, interval_ms: this.config.collection_interval, disabled_hooks: probes.disabled, udp: !!probes.cgroupPath }, 'ebpf_tcp receiver started');
+  }
+
+  /** What the kernel can drop by itself of the pipelines' common filter. */
+  private kernelFilter(): KernelFilter | undefined {
+    if (!this.filter) return undefined;
+    const f = kernelFilterCriteria(this.filter);
+    // With ephemeral ports as attributes the filter matches either port; the
+    // kernel only knows the server's: an include list would drop too much.
+    if (this.config.include_ephemeral_ports) f.ports.include = [];
+    this.logger.info({ filter: f }, 'filter pushed down into the kernel');
+    return f;
   }
 
   /** Collect now (also what the timer does). Concurrent calls share one collection. */
@@ -124,6 +141,9 @@ export class EbpfTcpReceiver {
       const d = now.dropped[reason] - (prev?.dropped[reason] ?? 0);
       if (d > 0) out.push({ metric: 'flowtel_ebpf_dropped', value: d, attributes: { ...attrs, reason } });
     }
+    this.stats.kernelFiltered = now.filtered;
+    const filtered = now.filtered - (prev?.filtered ?? 0);
+    if (filtered > 0) out.push({ metric: 'flowtel_ebpf_filtered', value: filtered, attributes: attrs });
     const ev = now.events - (prev?.events ?? 0);
     if (ev > 0) out.push({ metric: 'flowtel_ebpf_records', value: ev, attributes: { ...attrs, kind: 'event' } });
     const snap = this.stats.snapshotRecords - this.reportedSnapshotRecords;

@@ -1,0 +1,40 @@
+/**
+ * Processor factories: `filter`, `sampling`, `aggregate`, `attributes`.
+ * Each processor returns a new batch and never changes the one it is given
+ * (a receiver's batch is shared by every pipeline it feeds).
+ */
+import type { ProcessorFactory } from '../pipeline/component';
+import { aggregateProcessorFactory } from './aggregate';
+import { attributesProcessorFactory } from './attributes';
+import { filterProcessorFactory } from './filter';
+import { samplingProcessorFactory } from './sampling';
+
+export {
+  aggregateProcessorFactory,
+  AggregateProcessor,
+  OVERFLOW_ATTRIBUTE,
+  DEFAULT_AGGREGATE_CARDINALITY_LIMIT,
+  type AggregateConfig,
+} from './aggregate';
+export { attributesProcessorFactory, AttributesProcessor, type AttributesConfig } from './attributes';
+export { ActionList, validateActions, actionOptionDocs, type AttributeAction } from './actions';
+export {
+  filterProcessorFactory,
+  FilterProcessor,
+  kernelFilterCriteria,
+  type FilterConfig,
+  type FilterCriteria,
+  type FilterPushdown,
+  type PushdownCidr,
+} from './filter';
+export { samplingProcessorFactory, SamplingProcessor, SAMPLING_RATE_ATTRIBUTE, type SamplingConfig } from './sampling';
+export { FLOW_ATTRIBUTES, isFlow } from './common';
+export { parseCidr, parseIp, cidrContains, formatIp, type Cidr, type IpAddress } from './ip';
+
+/** type → factory, for the processors section of the component registry. */
+export const processorFactories: Readonly<Record<string, ProcessorFactory<unknown>>> = {
+  [filterProcessorFactory.type]: filterProcessorFactory,
+  [samplingProcessorFactory.type]: samplingProcessorFactory,
+  [aggregateProcessorFactory.type]: aggregateProcessorFactory,
+  [attributesProcessorFactory.type]: attributesProcessorFactory,
+};
