@@ -111,6 +111,29 @@ async function run(args: CliArgs): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // SIGHUP: read the config files again. A valid config replaces the running
+  // one (receivers and exporters whose config is unchanged keep their state);
+  // an invalid one is rejected with its errors and the old one keeps running.
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      let next: ValidatedConfig;
+      try {
+        next = loadValidated(args);
+      } catch (e) {
+        logger.error({ error: e instanceof Error ? e.message : String(e) }, 'SIGHUP: new configuration rejected, the running one stays');
+        return;
+      }
+      for (const w of next.warnings) logger.warn(w);
+      try {
+        await service.reload(next);
+      } catch (e) {
+        logger.error({ err: e }, 'SIGHUP: reload failed, the running configuration stays');
+      }
+    });
+  });
+
   try {
     await service.start();
   } catch (e) {
@@ -121,6 +144,7 @@ async function run(args: CliArgs): Promise<number> {
     logger.info({ version: FLOWTEL_VERSION, pipelines: config.pipelines.map((p) => p.id) }, 'flowtel running');
     await new Promise<void>((resolve) => (wake = resolve));
   }
+  await reloading;
   await service.shutdown();
   logger.info('flowtel stopped');
   return 0;

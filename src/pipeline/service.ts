@@ -47,59 +47,181 @@ interface ExporterRuntime {
   exporter: MetricsExporter;
   provider: MeterProvider;
   sink: MeasurementConsumer;
+  /** The validated config it was built from (JSON), to know on reload whether it changed. */
+  configKey: string;
+}
+
+interface ReceiverRuntime {
+  receiver: MetricsReceiver;
+  /** The receiver's `next`: retargeted on reload, so a kept receiver keeps its state. */
+  relay: Relay;
+  /** Its config and the filter it pushed down (JSON): a change means a restart. */
+  configKey: string;
+}
+
+/** A consumer whose target can be swapped (config reload). */
+class Relay implements MeasurementConsumer {
+  constructor(public target: MeasurementConsumer) {}
+  consume(batch: MeasurementBatch): void {
+    this.target.consume(batch);
+  }
+}
+
+/** The pipelines of one config: processors per pipeline, and each receiver's fan-out to them. */
+interface Wiring {
+  processors: MetricsProcessor[];
+  /** receiver id → its consumer and the filter every pipeline it feeds starts with. */
+  receiverInputs: Map<string, { next: MeasurementConsumer; filter?: FilterPushdown }>;
 }
 
 export class Service {
-  private readonly exporters = new Map<string, ExporterRuntime>();
-  private readonly receivers = new Map<string, MetricsReceiver>();
-  private readonly processors: MetricsProcessor[] = [];
+  private exporters = new Map<string, ExporterRuntime>();
+  private receivers = new Map<string, ReceiverRuntime>();
+  private processors: MetricsProcessor[] = [];
   private started = false;
+  private readonly resource = buildResource({});
 
   private constructor(private readonly logger: Logger) {}
 
   static build(config: ValidatedConfig, logger: Logger): Service {
     const svc = new Service(logger);
-    const resource = buildResource({});
-    const ctx = (id: string): ComponentContext => ({ id, logger: logger.child({ component: id }) });
-
-    for (const [id, c] of config.exporters) {
-      if (!config.pipelines.some((p) => p.exporters.includes(id))) continue;
-      const exporter = c.factory.create(c.config, ctx(id)) as MetricsExporter;
-      const provider = new MeterProvider({
-        resource,
-        readers: [exporter.reader],
-        views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
-      });
-      svc.exporters.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter('flowtel')) });
-    }
-
-    const pipelineInputs = new Map<string, MeasurementConsumer>();
-    const firstProcessor = new Map<string, { config: unknown; instance: MetricsProcessor }>();
-    for (const p of config.pipelines) {
-      // Each pipeline has its own instance of each processor it lists, as in the Collector.
-      const processors = p.processors.map((pid, i) => {
-        const c = config.processors.get(pid)!;
-        const instance = c.factory.create(c.config, { id: pid, logger: logger.child({ component: pid, pipeline: p.id }) }) as MetricsProcessor;
-        if (i === 0) firstProcessor.set(p.id, { config: c.config, instance });
-        return instance;
-      });
-      svc.processors.push(...processors);
-      const exporters = new FanOut(p.exporters.map((e) => svc.exporters.get(e)!.sink));
-      pipelineInputs.set(p.id, processors.length ? new ProcessorChain(processors, exporters) : exporters);
-    }
-
-    for (const [id, c] of config.receivers) {
-      const feeds = config.pipelines.filter((p) => p.receivers.includes(id));
-      if (feeds.length === 0) continue;
-      const next = new FanOut(feeds.map((p) => pipelineInputs.get(p.id)!));
-      const rctx: ReceiverContext = { ...ctx(id), next, filter: commonFilter(feeds.map((p) => firstProcessor.get(p.id))) };
-      svc.receivers.set(id, c.factory.create(c.config, rctx) as MetricsReceiver);
-    }
+    svc.exporters = svc.buildExporters(config, new Map());
+    const wiring = svc.wire(config, svc.exporters);
+    svc.processors = wiring.processors;
+    for (const [id, input] of wiring.receiverInputs) svc.receivers.set(id, svc.createReceiver(config, id, input));
     return svc;
   }
 
+  private ctx(id: string, kind: string, pipeline?: string): ComponentContext {
+    return { id, logger: this.logger.child({ component: id, 'component.id': id, 'component.kind': kind, ...(pipeline ? { 'pipeline.id': pipeline } : {}) }) };
+  }
+
+  /** Exporters used by some pipeline; those in `keep` with the same config are reused as they are. */
+  private buildExporters(config: ValidatedConfig, keep: ReadonlyMap<string, ExporterRuntime>): Map<string, ExporterRuntime> {
+    const out = new Map<string, ExporterRuntime>();
+    for (const [id, c] of config.exporters) {
+      if (!config.pipelines.some((p) => p.exporters.includes(id))) continue;
+      const configKey = JSON.stringify(c.config);
+      const old = keep.get(id);
+      if (old && old.configKey === configKey) {
+        out.set(id, old);
+        continue;
+      }
+      const exporter = c.factory.create(c.config, this.ctx(id, 'exporter')) as MetricsExporter;
+      const provider = new MeterProvider({
+        resource: this.resource,
+        readers: [exporter.reader],
+        views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
+      });
+      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter('flowtel')), configKey });
+    }
+    return out;
+  }
+
+  private wire(config: ValidatedConfig, exporters: ReadonlyMap<string, ExporterRuntime>): Wiring {
+    const pipelineInputs = new Map<string, MeasurementConsumer>();
+    const firstProcessor = new Map<string, { config: unknown; instance: MetricsProcessor }>();
+    const processors: MetricsProcessor[] = [];
+    for (const p of config.pipelines) {
+      // Each pipeline has its own instance of each processor it lists, as in the Collector.
+      const chain = p.processors.map((pid, i) => {
+        const c = config.processors.get(pid)!;
+        const instance = c.factory.create(c.config, this.ctx(pid, 'processor', p.id)) as MetricsProcessor;
+        if (i === 0) firstProcessor.set(p.id, { config: c.config, instance });
+        return instance;
+      });
+      processors.push(...chain);
+      const fanout = new FanOut(p.exporters.map((e) => exporters.get(e)!.sink));
+      pipelineInputs.set(p.id, chain.length ? new ProcessorChain(chain, fanout) : fanout);
+    }
+    const receiverInputs = new Map<string, { next: MeasurementConsumer; filter?: FilterPushdown }>();
+    for (const id of config.receivers.keys()) {
+      const feeds = config.pipelines.filter((p) => p.receivers.includes(id));
+      if (feeds.length === 0) continue;
+      receiverInputs.set(id, {
+        next: new FanOut(feeds.map((p) => pipelineInputs.get(p.id)!)),
+        filter: commonFilter(feeds.map((p) => firstProcessor.get(p.id))),
+      });
+    }
+    return { processors, receiverInputs };
+  }
+
+  private receiverKey(config: ValidatedConfig, id: string, filter: FilterPushdown | undefined): string {
+    return JSON.stringify([config.receivers.get(id)!.config, filter ?? null]);
+  }
+
+  private createReceiver(config: ValidatedConfig, id: string, input: { next: MeasurementConsumer; filter?: FilterPushdown }): ReceiverRuntime {
+    const c = config.receivers.get(id)!;
+    const relay = new Relay(input.next);
+    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next: relay, filter: input.filter };
+    return { receiver: c.factory.create(c.config, rctx) as MetricsReceiver, relay, configKey: this.receiverKey(config, id, input.filter) };
+  }
+
+  /**
+   * Replace the running config (SIGHUP). Receivers whose config and
+   * pushed-down filter are unchanged keep running with their kernel state
+   * (connections keep their counters) and are pointed at the new pipelines;
+   * exporters whose config is unchanged keep their cumulative state. Others
+   * are started, restarted or stopped. If a new exporter cannot start, the
+   * old config keeps running untouched and the error is thrown.
+   */
+  async reload(config: ValidatedConfig): Promise<void> {
+    if (!this.started) throw new Error('reload before start');
+    const exporters = this.buildExporters(config, this.exporters);
+    const fresh = [...exporters.values()].filter((rt) => ![...this.exporters.values()].includes(rt));
+    const startedFresh: ExporterRuntime[] = [];
+    try {
+      for (const rt of fresh) {
+        await rt.exporter.start();
+        startedFresh.push(rt);
+      }
+    } catch (e) {
+      for (const rt of startedFresh) await this.stopExporter(rt);
+      throw e;
+    }
+    const wiring = this.wire(config, exporters);
+    for (const p of wiring.processors) await p.start();
+    const receivers = new Map<string, ReceiverRuntime>();
+    const toStop: ReceiverRuntime[] = [];
+    const toStart: ReceiverRuntime[] = [];
+    for (const [id, input] of wiring.receiverInputs) {
+      const old = this.receivers.get(id);
+      if (old && old.configKey === this.receiverKey(config, id, input.filter)) {
+        receivers.set(id, old);
+        continue;
+      }
+      if (old) toStop.push(old);
+      const rt = this.createReceiver(config, id, input);
+      receivers.set(id, rt);
+      toStart.push(rt);
+    }
+    for (const [id, old] of this.receivers) if (!receivers.has(id)) toStop.push(old);
+    // Receivers that go or change send their last collection down the old pipelines.
+    for (const rt of toStop) await this.stopReceiver(rt);
+    for (const [id, rt] of receivers) if (!toStart.includes(rt)) rt.relay.target = wiring.receiverInputs.get(id)!.next;
+    const oldExporters = this.exporters;
+    const oldProcessors = this.processors;
+    this.exporters = exporters;
+    this.receivers = receivers;
+    this.processors = wiring.processors;
+    for (const p of oldProcessors) await p.shutdown().catch(() => undefined);
+    for (const [id, rt] of oldExporters) if (exporters.get(id) !== rt) await this.stopExporter(rt);
+    for (const rt of toStart) {
+      try {
+        await rt.receiver.start();
+      } catch (e) {
+        this.receivers.delete(rt.receiver.id);
+        this.logger.error({ err: e, 'component.id': rt.receiver.id }, 'receiver failed to start after reload: it is not running');
+      }
+    }
+    this.logger.info(
+      { kept: [...receivers.keys()].filter((id) => !toStart.some((r) => r.receiver.id === id)), restarted: toStart.map((r) => r.receiver.id), exporters: [...exporters.keys()] },
+      'configuration reloaded',
+    );
+  }
+
   receiver(id: string): MetricsReceiver | undefined {
-    return this.receivers.get(id);
+    return this.receivers.get(id)?.receiver;
   }
 
   exporter(id: string): MetricsExporter | undefined {
@@ -115,9 +237,10 @@ export class Service {
         await rt.exporter.start();
         startedExporters.push(rt);
       }
-      for (const r of this.receivers.values()) {
-        await r.start();
-        startedReceivers.push(r);
+      for (const p of this.processors) await p.start();
+      for (const { receiver } of this.receivers.values()) {
+        await receiver.start();
+        startedReceivers.push(receiver);
       }
       this.started = true;
     } catch (e) {
@@ -129,21 +252,24 @@ export class Service {
 
   /** Collect every receiver now. */
   async collect(): Promise<void> {
-    await Promise.all([...this.receivers.values()].map((r) => r.collect()));
+    await Promise.all([...this.receivers.values()].map((r) => r.receiver.collect()));
   }
 
   /** Receivers stop (each sends one last collection), then every exporter exports once more and stops. */
   async shutdown(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    for (const r of this.receivers.values()) {
-      try {
-        await r.shutdown();
-      } catch (e) {
-        this.logger.error({ err: e, component: r.id }, 'receiver shutdown failed');
-      }
-    }
+    for (const rt of this.receivers.values()) await this.stopReceiver(rt);
+    for (const p of this.processors) await p.shutdown().catch(() => undefined);
     for (const rt of this.exporters.values()) await this.stopExporter(rt);
+  }
+
+  private async stopReceiver(rt: ReceiverRuntime): Promise<void> {
+    try {
+      await rt.receiver.shutdown();
+    } catch (e) {
+      this.logger.error({ err: e, 'component.id': rt.receiver.id }, 'receiver shutdown failed');
+    }
   }
 
   /**
