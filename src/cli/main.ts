@@ -34,7 +34,7 @@ const USAGE = `flowtel ${FLOWTEL_VERSION} — eBPF network performance monitorin
 usage:
   flowtel run [--config FILE]... [--set key.path=value]...   run the agent (no --config: the embedded default)
   flowtel validate --config FILE...                          check a config and exit (0 valid, 2 invalid)
-  flowtel components                                         every component type with its options
+  flowtel components [markdown]                              every component type with its options
   flowtel config default                                     print the embedded default config
 `;
 
@@ -157,7 +157,30 @@ function reportStartFailure(e: unknown, logger: Logger): void {
   if (!(e instanceof ProbeError)) logger.error({ err: e }, 'start failed');
 }
 
-function components(): void {
+const KIND_ORDER = ['receiver', 'processor', 'exporter', 'extension'] as const;
+
+/** Every component and option as the markdown tables of docs/configuration.md (a test keeps the two equal). */
+export function componentsMarkdown(): string {
+  const cell = (t: string): string => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  let out = '';
+  for (const kind of KIND_ORDER) {
+    for (const f of FACTORIES.filter((x) => x.kind === kind)) {
+      out += `### \`${f.type}\` (${kind}, ${f.stability})\n\n| option | type | default | meaning |\n|---|---|---|---|\n`;
+      for (const o of f.options) {
+        const def = o.default === undefined ? '' : `\`${typeof o.default === 'string' ? o.default : JSON.stringify(o.default)}\``;
+        out += `| \`${o.name}\` | ${cell(o.type)} | ${def} | ${cell(o.description)} |\n`;
+      }
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+function components(markdown: boolean): void {
+  if (markdown) {
+    process.stdout.write(componentsMarkdown());
+    return;
+  }
   for (const f of FACTORIES) {
     process.stdout.write(`${f.kind} ${f.type} (${f.stability})\n`);
     for (const o of f.options) {
@@ -183,7 +206,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         break;
       }
       case 'components':
-        components();
+        components(args.rest.includes('markdown'));
         break;
       case 'config':
         if (args.rest[0] !== 'default') throw new UsageError('usage: flowtel config default');

@@ -32,9 +32,13 @@ export { FLOW_ATTRIBUTES, isFlow } from './common';
 export { parseCidr, parseIp, cidrContains, formatIp, type Cidr, type IpAddress } from './ip';
 
 /** type → factory, for the processors section of the component registry. */
+export { memoryLimiterProcessorFactory, MemoryLimiterProcessor, availableMemory, type MemoryLimiterConfig } from './memory_limiter';
+import { memoryLimiterProcessorFactory } from './memory_limiter';
+
 export const processorFactories: Readonly<Record<string, ProcessorFactory<unknown>>> = {
   [filterProcessorFactory.type]: filterProcessorFactory,
   [samplingProcessorFactory.type]: samplingProcessorFactory,
   [aggregateProcessorFactory.type]: aggregateProcessorFactory,
   [attributesProcessorFactory.type]: attributesProcessorFactory,
+  [memoryLimiterProcessorFactory.type]: memoryLimiterProcessorFactory,
 };

@@ -1,0 +1,139 @@
+/**
+ * `memory_limiter`, after the Collector's: every `check_interval` it reads the
+ * agent's memory (RSS); above the soft limit (`limit - spike_limit`) it
+ * refuses flow data — the batches' flow measurements are dropped and counted —
+ * until memory is back under it, so the agent degrades to losing data it
+ * says it lost instead of being OOM-killed. Above the hard limit it also asks
+ * V8 for a garbage collection when `global.gc` is exposed.
+ *
+ * Limits are MiB (`limit_mib`, `spike_limit_mib`) or a percentage of the
+ * memory available to the agent (`limit_percentage`, `spike_limit_percentage`):
+ * the cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) when there is
+ * one, else the machine's memory. Self-telemetry (no flow attributes) always
+ * passes, so the agent can still report that it is dropping.
+ */
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
+import { ConfigError, type MetricsProcessor, type ProcessorFactory } from '../pipeline/component';
+import type { MeasurementBatch } from '../pipeline/measurements';
+import { isFlow, withMeasurements } from './common';
+
+const MIB = 1024 * 1024;
+
+export const memoryLimiterSchema = {
+  check_interval: { type: 'duration', default: '1s', minMs: 10, description: 'How often memory is measured.' },
+  limit_mib: { type: 'number', min: 1, description: 'Hard limit in MiB of resident memory. One of limit_mib or limit_percentage is required.' },
+  spike_limit_mib: { type: 'number', min: 0, description: 'Headroom below the hard limit, MiB: data is refused above limit − spike (the soft limit). Default 20% of the limit.' },
+  limit_percentage: { type: 'number', min: 1, max: 100, description: "Hard limit as a percentage of the memory available (the cgroup's limit, else the machine's)." },
+  spike_limit_percentage: { type: 'number', min: 0, max: 100, description: 'Headroom as a percentage of the memory available.' },
+} as const satisfies Schema;
+
+export type MemoryLimiterConfig = SchemaValue<typeof memoryLimiterSchema>;
+
+function validate(raw: unknown, path: string): MemoryLimiterConfig {
+  const c = validateObject(raw, path, memoryLimiterSchema);
+  if ((c.limit_mib === undefined) === (c.limit_percentage === undefined)) {
+    throw new ConfigError(path, 'set exactly one of limit_mib and limit_percentage');
+  }
+  if (c.spike_limit_mib !== undefined && c.limit_mib !== undefined && c.spike_limit_mib >= c.limit_mib) {
+    throw new ConfigError(`${path}.spike_limit_mib`, `must be below limit_mib (${c.limit_mib})`);
+  }
+  if (c.spike_limit_percentage !== undefined && c.limit_percentage !== undefined && c.spike_limit_percentage >= c.limit_percentage) {
+    throw new ConfigError(`${path}.spike_limit_percentage`, `must be below limit_percentage (${c.limit_percentage})`);
+  }
+  return c;
+}
+
+/** Bytes of memory this process may use: its cgroup's limit, else the machine's. */
+export function availableMemory(read: (f: string) => string = (f) => readFileSync(f, 'utf8')): number {
+  const candidates: string[] = [];
+  try {
+    for (const line of read('/proc/self/cgroup').split('\n')) {
+      const [, controllers, path] = line.split(':');
+      if (controllers === '') candidates.push(`/sys/fs/cgroup/unified${path}/memory.max`, `/sys/fs/cgroup${path}/memory.max`);
+      if (controllers?.split(',').includes('memory')) candidates.push(`/sys/fs/cgroup/memory${path}/memory.limit_in_bytes`);
+    }
+  } catch {
+    /* no cgroups */
+  }
+  const machine = totalmem();
+  for (const f of candidates) {
+    try {
+      const v = read(f).trim();
+      if (v === 'max') continue;
+      const n = Number(v);
+      if (Number.isFinite(n) && n > 0 && n < machine) return n;
+    } catch {
+      /* not this one */
+    }
+  }
+  return machine;
+}
+
+export class MemoryLimiterProcessor implements MetricsProcessor {
+  readonly hardLimit: number;
+  readonly softLimit: number;
+  private timer?: NodeJS.Timeout;
+  private refusing = false;
+  /** Flow measurements refused while above the soft limit. */
+  refused = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly config: MemoryLimiterConfig,
+    private readonly measure: () => number = () => process.memoryUsage().rss,
+    available: number = availableMemory(),
+  ) {
+    this.hardLimit = config.limit_mib !== undefined ? config.limit_mib * MIB : ((config.limit_percentage ?? 100) / 100) * available;
+    const spike =
+      config.spike_limit_mib !== undefined
+        ? config.spike_limit_mib * MIB
+        : config.spike_limit_percentage !== undefined
+          ? (config.spike_limit_percentage / 100) * available
+          : this.hardLimit * 0.2;
+    this.softLimit = this.hardLimit - spike;
+  }
+
+  get refusingData(): boolean {
+    return this.refusing;
+  }
+
+  /** Measure now (also what the timer does). */
+  check(): void {
+    const used = this.measure();
+    this.refusing = used > this.softLimit;
+    if (used > this.hardLimit) (globalThis as { gc?: () => void }).gc?.();
+  }
+
+  async start(): Promise<void> {
+    this.check();
+    this.timer = setInterval(() => this.check(), this.config.check_interval);
+    this.timer.unref();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  process(batch: MeasurementBatch): MeasurementBatch {
+    if (!this.refusing) return batch;
+    const kept = batch.measurements.filter((m) => !isFlow(m.attributes));
+    this.refused += batch.measurements.length - kept.length;
+    // Flow gauges are not replaced by an empty set: they keep their last
+    // values instead of reading as if every connection had closed.
+    const gauges = new Set(kept.map((m) => m.metric));
+    return { ...withMeasurements(batch, kept), gaugesReplaced: batch.gaugesReplaced.filter((g) => gauges.has(g)) };
+  }
+}
+
+export const memoryLimiterProcessorFactory: ProcessorFactory<MemoryLimiterConfig> = {
+  kind: 'processor',
+  type: 'memory_limiter',
+  stability: 'alpha',
+  options: describeSchema(memoryLimiterSchema),
+  defaultConfig: () => validateObject({ limit_percentage: 80 }, '', memoryLimiterSchema),
+  validate,
+  create: (config, ctx) => new MemoryLimiterProcessor(ctx.id, config),
+};
