@@ -25,7 +25,7 @@ import { didYouMean } from '../config/suggest';
 import type { MetricsProcessor, OptionDoc, ProcessorFactory } from '../pipeline/component';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
 import { BoundedCache, collectValidate, compileGlobs, globMinLength, isFlow, StatelessLifecycle, throwIfErrors, withMeasurements } from './common';
-import { cidrContains, parseCidr, parseIp, type Cidr, type IpAddress } from './ip';
+import { cidrContains, parseCidr, parseIp, type Cidr, type IpAddress } from '../util/ip';
 
 export const DIRECTIONS = ['outgoing', 'incoming', 'local'] as const;
 export const TRANSPORTS = ['tcp', 'udp'] as const;

@@ -29,7 +29,7 @@ export {
 } from './filter';
 export { samplingProcessorFactory, SamplingProcessor, SAMPLING_RATE_ATTRIBUTE, type SamplingConfig } from './sampling';
 export { FLOW_ATTRIBUTES, isFlow } from './common';
-export { parseCidr, parseIp, cidrContains, formatIp, type Cidr, type IpAddress } from './ip';
+export { parseCidr, parseIp, cidrContains, formatIp, type Cidr, type IpAddress } from '../util/ip';
 
 /** type → factory, for the processors section of the component registry. */
 export { memoryLimiterProcessorFactory, MemoryLimiterProcessor, availableMemory, type MemoryLimiterConfig } from './memory_limiter';

@@ -8,7 +8,7 @@
  * matches. Ports are the server's port, CIDRs the remote address, processes
  * exact command names (globs stay in userspace).
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { parseCidr } from '../../util/ip';
 
 export interface KernelFilter {
   ports: { include: readonly number[]; exclude: readonly number[] };
@@ -26,26 +26,13 @@ export interface FilterMapEntry {
   value: Buffer;
 }
 
-function ipBytes(addr: string): Buffer {
-  if (isIPv4(addr)) return Buffer.from(addr.split('.').map(Number));
-  if (!isIPv6(addr)) throw new Error(`not an IP address: ${addr}`);
-  const [head = '', tail = ''] = addr.split('::');
-  const h = head ? head.split(':') : [];
-  const t = addr.includes('::') ? (tail ? tail.split(':') : []) : [];
-  const words = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  words.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), i * 2));
-  return out;
-}
-
 function cidrKey(cidr: string): { map: 'filter_cidr4' | 'filter_cidr6'; key: Buffer } {
-  const [addr = '', len] = cidr.split('/');
-  const bytes = ipBytes(addr);
-  const prefix = len === undefined ? bytes.length * 8 : Number(len);
-  const key = Buffer.alloc(4 + bytes.length);
-  key.writeUInt32LE(prefix, 0);
-  bytes.copy(key, 4);
-  return { map: bytes.length === 4 ? 'filter_cidr4' : 'filter_cidr6', key };
+  const c = parseCidr(cidr);
+  // struct flowtel_lpm4 / flowtel_lpm6: prefix length, then the address.
+  const key = Buffer.alloc(4 + c.bytes.length);
+  key.writeUInt32LE(c.prefixLength, 0);
+  key.set(c.bytes, 4);
+  return { map: c.family === 4 ? 'filter_cidr4' : 'filter_cidr6', key };
 }
 
 /** The map entries that encode `f`, and which criteria have include entries. */

@@ -93,7 +93,7 @@ export function parseIPv6(text: string): Uint8Array | undefined {
   return bytes;
 }
 
-function isV4Mapped(bytes: Uint8Array): boolean {
+export function isV4Mapped(bytes: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
   return bytes[10] === 0xff && bytes[11] === 0xff;
 }
