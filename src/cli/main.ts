@@ -13,6 +13,7 @@ import { defaultConfigText, loadConfig, loadConfigFromTexts, validateConfig, Con
 import { EMBEDDED_DEFAULT_SOURCE } from '../config/default-config';
 import type { ValidatedConfig } from '../config/validate';
 import { exporterFactories } from '../exporters';
+import { extensionFactories, startExtensions, type RunningExtensions } from '../extensions';
 import type { AnyComponentFactory } from '../config/registry';
 import { Service } from '../pipeline/service';
 import { ebpfTcpReceiverFactory } from '../receivers/ebpf_tcp/factory';
@@ -27,6 +28,7 @@ export const FACTORIES: readonly AnyComponentFactory[] = [
   netstatReceiverFactory as AnyComponentFactory,
   ...Object.values(processorFactories).map((f) => f as AnyComponentFactory),
   ...Object.values(exporterFactories).map((f) => f as AnyComponentFactory),
+  ...Object.values(extensionFactories).map((f) => f as AnyComponentFactory),
 ];
 
 const USAGE = `flowtel ${FLOWTEL_VERSION} — eBPF network performance monitoring that speaks OpenTelemetry
@@ -134,10 +136,14 @@ async function run(args: CliArgs): Promise<number> {
     });
   });
 
+  let extensions: RunningExtensions | undefined;
   try {
+    // Self-telemetry and extensions (health_check) start before the pipelines and stop after them.
+    extensions = await startExtensions(config, service, logger);
     await service.start();
   } catch (e) {
     reportStartFailure(e, logger);
+    await extensions?.shutdown();
     return 1;
   }
   if (!stopping) {
@@ -146,6 +152,7 @@ async function run(args: CliArgs): Promise<number> {
   }
   await reloading;
   await service.shutdown();
+  await extensions.shutdown();
   logger.info('flowtel stopped');
   return 0;
 }

@@ -5,6 +5,8 @@
  */
 import type { ComponentKind } from '../pipeline/component';
 import { LOG_LEVELS, type LogLevel } from '../util/log';
+import { parseHostPort } from '../exporters/endpoint';
+import { DEFAULT_METRICS_LEVEL, METRICS_LEVELS, type MetricsLevel } from '../telemetry/levels';
 import { IssueCollector } from './errors';
 import { childPath } from './location';
 import {
@@ -43,8 +45,13 @@ export interface ValidatedPipeline {
 }
 
 export interface ServiceConfig {
+  /** Extensions to run, in start order (stopped in reverse, after the pipelines). */
   readonly extensions: readonly string[];
-  readonly telemetry: { readonly logs: { readonly level: LogLevel } };
+  readonly telemetry: {
+    readonly logs: { readonly level: LogLevel };
+    /** The agent's own metrics (src/telemetry/self-telemetry.ts). */
+    readonly metrics: { readonly level: MetricsLevel; readonly address?: string };
+  };
 }
 
 export interface ValidatedConfig {
@@ -74,6 +81,26 @@ const TELEMETRY_SCHEMA = {
         values: LOG_LEVELS,
         default: 'info',
         description: 'Minimum log level; FLOWTEL_LOG_LEVEL overrides it.',
+      },
+    },
+  },
+  metrics: {
+    type: 'object',
+    description: "The agent's own metrics (flowtel_*): served by every prometheus exporter of the pipelines, and at address if set.",
+    schema: {
+      level: {
+        type: 'enum',
+        values: METRICS_LEVELS,
+        default: DEFAULT_METRICS_LEVEL,
+        description: 'none: no self-telemetry (the receivers\' flowtel_* measurements are dropped too); basic: process, receiver and exporter counters; normal: also event-loop delay and collection failures; detailed: more event-loop quantiles.',
+      },
+      address: {
+        type: 'string',
+        check: (value: string) => {
+          const parsed = parseHostPort(value);
+          return typeof parsed === 'string' ? parsed : undefined;
+        },
+        description: 'host:port of a Prometheus endpoint (/metrics) that serves only self-telemetry, like the Collector\'s :8888. Unset: none.',
       },
     },
   },
@@ -110,9 +137,13 @@ export function validateConfig(raw: RawConfig, registry: RegistryInput): Validat
     }
   }
 
-  let telemetry: ServiceConfig['telemetry'] = { logs: { level: 'info' } };
+  let telemetry: ServiceConfig['telemetry'] = { logs: { level: 'info' }, metrics: { level: DEFAULT_METRICS_LEVEL } };
+  const telemetryWarnings: string[] = [];
   try {
     telemetry = validateObject(service.telemetry, 'service.telemetry', TELEMETRY_SCHEMA);
+    if (telemetry.metrics.level === 'none' && telemetry.metrics.address !== undefined) {
+      telemetryWarnings.push('service.telemetry.metrics.address: ignored, level is none (no self-telemetry is served)');
+    }
   } catch (error) {
     issues.addError(error, 'service.telemetry');
   }
@@ -122,7 +153,7 @@ export function validateConfig(raw: RawConfig, registry: RegistryInput): Validat
 
   issues.throwIfAny();
 
-  const warnings = [...raw.warnings, ...unusedComponentWarnings(components, pipelines, serviceExtensions)];
+  const warnings = [...raw.warnings, ...telemetryWarnings, ...unusedComponentWarnings(components, pipelines, serviceExtensions)];
   return {
     receivers: components.receivers,
     processors: components.processors,

@@ -43,6 +43,21 @@ const defs: MetricDefinition[] = [
   { name: 'flowtel_ebpf_filtered', kind: 'counter', unit: '{connection}', description: 'Connections the in-kernel filter excluded at their start (never reported, cost nothing more).' },
   { name: 'flowtel_tracked_connections', kind: 'gauge', unit: '{connection}', description: 'TCP connections the agent holds counters for.' },
   { name: 'flowtel_collection_duration_us', kind: 'histogram', unit: 'us', description: 'Time one collection took (ring buffer drain, iter/tcp walk, UDP map read, deltas).', buckets: LATENCY_BUCKETS_US },
+  // Self-telemetry of the agent (src/telemetry/self-telemetry.ts): observed when read, never sent through a pipeline.
+  { name: 'flowtel_receiver_accepted_measurements', kind: 'counter', unit: '{measurement}', description: 'Measurements in the batches a receiver sent down its pipelines, by receiver.' },
+  { name: 'flowtel_receiver_failed_collections', kind: 'counter', unit: '{collection}', description: 'Collections of a receiver that failed (nothing was sent), by receiver.' },
+  { name: 'flowtel_exporter_sent_batches', kind: 'counter', unit: '{batch}', description: 'Batches (one per collection) an exporter delivered, by exporter (exporters with a sending queue).' },
+  { name: 'flowtel_exporter_send_failed_batches', kind: 'counter', unit: '{batch}', description: 'Batches an exporter gave up on: a permanent error or retries exhausted, by exporter (exporters with a sending queue).' },
+  { name: 'flowtel_exporter_dropped_batches', kind: 'counter', unit: '{batch}', description: 'Batches an exporter discarded unsent (queue full, or still queued at shutdown), by exporter (exporters with a sending queue).' },
+  { name: 'flowtel_exporter_retries', kind: 'counter', unit: '{retry}', description: 'Export attempts after the first, by exporter (exporters that retry).' },
+  { name: 'flowtel_exporter_queue_size', kind: 'gauge', unit: '{batch}', description: "Batches held in an exporter's sending queue (waiting, backing off or in flight), by exporter." },
+  { name: 'flowtel_exporter_sent_requests', kind: 'counter', unit: '{request}', description: 'Export attempts that succeeded, by exporter (push exporters: otlp).' },
+  { name: 'flowtel_exporter_send_failed_requests', kind: 'counter', unit: '{request}', description: 'Export attempts that failed (backend down, rejected, timed out; each failed retry counts), by exporter (push exporters: otlp).' },
+  { name: 'flowtel_process_memory_rss', kind: 'gauge', unit: 'By', description: 'Resident set size of the agent process.' },
+  { name: 'flowtel_process_heap_used', kind: 'gauge', unit: 'By', description: 'V8 heap in use by the agent (process.memoryUsage().heapUsed).' },
+  { name: 'flowtel_process_cpu_seconds', kind: 'counter', unit: 's', description: 'CPU time the agent process used, user and system.' },
+  { name: 'flowtel_process_uptime', kind: 'counter', unit: 's', description: 'Seconds since the agent process started.' },
+  { name: 'flowtel_event_loop_delay', kind: 'gauge', unit: 's', description: 'Node.js event-loop delay (perf_hooks.monitorEventLoopDelay) over the last 10 s window, by quantile (0.5, 0.99; detailed: also 0.9 and 1 = max).' },
 ];
 
 const registry = new Map<string, MetricDefinition>(defs.map((d) => [d.name, d]));

@@ -13,6 +13,7 @@ import type { ComponentContext, MetricsExporter, MetricsProcessor, MetricsReceiv
 import { FanOut, InstrumentSink } from './instrument-sink';
 import type { MeasurementBatch, MeasurementConsumer } from './measurements';
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
+import type { ServiceObserver } from '../telemetry/observer';
 
 /** A pipeline's processors, in order, then its exporters. */
 class ProcessorChain implements MeasurementConsumer {
@@ -80,6 +81,8 @@ export class Service {
   private processors: MetricsProcessor[] = [];
   private started = false;
   private readonly resource = buildResource({});
+  /** Self-telemetry and component status (src/telemetry/observer.ts, attachTelemetry). */
+  private observer?: ServiceObserver;
 
   private constructor(private readonly logger: Logger) {}
 
@@ -114,6 +117,7 @@ export class Service {
         views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
       });
       out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter('flowtel')), configKey });
+      this.observer?.exporterCreated(exporter, provider);
     }
     return out;
   }
@@ -153,8 +157,11 @@ export class Service {
   private createReceiver(config: ValidatedConfig, id: string, input: { next: MeasurementConsumer; filter?: FilterPushdown }): ReceiverRuntime {
     const c = config.receivers.get(id)!;
     const relay = new Relay(input.next);
-    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next: relay, filter: input.filter };
-    return { receiver: c.factory.create(c.config, rctx) as MetricsReceiver, relay, configKey: this.receiverKey(config, id, input.filter) };
+    const next: MeasurementConsumer = { consume: (b) => relay.consume(this.observer ? this.observer.receiverBatch(id, b) : b) };
+    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter };
+    const receiver = c.factory.create(c.config, rctx) as MetricsReceiver;
+    this.observer?.receiverCreated(receiver);
+    return { receiver, relay, configKey: this.receiverKey(config, id, input.filter) };
   }
 
   /**
@@ -204,6 +211,7 @@ export class Service {
     this.exporters = exporters;
     this.receivers = receivers;
     this.processors = wiring.processors;
+    this.observer?.serviceChanged({ ...this.components(), pipelines: config.pipelines });
     for (const p of oldProcessors) await p.shutdown().catch(() => undefined);
     for (const [id, rt] of oldExporters) if (exporters.get(id) !== rt) await this.stopExporter(rt);
     for (const rt of toStart) {
@@ -218,6 +226,24 @@ export class Service {
       { kept: [...receivers.keys()].filter((id) => !toStart.some((r) => r.receiver.id === id)), restarted: toStart.map((r) => r.receiver.id), exporters: [...exporters.keys()] },
       'configuration reloaded',
     );
+  }
+
+  /**
+   * Let `observer` watch this service: self-telemetry and the component
+   * status health_check serves (src/telemetry/observer.ts). Before start.
+   */
+  attachTelemetry(observer: ServiceObserver): void {
+    this.observer = observer;
+    for (const rt of this.exporters.values()) observer.exporterCreated(rt.exporter, rt.provider);
+    for (const rt of this.receivers.values()) observer.receiverCreated(rt.receiver);
+    observer.serviceChanged(this.components());
+  }
+
+  private components(): { receivers: Map<string, MetricsReceiver>; exporters: Map<string, MetricsExporter> } {
+    return {
+      receivers: new Map([...this.receivers].map(([id, rt]) => [id, rt.receiver])),
+      exporters: new Map([...this.exporters].map(([id, rt]) => [id, rt.exporter])),
+    };
   }
 
   receiver(id: string): MetricsReceiver | undefined {

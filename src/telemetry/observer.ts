@@ -1,0 +1,61 @@
+/**
+ * How self-telemetry and the component status that health_check serves watch
+ * a running Service without being part of its data path. The service
+ * (src/pipeline/service.ts, `attachTelemetry`) tells its observer:
+ * - of every receiver and exporter instance it creates, before it starts
+ *   (at attach for those built already, and on each config reload);
+ * - which components are in service, after attach and after each reload;
+ * - every batch a receiver sends, before its pipelines get it.
+ */
+import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { MetricsExporter, MetricsReceiver } from '../pipeline/component';
+import type { MeasurementBatch } from '../pipeline/measurements';
+
+export interface PipelineMembers {
+  readonly id: string;
+  readonly receivers: readonly string[];
+  readonly processors: readonly string[];
+  readonly exporters: readonly string[];
+}
+
+/** The components in service (only those some pipeline uses). */
+export interface ServiceView {
+  readonly receivers: ReadonlyMap<string, MetricsReceiver>;
+  readonly exporters: ReadonlyMap<string, MetricsExporter>;
+  /** The pipelines, when the service knows them (after a reload: the new config's). */
+  readonly pipelines?: readonly PipelineMembers[];
+}
+
+export interface ServiceObserver {
+  /** A receiver instance was created; it has not started. */
+  receiverCreated(receiver: MetricsReceiver): void;
+  /** An exporter instance was created with the MeterProvider whose reader it is; it has not started. */
+  exporterCreated(exporter: MetricsExporter, provider: MeterProvider): void;
+  /** The components now in service. */
+  serviceChanged(view: ServiceView): void;
+  /**
+   * Every batch receiver `receiverId` sends, before its pipelines see it.
+   * Returns the batch the pipelines get: `batch` itself, or a new batch (it
+   * must not change the one it is given).
+   */
+  receiverBatch(receiverId: string, batch: MeasurementBatch): MeasurementBatch;
+}
+
+/** Several observers as one; batches go through them in order. */
+export class ObserverChain implements ServiceObserver {
+  constructor(private readonly observers: readonly ServiceObserver[]) {}
+  receiverCreated(receiver: MetricsReceiver): void {
+    for (const o of this.observers) o.receiverCreated(receiver);
+  }
+  exporterCreated(exporter: MetricsExporter, provider: MeterProvider): void {
+    for (const o of this.observers) o.exporterCreated(exporter, provider);
+  }
+  serviceChanged(view: ServiceView): void {
+    for (const o of this.observers) o.serviceChanged(view);
+  }
+  receiverBatch(receiverId: string, batch: MeasurementBatch): MeasurementBatch {
+    let b = batch;
+    for (const o of this.observers) b = o.receiverBatch(receiverId, b);
+    return b;
+  }
+}
