@@ -163,6 +163,14 @@ bpf_map* BpfObject::RequireLoadedMap(Napi::Env env, const std::string& name) {
   return m;
 }
 
+int BpfObject::RequireLoadedProgramFd(Napi::Env env, const std::string& name) {
+  bpf_program* p = FindProgram(env, name);
+  RequireLoaded(env, ("program '" + name + "'").c_str());
+  int fd = bpf_program__fd(p);
+  if (fd < 0) ThrowCode(env, "ERR_BPF_STATE", "program '" + name + "' in " + Where() + " is not loaded (autoload off?)");
+  return fd;
+}
+
 Napi::Value BpfObject::Programs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireOpen(env);

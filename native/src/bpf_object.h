@@ -27,6 +27,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   const std::string& path() const { return path_; }
   void AddReader(RingBufferReader* r) { readers_.insert(r); }
   void RemoveReader(RingBufferReader* r) { readers_.erase(r); }
+  // For PacketSocket (SO_ATTACH_BPF): the fd of a loaded program. The socket
+  // holds its own reference to the program, so it outlives close().
+  int RequireLoadedProgramFd(Napi::Env env, const std::string& name);
 
  private:
   Napi::Value Programs(const Napi::CallbackInfo& info);

@@ -18,14 +18,19 @@ import type { AnyComponentFactory } from '../config/registry';
 import { Service } from '../pipeline/service';
 import { ebpfTcpReceiverFactory } from '../receivers/ebpf_tcp/factory';
 import { netstatReceiverFactory } from '../receivers/netstat/receiver';
+import { ebpfDnsReceiverFactory } from '../receivers/ebpf_dns/factory';
 import { processorFactories } from '../processors';
 import { ProbeError, checkPrerequisites } from '../receivers/ebpf_tcp/probes';
 import { createLogger } from '../util/log';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
 
+/** Receivers that load eBPF programs: the agent checks its capabilities before it starts them. */
+const EBPF_RECEIVERS = new Set([ebpfTcpReceiverFactory.type, ebpfDnsReceiverFactory.type]);
+
 export const FACTORIES: readonly AnyComponentFactory[] = [
   ebpfTcpReceiverFactory as AnyComponentFactory,
   netstatReceiverFactory as AnyComponentFactory,
+  ebpfDnsReceiverFactory as AnyComponentFactory,
   ...Object.values(processorFactories).map((f) => f as AnyComponentFactory),
   ...Object.values(exporterFactories).map((f) => f as AnyComponentFactory),
   ...Object.values(extensionFactories).map((f) => f as AnyComponentFactory),
@@ -82,7 +87,7 @@ async function run(args: CliArgs): Promise<number> {
   const config = loadValidated(args);
   // What the eBPF receivers need, before anything listens or loads: without
   // it the agent stops here with one line on stderr and nothing started.
-  const usesEbpf = config.pipelines.some((p) => p.receivers.some((id) => config.receivers.get(id)?.factory.type === ebpfTcpReceiverFactory.type));
+  const usesEbpf = config.pipelines.some((p) => p.receivers.some((id) => EBPF_RECEIVERS.has(config.receivers.get(id)?.factory.type ?? '')));
   if (usesEbpf) {
     try {
       checkPrerequisites();

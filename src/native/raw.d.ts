@@ -123,9 +123,61 @@ export interface RawLibbpfLogLine {
   message: string;
 }
 
+export interface RawPacketSocketOptions {
+  /** Create the socket in this network namespace (e.g. /proc/PID/ns/net, /run/netns/NAME). */
+  netnsPath?: string;
+  /** 0 (default): every interface of the namespace. */
+  ifindex?: number;
+  /** TPACKET_V3 block size in bytes (power of two, multiple of the page size). Default 256 KiB. */
+  blockSize?: number;
+  /** Blocks in the ring. Default 16. */
+  blockCount?: number;
+  /** A partly filled block is handed over at most this long after its first packet. Default 20. */
+  retireMs?: number;
+  /** Bytes per batch handed to JS. Default 1 MiB. */
+  maxBatchBytes?: number;
+  onError?: (err: Error) => void;
+}
+
+export interface RawPacketSocketStats {
+  /** PACKET_STATISTICS tp_packets, accumulated: packets the filter passed, dropped ones included. */
+  kernelPackets: number;
+  /** PACKET_STATISTICS tp_drops, accumulated: passed packets lost because the ring was full. */
+  kernelDrops: number;
+  kernelFreezes: number;
+  /** packets delivered to JS */
+  packets: number;
+  bytes: number;
+  batches: number;
+  blocks: number;
+  queuedBatches: number;
+  errors: number;
+  running: boolean;
+}
+
+export interface RawPacketSocket {
+  flush(): Promise<void>;
+  stats(): RawPacketSocketStats;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  isRunning(): boolean;
+}
+
+export interface RawPacketSocketConstructor {
+  new (
+    obj: RawBpfObject,
+    progName: string,
+    onBatch: (batch: Buffer, count: number) => void,
+    options?: RawPacketSocketOptions,
+  ): RawPacketSocket;
+  interfaces(netnsPath?: string): { index: number; name: string }[];
+}
+
 export interface RawAddon {
   BpfObject: RawBpfObjectConstructor;
   RingBufferReader: RawRingBufferReaderConstructor;
+  PacketSocket: RawPacketSocketConstructor;
   libbpfVersion(): string;
   numPossibleCpus(): number;
   vmlinuxHasType(name: string, kind: RawBtfKind): boolean;

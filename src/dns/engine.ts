@@ -1,0 +1,156 @@
+/**
+ * From captured packets to DNS messages and transactions, independent of how
+ * the packets were captured (the ebpf_dns receiver feeds it from the kernel,
+ * tests feed it crafted packets): IP/UDP/TCP decoding, removal of capture
+ * copies, TCP reassembly, parsing, query/response correlation, and the
+ * address → name cache. `onPacket` never throws: what cannot be decoded is
+ * counted by reason.
+ */
+import { CaptureDedup } from './dedup';
+import { DnsCorrelator, type DnsPacketMeta } from './correlator';
+import { DnsNameCache } from './name-cache';
+import { decodeL4, IPPROTO_TCP, newL4Packet, type L4Packet } from './packet';
+import { parseDnsMessage, RRType, type DnsMessage, type ParseFailure } from './parser';
+import { TcpDnsReassembler } from './tcp-stream';
+import type { DnsTransaction } from './transaction';
+
+export type MalformedReason = ParseFailure | 'not_ip' | 'internal';
+
+export interface DnsEngineOptions {
+  timeoutMs: number;
+  maxInflight: number;
+  maxTcpFlows: number;
+  /** Follow DNS over TCP (default true). */
+  tcp?: boolean;
+  nameCache?: DnsNameCache;
+  dedupWindowMs?: number;
+}
+
+/** What the engine found, for whoever makes metrics or logs of it. */
+export interface DnsEvents {
+  query(meta: DnsPacketMeta, msg: DnsMessage): void;
+  response(meta: DnsPacketMeta, msg: DnsMessage): void;
+  /** A query answered (with latency) or timed out. */
+  transaction(t: DnsTransaction): void;
+}
+
+export interface DnsEngineStats {
+  packets: number;
+  messages: number;
+  queries: number;
+  responses: number;
+  duplicates: number;
+  malformed: Partial<Record<MalformedReason, number>>;
+  /** Responses whose answers were cut by the capture (snap length, lost fragment): header and question still counted. */
+  partial: number;
+}
+
+export class DnsEngine {
+  readonly correlator: DnsCorrelator;
+  readonly tcp: TcpDnsReassembler;
+  readonly dedup: CaptureDedup;
+  readonly nameCache?: DnsNameCache;
+  readonly stats: DnsEngineStats = { packets: 0, messages: 0, queries: 0, responses: 0, duplicates: 0, malformed: {}, partial: 0 };
+  private readonly l4: L4Packet = newL4Packet();
+  private readonly followTcp: boolean;
+  private lastError?: unknown;
+
+  constructor(
+    opts: DnsEngineOptions,
+    private readonly events: DnsEvents,
+  ) {
+    this.correlator = new DnsCorrelator(opts.timeoutMs * 1000, opts.maxInflight, (t) => events.transaction(t));
+    this.tcp = new TcpDnsReassembler(opts.maxTcpFlows);
+    this.dedup = new CaptureDedup((opts.dedupWindowMs ?? 500) * 1000);
+    this.nameCache = opts.nameCache;
+    this.followTcp = opts.tcp ?? true;
+  }
+
+  /** The last unexpected error (a bug, counted as malformed `internal`); cleared when read. */
+  takeLastError(): unknown {
+    const e = this.lastError;
+    this.lastError = undefined;
+    return e;
+  }
+
+  private malformed(reason: MalformedReason): void {
+    this.stats.malformed[reason] = (this.stats.malformed[reason] ?? 0) + 1;
+  }
+
+  /** One captured packet: buf[off, off + caplen), starting at its IP header. */
+  onPacket(buf: Buffer, off: number, caplen: number, tsUs: number): void {
+    this.stats.packets++;
+    try {
+      const p = this.l4;
+      if (!decodeL4(buf, off, caplen, p)) {
+        this.malformed('not_ip');
+        return;
+      }
+      if (p.proto === IPPROTO_TCP) {
+        if (!this.followTcp) return;
+        const key = `${p.src}|${p.sport}|${p.dst}|${p.dport}`;
+        // Copies of one segment from two capture sockets can arrive after the
+        // connection's FIN was handled (which forgets the flow): drop them first.
+        if (this.dedup.isDuplicate(`${key}|${p.seq}|${p.flags}|${p.payloadFullLen}`, tsUs)) {
+          this.stats.duplicates++;
+          return;
+        }
+        this.tcp.onSegment(key, p.seq, p.flags, buf, p.payload, p.payloadLen, p.payloadFullLen, tsUs, (b, s, e, ts) =>
+          this.message(b, s, e, ts, 'tcp', false),
+        );
+        return;
+      }
+      if (p.payloadLen < 12) {
+        this.malformed('short_header');
+        return;
+      }
+      const id = buf.readUInt16BE(p.payload);
+      const qr = buf[p.payload + 2]! >> 7;
+      const dupKey = `${p.src}|${p.sport}|${p.dst}|${p.dport}|${id}|${qr}|${p.payloadFullLen}`;
+      if (this.dedup.isDuplicate(dupKey, tsUs)) {
+        this.stats.duplicates++;
+        return;
+      }
+      this.message(buf, p.payload, p.payload + p.payloadLen, tsUs, 'udp', p.payloadLen < p.payloadFullLen);
+    } catch (e) {
+      this.lastError = e;
+      this.malformed('internal');
+    }
+  }
+
+  private message(buf: Buffer, start: number, end: number, tsUs: number, transport: 'udp' | 'tcp', captureTruncated: boolean): void {
+    this.stats.messages++;
+    const qr = end - start >= 3 && (buf[start + 2]! & 0x80) !== 0;
+    const res = parseDnsMessage(buf, start, end, { sections: qr ? 'answers' : 'none', captureTruncated });
+    if (!res.ok) {
+      this.malformed(res.error);
+      return;
+    }
+    const msg = res.msg;
+    if (msg.partial) this.stats.partial++;
+    const p = this.l4;
+    const meta: DnsPacketMeta = { tsUs, transport, networkType: p.networkType, src: p.src, sport: p.sport, dst: p.dst, dport: p.dport };
+    if (!msg.qr) {
+      this.stats.queries++;
+      this.events.query(meta, msg);
+      this.correlator.query(meta, msg);
+      return;
+    }
+    this.stats.responses++;
+    this.events.response(meta, msg);
+    this.correlator.response(meta, msg);
+    if (this.nameCache && msg.rcode === 0 && msg.questions.length > 0) {
+      const qname = msg.questions[0]!.name;
+      const nowMs = tsUs / 1000;
+      for (const a of msg.answers) {
+        if ((a.type === RRType.A || a.type === RRType.AAAA) && a.class === 1) this.nameCache.add(a.data, qname, a.ttl, nowMs);
+      }
+    }
+  }
+
+  /** Timeouts up to `nowUs`, and forgetting idle TCP flows. */
+  expire(nowUs: number): void {
+    this.correlator.expire(nowUs);
+    this.tcp.expire(nowUs - 120_000_000);
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The ebpf_dns receiver: every DNS query and response the host sends or
+ * receives, captured by a BPF socket filter on AF_PACKET sockets (see
+ * probes.ts), decoded and correlated in src/dns/, and sent down the
+ * pipelines every collection_interval as dns_* metrics.
+ *
+ * Each answered or timed-out query is also a DnsTransaction
+ * (src/dns/transaction.ts): `onTransaction` subscribes to them; the logs
+ * pipeline will make one OTLP log record of each (transactionLogAttributes).
+ * A/AAAA answers fill `nameCache` (address → name) for flows' destination.domain.
+ */
+import type { Logger } from 'pino';
+import type { MetricsReceiver } from '../../pipeline/component';
+import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
+import { forEachPacket } from '../../native/packet-socket';
+import { DnsEngine, type MalformedReason } from '../../dns/engine';
+import { DnsNameCache } from '../../dns/name-cache';
+import type { DnsTransaction } from '../../dns/transaction';
+import type { EbpfDnsConfig } from './config';
+import { DnsMetrics } from './metrics';
+import { DnsCapture, type DnsCaptureCounters } from './probes';
+
+interface Cumulative {
+  capture: DnsCaptureCounters;
+  malformed: Partial<Record<MalformedReason, number>>;
+  duplicates: number;
+  unmatched: number;
+  overflow: number;
+  tcpGaps: number;
+  tcpEvicted: number;
+}
+
+export class EbpfDnsReceiver implements MetricsReceiver {
+  /** Address → name, from the A/AAAA answers seen (see DnsNameCache). */
+  readonly nameCache: DnsNameCache;
+  readonly engine: DnsEngine;
+  private readonly metrics: DnsMetrics;
+  private readonly listeners = new Set<(t: DnsTransaction) => void>();
+  private capture?: DnsCapture;
+  private timer?: NodeJS.Timeout;
+  private collecting?: Promise<void>;
+  private last?: Cumulative;
+  private collections = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly config: EbpfDnsConfig,
+    private readonly next: MeasurementConsumer,
+    private readonly logger: Logger,
+  ) {
+    this.nameCache = new DnsNameCache({ maxEntries: config.name_cache_size, minTtlMs: config.name_cache_min_ttl });
+    this.metrics = new DnsMetrics(config.top_names, (t) => this.emitTransaction(t));
+    this.engine = new DnsEngine(
+      {
+        timeoutMs: config.query_timeout,
+        maxInflight: config.max_inflight,
+        maxTcpFlows: config.max_tcp_flows,
+        tcp: config.tcp,
+        nameCache: config.name_cache_size > 0 ? this.nameCache : undefined,
+      },
+      this.metrics,
+    );
+  }
+
+  /** Subscribe to every answered or timed-out query; returns the unsubscribe function. */
+  onTransaction(listener: (t: DnsTransaction) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emitTransaction(t: DnsTransaction): void {
+    for (const l of this.listeners) {
+      try {
+        l(t);
+      } catch (e) {
+        this.logger.error({ err: e }, 'ebpf_dns: a transaction listener threw');
+      }
+    }
+  }
+
+  /** Capture sockets open (one per namespace, or per matching interface). */
+  get socketCount(): number {
+    return this.capture?.socketCount ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.capture = DnsCapture.open(
+      {
+        ports: c.portNumbers,
+        snapLength: c.snap_length,
+        namespaces: c.network_namespaces,
+        includeInterfaces: c.include_interfaces,
+        excludeInterfaces: c.exclude_interfaces,
+        ringBytes: c.ring_buffer_size,
+      },
+      (batch, count) => this.onBatch(batch, count),
+      this.logger,
+    );
+    this.last = this.cumulative();
+    this.timer = setInterval(() => void this.collect().catch((e: unknown) => this.logger.error({ err: e }, 'ebpf_dns collection failed')), c.collection_interval);
+    this.timer.unref();
+    this.logger.info({ receiver: this.id, ports: c.portNumbers, sockets: this.capture.socketCount, namespaces: c.network_namespaces }, 'ebpf_dns receiver started');
+  }
+
+  private onBatch(batch: Buffer, count: number): void {
+    const engine = this.engine;
+    forEachPacket(batch, count, (p, buf) => engine.onPacket(buf, p.offset, p.caplen, p.tsUs));
+  }
+
+  collect(): Promise<void> {
+    if (!this.collecting) {
+      this.collecting = this.collectOnce().finally(() => {
+        this.collecting = undefined;
+      });
+    }
+    return this.collecting;
+  }
+
+  private async collectOnce(): Promise<void> {
+    const capture = this.capture;
+    if (!capture) return;
+    // Every packet captured before this instant is handled once flush()
+    // resolves: queries older than the timeout by then have no response.
+    const nowUs = Date.now() * 1000;
+    await capture.flush();
+    this.engine.expire(nowUs);
+    this.nameCache.prune();
+    const err = this.engine.takeLastError();
+    if (err) this.logger.warn({ err }, 'ebpf_dns: unexpected error decoding a packet (counted as malformed, reason internal)');
+    const out = this.metrics.collect();
+    out.push(...this.selfTelemetry());
+    if (++this.collections % 6 === 0 && (this.config.include_interfaces.length || this.config.exclude_interfaces.length)) capture.refresh();
+    this.next.consume({ timeMs: Date.now(), measurements: out, gaugesReplaced: ['flowtel_dns_inflight_queries', 'flowtel_dns_name_cache_entries'], source: this.id });
+  }
+
+  private cumulative(): Cumulative {
+    const e = this.engine;
+    return {
+      capture: this.capture?.counters() ?? { packets: 0, drops: 0, fragments: 0 },
+      malformed: { ...e.stats.malformed },
+      duplicates: e.stats.duplicates,
+      unmatched: e.correlator.stats.unmatched,
+      overflow: e.correlator.stats.overflow,
+      tcpGaps: e.tcp.stats.gaps,
+      tcpEvicted: e.tcp.stats.flowsEvicted,
+    };
+  }
+
+  private selfTelemetry(): Measurement[] {
+    const now = this.cumulative();
+    const prev = this.last ?? now;
+    this.last = now;
+    const receiver = this.id;
+    const out: Measurement[] = [];
+    const delta = (metric: string, a: number, b: number, extra: Record<string, string> = {}): void => {
+      if (a - b > 0) out.push({ metric, value: a - b, attributes: { receiver, ...extra } });
+    };
+    delta('flowtel_dns_capture_packets', now.capture.packets, prev.capture.packets);
+    delta('flowtel_dns_capture_drops', now.capture.drops, prev.capture.drops);
+    for (const [reason, n] of Object.entries(now.malformed)) delta('flowtel_dns_malformed', n ?? 0, prev.malformed[reason as MalformedReason] ?? 0, { reason });
+    delta('flowtel_dns_dropped', now.overflow, prev.overflow, { reason: 'inflight_full' });
+    delta('flowtel_dns_dropped', now.tcpGaps, prev.tcpGaps, { reason: 'tcp_gap' });
+    delta('flowtel_dns_dropped', now.tcpEvicted, prev.tcpEvicted, { reason: 'tcp_flows_full' });
+    delta('flowtel_dns_dropped', now.capture.fragments, prev.capture.fragments, { reason: 'ip_fragment' });
+    delta('flowtel_dns_duplicates', now.duplicates, prev.duplicates);
+    delta('flowtel_dns_unmatched_responses', now.unmatched, prev.unmatched);
+    out.push({ metric: 'flowtel_dns_inflight_queries', value: this.engine.correlator.size, attributes: { receiver } });
+    out.push({ metric: 'flowtel_dns_name_cache_entries', value: this.nameCache.size, attributes: { receiver } });
+    return out;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (!this.capture) return;
+    try {
+      await this.collect();
+    } finally {
+      this.capture.close();
+      this.capture = undefined;
+      this.logger.info({ receiver: this.id }, 'ebpf_dns receiver stopped');
+    }
+  }
+}
