@@ -33,7 +33,7 @@ export interface ValidatedComponent {
   readonly config: unknown;
 }
 
-export type PipelineSignal = 'metrics';
+export type PipelineSignal = 'metrics' | 'logs';
 
 export interface ValidatedPipeline {
   /** `metrics` or `metrics/name`. */
@@ -68,7 +68,7 @@ export interface ValidatedConfig {
 const TOP_LEVEL_KEYS = ['receivers', 'processors', 'exporters', 'extensions', 'service'] as const;
 const SERVICE_KEYS = ['pipelines', 'telemetry', 'extensions'] as const;
 const PIPELINE_KEYS = ['receivers', 'processors', 'exporters'] as const;
-const SUPPORTED_SIGNALS: readonly string[] = ['metrics'];
+const SUPPORTED_SIGNALS: readonly PipelineSignal[] = ['metrics', 'logs'];
 const KNOWN_SIGNALS: readonly string[] = ['metrics', 'traces', 'logs', 'profiles'];
 
 const TELEMETRY_SCHEMA = {
@@ -149,7 +149,7 @@ export function validateConfig(raw: RawConfig, registry: RegistryInput): Validat
   }
 
   const serviceExtensions = referenceList(service.extensions, 'service.extensions', 'extensions', defined.extensions, issues);
-  const pipelines = validatePipelines(service.pipelines, defined, issues);
+  const pipelines = validatePipelines(service.pipelines, defined, issues, components);
 
   issues.throwIfAny();
 
@@ -249,6 +249,7 @@ function validatePipelines(
   value: ConfigValue | undefined,
   defined: Readonly<Record<ComponentSection, readonly string[]>>,
   issues: IssueCollector,
+  components?: Readonly<Record<ComponentSection, ReadonlyMap<string, ValidatedComponent>>>,
 ): ValidatedPipeline[] {
   const pipelinesPath = 'service.pipelines';
   if (value === undefined || value === null) {
@@ -262,10 +263,10 @@ function validatePipelines(
     const path = childPath(pipelinesPath, id);
     const slash = id.indexOf('/');
     const signal = slash < 0 ? id : id.slice(0, slash);
-    if (!SUPPORTED_SIGNALS.includes(signal)) {
+    if (!(SUPPORTED_SIGNALS as readonly string[]).includes(signal)) {
       const reason = KNOWN_SIGNALS.includes(signal)
-        ? `flowtel only produces metrics; "${signal}" pipelines are not supported`
-        : `unknown pipeline signal "${signal}"${didYouMean(signal, SUPPORTED_SIGNALS)} (pipeline ids are metrics or metrics/<name>)`;
+        ? `flowtel produces metrics and logs; "${signal}" pipelines are not supported`
+        : `unknown pipeline signal "${signal}"${didYouMean(signal, SUPPORTED_SIGNALS)} (pipeline ids are metrics, logs, or metrics/<name>, logs/<name>)`;
       issues.add(path, reason);
       continue;
     }
@@ -284,7 +285,17 @@ function validatePipelines(
     const exporters = referenceList(pipeline.exporters, childPath(path, 'exporters'), 'exporters', defined.exporters, issues);
     if (receivers.length === 0) issues.add(path, 'pipeline has no receivers');
     if (exporters.length === 0) issues.add(path, 'pipeline has no exporters');
-    out.push({ id, signal: 'metrics', receivers, processors, exporters });
+    const sig = signal as PipelineSignal;
+    for (const [section, ids] of [['receivers', receivers], ['processors', processors], ['exporters', exporters]] as const) {
+      ids.forEach((cid, i) => {
+        const factory = components?.[section].get(cid)?.factory;
+        if (factory && !(factory.signals ?? ['metrics']).includes(sig)) {
+          const can = (factory.signals ?? ['metrics']).join(', ');
+          issues.add(`${childPath(path, section)}[${i}]`, `${SECTION_KIND[section]} "${cid}" (${factory.type}) cannot be in a ${sig} pipeline (it supports: ${can})`);
+        }
+      });
+    }
+    out.push({ id, signal: sig, receivers, processors, exporters });
   }
   return out;
 }

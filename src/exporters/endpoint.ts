@@ -48,3 +48,28 @@ export function checkGrpcEndpoint(text: string): string | undefined {
   if (url.search !== '' || url.hash !== '') return `unexpected query or fragment in "${text}"`;
   return undefined;
 }
+
+/**
+ * Check an OTLP/HTTP URL: `http://host[:port][/path]` or `https://…`.
+ * Returns an error message or undefined.
+ */
+export function checkHttpEndpoint(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(trimmed)) return `expected a URL starting with http:// or https://, got "${text}"`;
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    return `not a valid URL: "${text}"`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `unsupported scheme "${url.protocol}//" (use http:// or https://)`;
+  if (url.hostname === '') return `missing host in "${text}"`;
+  if (url.search !== '' || url.hash !== '') return `unexpected query or fragment in "${text}"`;
+  return undefined;
+}
+
+/** `base` + `/v1/metrics`, as the Collector's otlphttp exporter composes signal URLs. */
+export function otlpHttpSignalUrl(base: string, signalPath = 'v1/metrics'): string {
+  const trimmed = base.trim();
+  return trimmed.endsWith('/') ? `${trimmed}${signalPath}` : `${trimmed}/${signalPath}`;
+}

@@ -1,6 +1,8 @@
 /**
- * `otlp` exporter: OTLP over gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`)
- * driven by a PeriodicExportingMetricReader.
+ * `otlp` exporter: OTLP over gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`,
+ * one attempt per call: 0.223's gRPC delegate does not retry) behind the
+ * Collector's exporterhelper queue and retries (retry/), driven by a
+ * PeriodicExportingMetricReader.
  *
  * Every option that is not written in the config is left unset so that the
  * SDK applies the standard environment variables (0.223 resolves each
@@ -21,24 +23,31 @@
  * is TLS unless OTEL_EXPORTER_OTLP_INSECURE=true. `tls.insecure: true` forces
  * plaintext; `tls.insecure: false` or any of the file options force TLS.
  *
- * A down backend never throws out of the agent: the SDK retries retryable
- * failures within `timeout`, then the export fails, is counted in
+ * A down backend never throws out of the agent: each collection is queued
+ * (`sending_queue`), retried with backoff on UNAVAILABLE & co.
+ * (`retry_on_failure`), and every failed attempt is counted in
  * `exportFailures` and logged at most once a minute.
  */
-import { readFileSync } from 'node:fs';
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { AggregationTemporality, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { ConfigError, type ComponentContext, type ComponentFactory, type MetricsExporter } from '../pipeline/component';
+import { AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { ConfigError, type ComponentContext, type ComponentFactory } from '../pipeline/component';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigErrorList } from '../config/errors';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
 import { checkGrpcEndpoint } from './endpoint';
-import { ExportFailureTracker, FailureCountingExporter } from './export-failures';
+import { DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_OTLP_TIMEOUT_MS, exportIntervalFromEnv, otlpEnvTimeoutMs, readPem } from './otlp-env';
+import {
+  RETRY_ON_FAILURE_OPTION,
+  SENDING_QUEUE_OPTION,
+  checkRetryOnFailure,
+  classifyGrpcError,
+  pushExporterSender,
+  queuedPushExporter,
+  type QueuedMetricsExporter,
+} from './retry';
 
-export const DEFAULT_EXPORT_INTERVAL_MS = 10_000;
-/** The SDK reader's own default export timeout; used when `timeout` comes from env/defaults. */
-const SDK_READER_TIMEOUT_MS = 30_000;
+export { DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_OTLP_TIMEOUT_MS } from './otlp-env';
 
 const OTLP_SCHEMA = {
   endpoint: {
@@ -75,7 +84,7 @@ const OTLP_SCHEMA = {
   timeout: {
     type: 'duration',
     docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT, else 10s',
-    description: 'Deadline of one export, retries included.',
+    description: 'Deadline of one export attempt (retries: retry_on_failure). Also bounds how long a flush or shutdown waits for the queue to drain.',
   },
   export_interval: {
     type: 'duration',
@@ -87,25 +96,23 @@ const OTLP_SCHEMA = {
     type: 'enum',
     values: ['cumulative', 'delta', 'lowmemory'],
     docDefault: 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative',
-    description: 'Aggregation temporality: cumulative, delta (counters and histograms as deltas), or lowmemory.',
+    description: 'Aggregation temporality: cumulative, delta (counters and histograms as deltas), or lowmemory. With delta, a batch dropped (queue full, retries exhausted) is lost; with cumulative the next batch carries the totals.',
   },
+  retry_on_failure: RETRY_ON_FAILURE_OPTION,
+  sending_queue: SENDING_QUEUE_OPTION,
 } as const satisfies Schema;
 
 export type OtlpExporterConfig = SchemaValue<typeof OTLP_SCHEMA>;
 
-export interface OtlpMetricsExporter extends MetricsExporter {
-  /** Failed exports since creation (backend down, rejected, timed out). */
-  readonly exportFailures: number;
-  /** Successful exports since creation. */
-  readonly exportSuccesses: number;
-}
+/** Counters: see QueuedMetricsExporter (sent, failed, dropped, retries, queueSize(), exportFailures, exportSuccesses). */
+export type OtlpMetricsExporter = QueuedMetricsExporter;
 
 type OtlpGrpcOptions = NonNullable<ConstructorParameters<typeof OTLPMetricExporter>[0]>;
 type Compression = NonNullable<OtlpGrpcOptions['compression']>;
 
 function validateOtlpConfig(raw: unknown, path: string): OtlpExporterConfig {
   const config = validateObject(raw, path, OTLP_SCHEMA);
-  const errors: ConfigError[] = [];
+  const errors: ConfigError[] = [...checkRetryOnFailure(config.retry_on_failure, path)];
   const tls = config.tls;
   const tlsPath = `${path}.tls`;
   if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
@@ -118,23 +125,6 @@ function validateOtlpConfig(raw: unknown, path: string): OtlpExporterConfig {
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new ConfigErrorList(path, errors);
   return config;
-}
-
-/** Reads OTEL_METRIC_EXPORT_INTERVAL (milliseconds) like the SDK's env handling does elsewhere. */
-function exportIntervalFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const raw = env.OTEL_METRIC_EXPORT_INTERVAL?.trim();
-  if (!raw) return undefined;
-  const ms = Number(raw);
-  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
-}
-
-function readPem(file: string, path: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(path, `cannot read ${file}: ${reason}`);
-  }
 }
 
 /** Credentials from `tls`, or undefined to let the SDK decide from the endpoint and env. */
@@ -180,37 +170,20 @@ export function otlpGrpcOptions(config: OtlpExporterConfig, path = 'exporters.ot
 
 function createOtlpExporter(config: OtlpExporterConfig, ctx: ComponentContext, env: NodeJS.ProcessEnv = process.env): OtlpMetricsExporter {
   const path = `exporters.${ctx.id}`;
-  const tracker = new ExportFailureTracker(ctx.logger, `exporter ${ctx.id}`);
-  const exporter = new FailureCountingExporter(new OTLPMetricExporter(otlpGrpcOptions(config, path)), tracker);
-  const exportIntervalMillis = config.export_interval ?? exportIntervalFromEnv(env) ?? DEFAULT_EXPORT_INTERVAL_MS;
-  const exportTimeoutMillis = Math.min(exportIntervalMillis, config.timeout ?? SDK_READER_TIMEOUT_MS);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis, exportTimeoutMillis });
-  let stopped = false;
-  return {
-    id: ctx.id,
-    reader,
-    get exportFailures() {
-      return tracker.failures;
+  // The SDK's own limit on exports in flight must not be what limits num_consumers.
+  const inner = new OTLPMetricExporter({ ...otlpGrpcOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 });
+  return queuedPushExporter({
+    ctx,
+    sender: pushExporterSender(inner, classifyGrpcError),
+    retry: config.retry_on_failure,
+    queue: config.sending_queue,
+    exportIntervalMillis: config.export_interval ?? exportIntervalFromEnv(env) ?? DEFAULT_EXPORT_INTERVAL_MS,
+    attemptTimeoutMs: config.timeout ?? otlpEnvTimeoutMs(env) ?? DEFAULT_OTLP_TIMEOUT_MS,
+    startLog: {
+      fields: { endpoint: config.endpoint ?? env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4317' },
+      message: `exporter ${ctx.id}: exporting OTLP/gRPC`,
     },
-    get exportSuccesses() {
-      return tracker.successes;
-    },
-    async start() {
-      ctx.logger.debug(
-        { endpoint: config.endpoint ?? env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4317', exportIntervalMillis },
-        `exporter ${ctx.id}: exporting OTLP/gRPC`,
-      );
-    },
-    async shutdown() {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await reader.shutdown();
-      } catch (error) {
-        ctx.logger.warn({ err: error }, `exporter ${ctx.id}: shutdown failed`);
-      }
-    },
-  };
+  });
 }
 
 export const otlpExporterFactory: ComponentFactory<OtlpExporterConfig, OtlpMetricsExporter> = {

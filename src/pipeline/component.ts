@@ -39,10 +39,15 @@ export interface Lifecycle {
   shutdown(): Promise<void>;
 }
 
+/** The kinds of pipeline (`metrics`, `logs`) a component can be part of. */
+export type Signal = 'metrics' | 'logs';
+
 export interface ComponentFactory<Config, Instance, Ctx extends ComponentContext = ComponentContext> {
   readonly kind: ComponentKind;
   readonly type: string;
   readonly stability: Stability;
+  /** Pipelines it can be in; absent means metrics only. */
+  readonly signals?: readonly Signal[];
   readonly options: readonly OptionDoc[];
   defaultConfig(): Config;
   /** Merge `raw` over the default config and check it; `path` prefixes errors. */
@@ -54,6 +59,8 @@ export interface ComponentFactory<Config, Instance, Ctx extends ComponentContext
 export interface MetricsExporter extends Lifecycle {
   readonly id: string;
   readonly reader: MetricReader;
+  /** Present when the exporter also takes log records (its factory lists the `logs` signal). */
+  readonly logs?: import('./logs').LogsExporter;
 }
 
 export type MetricsExporterFactory<Config> = ComponentFactory<Config, MetricsExporter>;
@@ -67,6 +74,8 @@ export interface ReceiverContext extends ComponentContext {
    * The pipelines still run their filter; this is only a shortcut.
    */
   readonly filter?: import('../processors/filter').FilterPushdown;
+  /** Where the receiver's log records go, when it is in a logs pipeline. */
+  readonly logs?: import('./logs').LogConsumer;
 }
 
 export interface MetricsReceiver extends Lifecycle {

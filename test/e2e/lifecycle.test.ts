@@ -273,8 +273,8 @@ service:
     const lines = stderr.split('\n');
     assert.equal(lines[0], 'flowtel: invalid configuration:', stderr);
     const has = (text: string): void => assert.ok(lines.some((l) => l.trim() === text), `stderr has the line\n  ${text}\ngot:\n${stderr}`);
-    has(`${file}:6:5: exporters.otlp.endpont: unknown option "endpont"; did you mean "endpoint"? (known options: endpoint, tls, headers, compression, timeout, export_interval, temporality)`);
-    has(`${file}:7:3: exporters.kafka: unknown exporter type "kafka" (known exporter types: debug, otlp, prometheus)`);
+    has(`${file}:6:5: exporters.otlp.endpont: unknown option "endpont"; did you mean "endpoint"? (known options: endpoint, tls, headers, compression, timeout, export_interval, temporality, retry_on_failure, sending_queue)`);
+    has(`${file}:7:3: exporters.kafka: unknown exporter type "kafka" (known exporter types: debug, file, otlp, otlphttp, prometheus)`);
     assert.ok(lines.some((l) => l.trim().startsWith(`${file}:14:37: service.pipelines.metrics.exporters[2]: exporter "promethus" is not defined`)), stderr);
     assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace');
     assert.doesNotMatch(stderr, /^\{/m, 'no log lines: nothing was started');

@@ -1,8 +1,9 @@
 /**
- * A small, independent protobuf decoder for OTLP metrics export requests
+ * Small, independent decoders for OTLP metrics export requests
  * (opentelemetry-proto v1: collector/metrics/v1, metrics/v1, common/v1,
- * resource/v1). Written against the .proto field numbers rather than reusing
- * the SDK's serializer, so tests check the real wire format.
+ * resource/v1): binary protobuf, and OTLP JSON at the end of the file.
+ * Written against the .proto field numbers and the OTLP JSON rules rather
+ * than reusing the SDK's serializer, so tests check the real wire format.
  *
  * (otlp-transformer 0.223 no longer ships generated protobufjs code: it has a
  * hand-written writer and only a response reader, and protobufjs is not a
@@ -369,5 +370,147 @@ export function decodeExportMetricsServiceRequest(buf: Uint8Array): DecodedExpor
     resourceMetrics: fields(buf)
       .filter((f) => f.number === 1)
       .map((f) => decodeResourceMetrics(f.bytes as Uint8Array)),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// OTLP JSON (the protobuf JSON mapping with the OTLP rules: lowerCamelCase
+// field names, 64-bit integers as decimal strings or numbers, enums as numbers
+// or names, bytes as base64), into the same decoded shape.
+
+type Json = Record<string, unknown>;
+
+function jsonObject(value: unknown, what: string): Json {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`OTLP JSON: ${what} is not an object`);
+  return value as Json;
+}
+
+function jsonList(value: unknown, what: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new Error(`OTLP JSON: ${what} is not a list`);
+  return value;
+}
+
+function jsonString(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** int64/uint64/fixed64: a decimal string or a number. */
+function jsonInt64(value: unknown, what: string): bigint {
+  if (value === undefined || value === null) return 0n;
+  if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value);
+  throw new Error(`OTLP JSON: ${what} is not a 64-bit integer: ${JSON.stringify(value)}`);
+}
+
+function jsonDouble(value: unknown, what: string): number {
+  if (typeof value === 'number') return value;
+  if (value === 'NaN' || value === 'Infinity' || value === '-Infinity') return Number(value);
+  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value);
+  throw new Error(`OTLP JSON: ${what} is not a number: ${JSON.stringify(value)}`);
+}
+
+function jsonTemporality(value: unknown): Temporality {
+  if (value === 1 || value === 'AGGREGATION_TEMPORALITY_DELTA') return 'delta';
+  if (value === 2 || value === 'AGGREGATION_TEMPORALITY_CUMULATIVE') return 'cumulative';
+  return 'unspecified';
+}
+
+function jsonAnyValue(raw: unknown): AttributeValue {
+  const v = jsonObject(raw, 'AnyValue');
+  if ('stringValue' in v) return jsonString(v.stringValue);
+  if ('boolValue' in v) return v.boolValue === true;
+  if ('intValue' in v) return Number(jsonInt64(v.intValue, 'intValue'));
+  if ('doubleValue' in v) return jsonDouble(v.doubleValue, 'doubleValue');
+  if ('arrayValue' in v) return jsonList(jsonObject(v.arrayValue, 'arrayValue').values, 'arrayValue.values').map(jsonAnyValue);
+  if ('kvlistValue' in v) return jsonAttributes(jsonObject(v.kvlistValue, 'kvlistValue').values);
+  if ('bytesValue' in v) return Uint8Array.from(Buffer.from(jsonString(v.bytesValue), 'base64'));
+  return '';
+}
+
+function jsonAttributes(raw: unknown): DecodedAttributes {
+  const out: DecodedAttributes = {};
+  for (const entry of jsonList(raw, 'attributes')) {
+    const kv = jsonObject(entry, 'KeyValue');
+    out[jsonString(kv.key)] = kv.value === undefined ? '' : jsonAnyValue(kv.value);
+  }
+  return out;
+}
+
+function jsonNumberDataPoint(raw: unknown): DecodedNumberDataPoint {
+  const p = jsonObject(raw, 'NumberDataPoint');
+  const base = {
+    attributes: jsonAttributes(p.attributes),
+    startTimeUnixNano: jsonInt64(p.startTimeUnixNano, 'startTimeUnixNano'),
+    timeUnixNano: jsonInt64(p.timeUnixNano, 'timeUnixNano'),
+  };
+  if ('asInt' in p) return { ...base, value: Number(jsonInt64(p.asInt, 'asInt')), valueType: 'int' };
+  return { ...base, value: 'asDouble' in p ? jsonDouble(p.asDouble, 'asDouble') : 0, valueType: 'double' };
+}
+
+function jsonHistogramDataPoint(raw: unknown): DecodedHistogramDataPoint {
+  const p = jsonObject(raw, 'HistogramDataPoint');
+  return {
+    attributes: jsonAttributes(p.attributes),
+    startTimeUnixNano: jsonInt64(p.startTimeUnixNano, 'startTimeUnixNano'),
+    timeUnixNano: jsonInt64(p.timeUnixNano, 'timeUnixNano'),
+    count: Number(jsonInt64(p.count, 'count')),
+    ...(p.sum === undefined ? {} : { sum: jsonDouble(p.sum, 'sum') }),
+    bucketCounts: jsonList(p.bucketCounts, 'bucketCounts').map((c) => Number(jsonInt64(c, 'bucketCounts'))),
+    explicitBounds: jsonList(p.explicitBounds, 'explicitBounds').map((b) => jsonDouble(b, 'explicitBounds')),
+    ...(p.min === undefined ? {} : { min: jsonDouble(p.min, 'min') }),
+    ...(p.max === undefined ? {} : { max: jsonDouble(p.max, 'max') }),
+  };
+}
+
+function jsonMetric(raw: unknown): DecodedMetric {
+  const m = jsonObject(raw, 'Metric');
+  const metric: DecodedMetric = { name: jsonString(m.name), description: jsonString(m.description), unit: jsonString(m.unit), data: { kind: 'none' } };
+  if (m.gauge !== undefined) {
+    metric.data = { kind: 'gauge', dataPoints: jsonList(jsonObject(m.gauge, 'gauge').dataPoints, 'dataPoints').map(jsonNumberDataPoint) };
+  } else if (m.sum !== undefined) {
+    const sum = jsonObject(m.sum, 'sum');
+    metric.data = {
+      kind: 'sum',
+      dataPoints: jsonList(sum.dataPoints, 'dataPoints').map(jsonNumberDataPoint),
+      temporality: jsonTemporality(sum.aggregationTemporality),
+      monotonic: sum.isMonotonic === true,
+    };
+  } else if (m.histogram !== undefined) {
+    const histogram = jsonObject(m.histogram, 'histogram');
+    metric.data = {
+      kind: 'histogram',
+      dataPoints: jsonList(histogram.dataPoints, 'dataPoints').map(jsonHistogramDataPoint),
+      temporality: jsonTemporality(histogram.aggregationTemporality),
+    };
+  } else if (m.exponentialHistogram !== undefined) {
+    metric.data = { kind: 'exponential_histogram' };
+  } else if (m.summary !== undefined) {
+    metric.data = { kind: 'summary' };
+  }
+  return metric;
+}
+
+/** Decode an OTLP JSON `ExportMetricsServiceRequest` (already JSON.parse'd). Throws on malformed input. */
+export function decodeExportMetricsServiceRequestJson(raw: unknown): DecodedExportMetricsServiceRequest {
+  const request = jsonObject(raw, 'ExportMetricsServiceRequest');
+  return {
+    resourceMetrics: jsonList(request.resourceMetrics, 'resourceMetrics').map((rmRaw) => {
+      const rm = jsonObject(rmRaw, 'ResourceMetrics');
+      const resource = rm.resource === undefined ? {} : jsonObject(rm.resource, 'resource');
+      return {
+        resource: { attributes: jsonAttributes(resource.attributes), droppedAttributesCount: Number(resource.droppedAttributesCount ?? 0) },
+        scopeMetrics: jsonList(rm.scopeMetrics, 'scopeMetrics').map((smRaw) => {
+          const sm = jsonObject(smRaw, 'ScopeMetrics');
+          const scope = sm.scope === undefined ? {} : jsonObject(sm.scope, 'scope');
+          return {
+            scope: { name: jsonString(scope.name), version: jsonString(scope.version), attributes: jsonAttributes(scope.attributes) },
+            metrics: jsonList(sm.metrics, 'metrics').map(jsonMetric),
+            schemaUrl: jsonString(sm.schemaUrl),
+          };
+        }),
+        schemaUrl: jsonString(rm.schemaUrl),
+      };
+    }),
   };
 }

@@ -1,17 +1,27 @@
 /**
- * A real OTLP/gRPC metrics receiver for tests: a @grpc/grpc-js server
- * implementing `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
- * with identity (de)serializers, decoding the raw protobuf request itself
- * (see otlp-proto.ts).
+ * Real OTLP metrics receivers for tests, decoding the requests themselves
+ * (see otlp-proto.ts):
+ *
+ * - startOtlpReceiver(): OTLP/gRPC, a @grpc/grpc-js server implementing
+ *   `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` with
+ *   identity (de)serializers;
+ * - startOtlpHttpReceiver(): OTLP/HTTP, `POST /v1/metrics` with a protobuf
+ *   or JSON body (gzip or not).
  *
  *   const receiver = await startOtlpReceiver();
  *   // exporter endpoint: receiver.endpoint (127.0.0.1:<port>), plaintext
  *   await receiver.waitFor((reqs) => flattenMetrics(reqs).some((m) => m.name === 'x'));
+ *   receiver.setBehavior('unavailable', { times: 3 }); // fail the next 3 calls, then accept
  *   await receiver.close();
  */
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import {
   decodeExportMetricsServiceRequest,
+  decodeExportMetricsServiceRequestJson,
   type AttributeValue,
   type DecodedAttributes,
   type DecodedExportMetricsServiceRequest,
@@ -20,20 +30,41 @@ import {
 
 export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
 
-/** How the receiver answers: accept, or fail with a gRPC status. */
-export type ReceiverBehavior = 'ok' | 'unavailable' | 'unauthenticated' | 'invalid_argument' | 'internal';
+/** How the receiver answers: accept, or fail with a gRPC status (over HTTP: the matching HTTP status). */
+export type ReceiverBehavior = 'ok' | 'unavailable' | 'unauthenticated' | 'invalid_argument' | 'internal' | 'resource_exhausted';
 
 const STATUS_OF: Readonly<Record<Exclude<ReceiverBehavior, 'ok'>, status>> = {
   unavailable: status.UNAVAILABLE,
   unauthenticated: status.UNAUTHENTICATED,
   invalid_argument: status.INVALID_ARGUMENT,
   internal: status.INTERNAL,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
 };
 
+/** OTLP/HTTP answers for the same behaviors (429/503 are the retryable ones). */
+export const HTTP_STATUS_OF: Readonly<Record<Exclude<ReceiverBehavior, 'ok'>, number>> = {
+  unavailable: 503,
+  unauthenticated: 401,
+  invalid_argument: 400,
+  internal: 500,
+  resource_exhausted: 429,
+};
+
+export interface BehaviorOptions {
+  /** Answer this way for the next `times` calls only, then accept again. */
+  readonly times?: number;
+  /** OTLP/HTTP: send `Retry-After: <seconds>` with a failure. */
+  readonly retryAfterSeconds?: number;
+}
+
 export interface DecodedRequest extends DecodedExportMetricsServiceRequest {
-  /** gRPC metadata (headers), first value of each key. */
+  /** gRPC metadata or HTTP headers (lower-case names), first value of each key. */
   readonly metadata: Record<string, string>;
   readonly receivedAtMs: number;
+  /** Wire encoding of the body: gRPC is always proto. */
+  readonly encoding: 'proto' | 'json';
+  /** OTLP/HTTP: the Content-Encoding of the body (`gzip`), if any. */
+  readonly contentEncoding?: string;
 }
 
 export interface OtlpTestReceiver {
@@ -44,10 +75,19 @@ export interface OtlpTestReceiver {
   readonly requests: DecodedRequest[];
   /** Export calls answered with an error (see setBehavior). */
   readonly rejected: number;
-  setBehavior(behavior: ReceiverBehavior): void;
+  /** Export calls received, accepted or not. */
+  readonly calls: number;
+  setBehavior(behavior: ReceiverBehavior, options?: BehaviorOptions): void;
   /** Resolve with the requests once `predicate(requests)` holds; reject after `timeoutMs`. */
   waitFor(predicate: (requests: readonly DecodedRequest[]) => boolean, timeoutMs?: number): Promise<DecodedRequest[]>;
   close(): Promise<void>;
+}
+
+export interface OtlpHttpTestReceiver extends OtlpTestReceiver {
+  /** `http(s)://127.0.0.1:<port>`: the base URL (an otlphttp `endpoint`). */
+  readonly baseUrl: string;
+  /** `<baseUrl>/v1/metrics` */
+  readonly url: string;
 }
 
 export interface ReceiverOptions {
@@ -58,19 +98,72 @@ export interface ReceiverOptions {
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly clientCa?: Buffer };
 }
 
+/** What both receivers share: the requests, the behavior and the waiters. */
+class ReceiverState {
+  readonly requests: DecodedRequest[] = [];
+  rejected = 0;
+  calls = 0;
+  private readonly waiters = new Set<() => void>();
+  private behavior: ReceiverBehavior = 'ok';
+  private remaining = Infinity;
+  private retryAfterSeconds: number | undefined;
+
+  setBehavior(behavior: ReceiverBehavior, options: BehaviorOptions = {}): void {
+    this.behavior = behavior;
+    this.remaining = options.times ?? Infinity;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  /** The answer to the call that just came in: 'ok' or the failure to send (counted). */
+  next(): { behavior: ReceiverBehavior; retryAfterSeconds?: number } {
+    this.calls++;
+    if (this.behavior === 'ok') return { behavior: 'ok' };
+    const answer = { behavior: this.behavior, ...(this.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: this.retryAfterSeconds }) };
+    this.rejected++;
+    if (--this.remaining <= 0) this.setBehavior('ok');
+    return answer;
+  }
+
+  accept(request: DecodedRequest): void {
+    this.requests.push(request);
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  waitFor(predicate: (requests: readonly DecodedRequest[]) => boolean, timeoutMs = 5_000): Promise<DecodedRequest[]> {
+    return new Promise<DecodedRequest[]>((resolve, reject) => {
+      const check = (): boolean => {
+        if (!predicate(this.requests)) return false;
+        cleanup();
+        resolve([...this.requests]);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`OTLP test receiver: condition not met within ${timeoutMs}ms (${this.requests.length} requests received, ${this.rejected} rejected)`));
+      }, timeoutMs);
+      const wake = (): void => {
+        check();
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+      };
+      this.waiters.add(wake);
+      check();
+    });
+  }
+}
+
 const identity = (buffer: Buffer): Buffer => buffer;
 
 export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<OtlpTestReceiver> {
   const host = options.host ?? '127.0.0.1';
   const server = new Server();
-  const requests: DecodedRequest[] = [];
-  const waiters = new Set<() => void>();
-  let behavior: ReceiverBehavior = 'ok';
-  let rejected = 0;
+  const state = new ReceiverState();
 
   const handleExport = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+    const { behavior } = state.next();
     if (behavior !== 'ok') {
-      rejected++;
       const error: Partial<ServiceError> = { code: STATUS_OF[behavior], details: `test receiver behavior: ${behavior}` };
       callback(error as ServiceError, null);
       return;
@@ -83,10 +176,9 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
       callback(failure as ServiceError, null);
       return;
     }
-    requests.push({ ...decoded, metadata: metadataRecord(call.metadata), receivedAtMs: Date.now() });
+    state.accept({ ...decoded, metadata: metadataRecord(call.metadata), receivedAtMs: Date.now(), encoding: 'proto' });
     // An empty ExportMetricsServiceResponse encodes to zero bytes.
     callback(null, Buffer.alloc(0));
-    for (const wake of [...waiters]) wake();
   };
 
   server.addService(
@@ -118,36 +210,15 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
   return {
     port,
     endpoint: `${host}:${port}`,
-    requests,
+    requests: state.requests,
     get rejected() {
-      return rejected;
+      return state.rejected;
     },
-    setBehavior(next) {
-      behavior = next;
+    get calls() {
+      return state.calls;
     },
-    waitFor(predicate, timeoutMs = 5_000) {
-      return new Promise<DecodedRequest[]>((resolve, reject) => {
-        const check = (): boolean => {
-          if (!predicate(requests)) return false;
-          cleanup();
-          resolve([...requests]);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`OTLP test receiver: condition not met within ${timeoutMs}ms (${requests.length} requests received, ${rejected} rejected)`));
-        }, timeoutMs);
-        const wake = (): void => {
-          check();
-        };
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(wake);
-        };
-        waiters.add(wake);
-        check();
-      });
-    },
+    setBehavior: (behavior, behaviorOptions) => state.setBehavior(behavior, behaviorOptions),
+    waitFor: (predicate, timeoutMs) => state.waitFor(predicate, timeoutMs),
     close() {
       return new Promise<void>((resolve) => {
         server.tryShutdown(() => resolve());
@@ -156,6 +227,99 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
       });
     },
   };
+}
+
+export const OTLP_HTTP_METRICS_PATH = '/v1/metrics';
+
+/**
+ * OTLP/HTTP: `POST /v1/metrics` with `application/x-protobuf` or
+ * `application/json` (optionally gzip), answered with an empty
+ * ExportMetricsServiceResponse in the same encoding; failures per setBehavior
+ * (HTTP_STATUS_OF). Anything else is 404/405/415/400.
+ */
+export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Promise<OtlpHttpTestReceiver> {
+  const host = options.host ?? '127.0.0.1';
+  const state = new ReceiverState();
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (req.url?.split('?')[0] !== OTLP_HTTP_METRICS_PATH) return void res.writeHead(404).end();
+      if (req.method !== 'POST') return void res.writeHead(405).end();
+      const type = String(req.headers['content-type'] ?? '').split(';')[0]?.trim();
+      const encoding = type === 'application/x-protobuf' ? 'proto' : type === 'application/json' ? 'json' : undefined;
+      if (encoding === undefined) return void res.writeHead(415).end();
+      const { behavior, retryAfterSeconds } = state.next();
+      if (behavior !== 'ok') {
+        const headers: Record<string, string> = { 'content-type': 'text/plain' };
+        if (retryAfterSeconds !== undefined) headers['retry-after'] = String(retryAfterSeconds);
+        return void res.writeHead(HTTP_STATUS_OF[behavior], headers).end(`test receiver behavior: ${behavior}`);
+      }
+      const contentEncoding = req.headers['content-encoding'];
+      let decoded: DecodedExportMetricsServiceRequest;
+      try {
+        let body = Buffer.concat(chunks);
+        if (contentEncoding === 'gzip') body = gunzipSync(body);
+        decoded = encoding === 'proto' ? decodeExportMetricsServiceRequest(body) : decodeExportMetricsServiceRequestJson(JSON.parse(body.toString('utf8')));
+      } catch (error) {
+        return void res.writeHead(400, { 'content-type': 'text/plain' }).end(String(error));
+      }
+      state.accept({
+        ...decoded,
+        metadata: headerRecord(req),
+        receivedAtMs: Date.now(),
+        encoding,
+        ...(typeof contentEncoding === 'string' ? { contentEncoding } : {}),
+      });
+      res.writeHead(200, { 'content-type': type }).end(encoding === 'json' ? '{}' : undefined);
+    });
+  };
+
+  const tls = options.tls;
+  const server: HttpServer = tls
+    ? createHttpsServer({ key: tls.key, cert: tls.cert, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) }, handle)
+    : createHttpServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const baseUrl = `${tls ? 'https' : 'http'}://${host}:${port}`;
+
+  return {
+    port,
+    endpoint: `${host}:${port}`,
+    baseUrl,
+    url: `${baseUrl}${OTLP_HTTP_METRICS_PATH}`,
+    requests: state.requests,
+    get rejected() {
+      return state.rejected;
+    },
+    get calls() {
+      return state.calls;
+    },
+    setBehavior: (behavior, behaviorOptions) => state.setBehavior(behavior, behaviorOptions),
+    waitFor: (predicate, timeoutMs) => state.waitFor(predicate, timeoutMs),
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function headerRecord(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value !== undefined) out[key] = Array.isArray(value) ? (value[0] ?? '') : value;
+  }
+  return out;
 }
 
 function metadataRecord(metadata: Metadata): Record<string, string> {

@@ -33,6 +33,12 @@ const ebpfTcpStub: ComponentFactory<StubReceiverConfig, { started: boolean }> = 
 
 const registry: ComponentRegistry = { receivers: { ebpf_tcp: ebpfTcpStub }, exporters: exporterFactories };
 
+/** otlp's retry_on_failure and sending_queue, always present with the Collector's defaults. */
+const EXPORTER_HELPER_DEFAULTS = {
+  retry_on_failure: { enabled: true, initial_interval: 5000, max_interval: 30_000, max_elapsed_time: 300_000, multiplier: 1.5, randomization_factor: 0.5 },
+  sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000 },
+};
+
 function load(yaml: string, env: NodeJS.ProcessEnv = {}) {
   return loadConfigFromTexts([{ source: 'flowtel.yaml', text: yaml }], [], { env });
 }
@@ -59,7 +65,7 @@ test('the embedded default config validates (with and without OTLP env)', () => 
   const withOtlp = validateConfig(loadConfig([], [], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' } }), registry);
   assert.deepEqual(withOtlp.pipelines[0]?.exporters, ['debug', 'prometheus', 'otlp']);
   // Empty otlp config: nothing set, so the SDK reads the OTEL_* variables.
-  assert.deepEqual(withOtlp.exporters.get('otlp')?.config, { tls: {} });
+  assert.deepEqual(withOtlp.exporters.get('otlp')?.config, { tls: {}, ...EXPORTER_HELPER_DEFAULTS });
 });
 
 test('component ids, factories and typed configs', () => {
@@ -95,7 +101,7 @@ service:
   assert.equal(primary?.name, 'primary');
   assert.equal(primary?.kind, 'exporter');
   assert.equal(primary?.factory, exporterFactories.otlp);
-  assert.deepEqual(primary?.config, { endpoint: 'https://a:4317', headers: { authorization: 'Bearer x' }, temporality: 'delta', tls: {} });
+  assert.deepEqual(primary?.config, { endpoint: 'https://a:4317', headers: { authorization: 'Bearer x' }, temporality: 'delta', tls: {}, ...EXPORTER_HELPER_DEFAULTS });
   assert.deepEqual(config.pipelines.map((p) => p.id), ['metrics', 'metrics/backup']);
   assert.equal(config.service.telemetry.logs.level, 'debug');
 });
@@ -138,13 +144,13 @@ service:
     'flowtel.yaml:12:3: processors.batch: unknown processor type "batch" (no processor types are available)',
     'flowtel.yaml:7:5: exporters.otlp.endpoint: unsupported scheme "grpc://" (use host:port, http://host:port for plaintext or https://host:port for TLS)',
     'flowtel.yaml:8:5: exporters.otlp.compression: expected one of "gzip", "none", got a string ("brotli")',
-    'flowtel.yaml:9:3: exporters.promethues: unknown exporter type "promethues"; did you mean "prometheus"? (known exporter types: debug, otlp, prometheus)',
+    'flowtel.yaml:9:3: exporters.promethues: unknown exporter type "promethues"; did you mean "prometheus"? (known exporter types: debug, file, otlp, otlphttp, prometheus)',
     'flowtel.yaml:10:3: exporters.debug/x y: invalid component id "debug/x y": the name after "/" must be non-empty and contain no spaces',
     'flowtel.yaml:15:16: service.extensions[0]: extension "health_check" is not defined under extensions: (no extensions are defined)',
     'flowtel.yaml:20:7: service.pipelines.metrics.procesors: unknown key "procesors"; did you mean "processors"? (expected receivers, processors, exporters)',
     'flowtel.yaml:18:29: service.pipelines.metrics.receivers[1]: "ebpf_tcp" is listed more than once',
     'flowtel.yaml:19:25: service.pipelines.metrics.exporters[1]: exporter "prometheus" is not defined under exporters:; did you mean "promethues"? (defined exporters: otlp, promethues, debug/x y)',
-    'flowtel.yaml:21:5: service.pipelines.traces: flowtel only produces metrics; "traces" pipelines are not supported',
+    'flowtel.yaml:21:5: service.pipelines.traces: flowtel produces metrics and logs; "traces" pipelines are not supported',
     'flowtel.yaml:23:5: service.pipelines.metrics/empty: pipeline has no receivers',
     'flowtel.yaml:23:5: service.pipelines.metrics/empty: pipeline has no exporters',
   ]);

@@ -212,12 +212,18 @@ test('a backend that is down makes exports fail within the timeout, without thro
 
 test('otlp config validation', () => {
   const v = (raw: unknown) => otlpExporterFactory.validate(raw, 'exporters.otlp');
-  assert.deepEqual(v(undefined), { tls: {} });
+  // retry_on_failure and sending_queue: the Collector's exporterhelper defaults (test/unit/exporters-retry.test.ts).
+  const helper = {
+    retry_on_failure: { enabled: true, initial_interval: 5000, max_interval: 30_000, max_elapsed_time: 300_000, multiplier: 1.5, randomization_factor: 0.5 },
+    sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000 },
+  };
+  assert.deepEqual(v(undefined), { tls: {}, ...helper });
   assert.deepEqual(v({ endpoint: 'https://collector:4317', timeout: '5s', export_interval: '30s' }), {
     endpoint: 'https://collector:4317',
     timeout: 5000,
     export_interval: 30_000,
     tls: {},
+    ...helper,
   });
   assert.throws(() => v({ endpoint: 'http://collector:4317/v1/metrics' }), /exporters\.otlp\.endpoint: gRPC endpoints take no path/);
   assert.throws(() => v({ tls: { cert_file: 'c.pem' } }), /exporters\.otlp\.tls\.key_file: cert_file and key_file must be set together/);

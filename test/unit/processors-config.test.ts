@@ -23,8 +23,8 @@ function errorOf(fn: () => unknown): string {
   assert.fail('expected a ConfigError');
 }
 
-test('processorFactories lists the four processors, each a processor factory with documented options', () => {
-  assert.deepEqual(Object.keys(processorFactories).sort(), ['aggregate', 'attributes', 'filter', 'sampling']);
+test('processorFactories lists the processors, each a processor factory with documented options', () => {
+  assert.deepEqual(Object.keys(processorFactories).sort(), ['aggregate', 'attributes', 'filter', 'memory_limiter', 'sampling']);
   for (const [type, f] of Object.entries(processorFactories)) {
     assert.equal(f.type, type);
     assert.equal(f.kind, 'processor');
