@@ -21,17 +21,20 @@ export function exportIntervalFromEnv(env: NodeJS.ProcessEnv): number | undefine
 
 export type OtlpEnvSetting = 'ENDPOINT' | 'HEADERS' | 'TIMEOUT' | 'COMPRESSION' | 'CERTIFICATE' | 'CLIENT_KEY' | 'CLIENT_CERTIFICATE';
 
-/** `OTEL_EXPORTER_OTLP_METRICS_<name>`, else `OTEL_EXPORTER_OTLP_<name>`; blank counts as unset. */
-export function otlpEnv(env: NodeJS.ProcessEnv, name: OtlpEnvSetting): { value: string; signalSpecific: boolean } | undefined {
-  const specific = env[`OTEL_EXPORTER_OTLP_METRICS_${name}`]?.trim();
+/** The signal part of the signal-specific variables (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`). */
+export type OtlpSignal = 'METRICS' | 'LOGS';
+
+/** `OTEL_EXPORTER_OTLP_<signal>_<name>`, else `OTEL_EXPORTER_OTLP_<name>`; blank counts as unset. */
+export function otlpEnv(env: NodeJS.ProcessEnv, name: OtlpEnvSetting, signal: OtlpSignal = 'METRICS'): { value: string; signalSpecific: boolean } | undefined {
+  const specific = env[`OTEL_EXPORTER_OTLP_${signal}_${name}`]?.trim();
   if (specific) return { value: specific, signalSpecific: true };
   const generic = env[`OTEL_EXPORTER_OTLP_${name}`]?.trim();
   return generic ? { value: generic, signalSpecific: false } : undefined;
 }
 
-/** OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT in milliseconds, if set and valid. */
-export function otlpEnvTimeoutMs(env: NodeJS.ProcessEnv): number | undefined {
-  const raw = otlpEnv(env, 'TIMEOUT')?.value;
+/** OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)TIMEOUT in milliseconds, if set and valid. */
+export function otlpEnvTimeoutMs(env: NodeJS.ProcessEnv, signal: OtlpSignal = 'METRICS'): number | undefined {
+  const raw = otlpEnv(env, 'TIMEOUT', signal)?.value;
   const ms = raw === undefined ? NaN : Number(raw);
   return Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }
@@ -55,11 +58,11 @@ export function parseOtlpHeaders(text: string): Record<string, string> {
   return out;
 }
 
-/** Generic env headers, overridden per key by the METRICS_ ones. */
-export function otlpEnvHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
+/** Generic env headers, overridden per key by the signal's (METRICS_ or LOGS_) ones. */
+export function otlpEnvHeaders(env: NodeJS.ProcessEnv, signal: OtlpSignal = 'METRICS'): Record<string, string> {
   return {
     ...parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS ?? ''),
-    ...parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_METRICS_HEADERS ?? ''),
+    ...parseOtlpHeaders(env[`OTEL_EXPORTER_OTLP_${signal}_HEADERS`] ?? ''),
   };
 }
 

@@ -27,9 +27,19 @@
  * (`sending_queue`), retried with backoff on UNAVAILABLE & co.
  * (`retry_on_failure`), and every failed attempt is counted in
  * `exportFailures` and logged at most once a minute.
+ *
+ * In a logs pipeline the same options send log records over
+ * `LogsService/Export` (OTLPLogExporter from exporter-logs-otlp-grpc, one
+ * attempt per call) behind the same kind of queue and retries: records are
+ * batched for at most 1 s or 512 records (logs/buffer.ts), each batch is one
+ * queue entry. What the config leaves unset comes from the
+ * OTEL_EXPORTER_OTLP_LOGS_* variables, then OTEL_EXPORTER_OTLP_*.
  */
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
+import { ExportResultCode } from '@opentelemetry/core';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import { ConfigError, type ComponentContext, type ComponentFactory } from '../pipeline/component';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
@@ -44,8 +54,12 @@ import {
   classifyGrpcError,
   pushExporterSender,
   queuedPushExporter,
+  asError,
   type QueuedMetricsExporter,
+  type Sender,
+  type SendOutcome,
 } from './retry';
+import { queuedLogsExporter } from './logs/queued';
 
 export { DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_OTLP_TIMEOUT_MS } from './otlp-env';
 
@@ -53,7 +67,7 @@ const OTLP_SCHEMA = {
   endpoint: {
     type: 'string',
     check: checkGrpcEndpoint,
-    docDefault: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317',
+    docDefault: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (log records: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT), else OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317',
     description: 'Where to send: host:port, http://host:port (plaintext) or https://host:port (TLS).',
   },
   tls: {
@@ -62,7 +76,7 @@ const OTLP_SCHEMA = {
     schema: {
       insecure: {
         type: 'boolean',
-        docDefault: 'from the endpoint scheme / OTEL_EXPORTER_OTLP_INSECURE',
+        docDefault: 'from the endpoint scheme / OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)INSECURE',
         description: 'true: plaintext gRPC; false: TLS.',
       },
       ca_file: { type: 'string', description: 'PEM file with CA certificates to verify the server (default: system roots).' },
@@ -72,18 +86,18 @@ const OTLP_SCHEMA = {
   },
   headers: {
     type: 'map<string,string>',
-    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)HEADERS',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)HEADERS',
     description: 'gRPC metadata sent with every export (e.g. authorization). Merged with the env headers; config wins per key.',
   },
   compression: {
     type: 'enum',
     values: ['gzip', 'none'],
-    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)COMPRESSION, else none',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)COMPRESSION, else none',
     description: 'Compression of export requests.',
   },
   timeout: {
     type: 'duration',
-    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT, else 10s',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)TIMEOUT, else 10s',
     description: 'Deadline of one export attempt (retries: retry_on_failure). Also bounds how long a flush or shutdown waits for the queue to drain.',
   },
   export_interval: {
@@ -168,11 +182,45 @@ export function otlpGrpcOptions(config: OtlpExporterConfig, path = 'exporters.ot
   return options;
 }
 
+/** One attempt per call of an OTLPLogExporter (0.223's gRPC delegate does not retry), classified like the metrics'. */
+export function otlpLogsSender(inner: OTLPLogExporter): Sender<ReadableLogRecord[]> {
+  return {
+    send(records) {
+      return new Promise<SendOutcome>((resolve) => {
+        try {
+          inner.export(records, (result) => resolve(result.code === ExportResultCode.SUCCESS ? { kind: 'success' } : classifyGrpcError(result.error)));
+        } catch (error) {
+          resolve({ kind: 'permanent', error: asError(error) });
+        }
+      });
+    },
+    shutdown: () => inner.shutdown(),
+  };
+}
+
+/**
+ * The options of OTLPLogExporter: the same as the metrics' (endpoint, TLS,
+ * headers, compression, timeout), and what the config leaves unset comes
+ * from OTEL_EXPORTER_OTLP_LOGS_* / OTEL_EXPORTER_OTLP_*.
+ */
+export function otlpGrpcLogsOptions(config: OtlpExporterConfig, path = 'exporters.otlp'): NonNullable<ConstructorParameters<typeof OTLPLogExporter>[0]> {
+  const { temporalityPreference: _unused, ...options } = otlpGrpcOptions(config, path);
+  return options;
+}
+
 function createOtlpExporter(config: OtlpExporterConfig, ctx: ComponentContext, env: NodeJS.ProcessEnv = process.env): OtlpMetricsExporter {
   const path = `exporters.${ctx.id}`;
   // The SDK's own limit on exports in flight must not be what limits num_consumers.
   const inner = new OTLPMetricExporter({ ...otlpGrpcOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 });
+  const logs = queuedLogsExporter({
+    ctx,
+    sender: otlpLogsSender(new OTLPLogExporter({ ...otlpGrpcLogsOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 })),
+    retry: config.retry_on_failure,
+    queue: config.sending_queue,
+    attemptTimeoutMs: config.timeout ?? otlpEnvTimeoutMs(env, 'LOGS') ?? DEFAULT_OTLP_TIMEOUT_MS,
+  });
   return queuedPushExporter({
+    logs,
     ctx,
     sender: pushExporterSender(inner, classifyGrpcError),
     retry: config.retry_on_failure,
@@ -190,6 +238,7 @@ export const otlpExporterFactory: ComponentFactory<OtlpExporterConfig, OtlpMetri
   kind: 'exporter',
   type: 'otlp',
   stability: 'beta',
+  signals: ['metrics', 'logs'],
   options: describeSchema(OTLP_SCHEMA),
   defaultConfig: () => validateObject(undefined, '', OTLP_SCHEMA),
   validate: validateOtlpConfig,

@@ -20,6 +20,35 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]
 export interface TcpTrackerOptions {
   /** Keep the client's ephemeral port as an attribute (high cardinality). Default false. */
   includeEphemeralPorts?: boolean;
+  /** Keep a TcpConnectionEvent per failed (and/or closed) connection, for takeEvents(). */
+  events?: { failures: boolean; closed: boolean };
+}
+
+/**
+ * One connection that failed or closed, for a log record. At most one per
+ * connection: a failed connection attempt (refused, timeout, reset during
+ * the handshake) or an established connection that ended with a reset or a
+ * timeout is `failed` (when failures are wanted; else, with closed wanted, a
+ * `closed` one carrying error.type); any other end is `closed`.
+ */
+export interface TcpConnectionEvent {
+  readonly kind: 'failed' | 'closed';
+  /** Kernel time of the event (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
+  readonly tsNs: bigint;
+  /** The flow's attributes plus both ports when known (a record is one connection: the client port costs nothing here). */
+  readonly attributes: FlowAttributes;
+  /** refused, timeout, reset, … (failures). */
+  readonly errorType?: string;
+  /** TCP state just before the close (network.connection.state values), if known. */
+  readonly stateBefore?: string;
+  /** Payload bytes over the connection's life (close of a connection the agent saw established). */
+  readonly bytesSent?: number;
+  readonly bytesReceived?: number;
+  readonly retransmits?: number;
+  /** Smoothed RTT at close, µs (0: not measured). */
+  readonly srttUs?: number;
+  /** From ESTABLISHED to the close, when the agent saw both. */
+  readonly durationNs?: bigint;
 }
 
 export interface TcpTrackerStats {
@@ -43,6 +72,11 @@ interface Tracked extends Counters {
   key: string;
   seenGen: number;
   rttGen: number;
+  /** Kernel time of its open event, when seen. */
+  openedNs?: bigint;
+  /** Local and remote port of the record it was first seen in (the kernel clears the local port at close). */
+  sport: number;
+  dport: number;
 }
 
 interface FlowTotals extends Counters {
@@ -90,6 +124,7 @@ export class TcpConnectionTracker {
   private readonly flows = new Map<string, FlowTotals>();
   private readonly samples: Measurement[] = [];
   private openGauge: Measurement[] = [];
+  private events: TcpConnectionEvent[] = [];
   private gen = 1;
   private primed = false;
   readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0 };
@@ -155,6 +190,14 @@ export class TcpConnectionTracker {
     this.stats.tracked = this.conns.size;
   }
 
+  /** The connection events since the last call (options.events), in kernel order. */
+  takeEvents(): TcpConnectionEvent[] {
+    if (this.events.length === 0) return [];
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+
   /** Everything measured since the last call, as one batch. */
   collect(timeMs: number): MeasurementBatch {
     const out: Measurement[] = this.samples.splice(0);
@@ -179,6 +222,7 @@ export class TcpConnectionTracker {
     let t = this.conns.get(rec.cookie);
     if (!t) t = this.track(rec, ZERO);
     t.seenGen = this.gen;
+    t.openedNs = rec.tsNs;
     this.addDelta(t, countersOf(rec));
     this.flow(t).opened++;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
@@ -200,6 +244,22 @@ export class TcpConnectionTracker {
     this.flow(t).closed++;
     const failure = closeFailureType(rec);
     if (failure) this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: { ...t.attrs, 'error.type': failure } });
+    const want = this.options.events;
+    if (want && ((failure && want.failures) || want.closed)) {
+      const c = countersOf(rec);
+      this.events.push({
+        kind: failure && want.failures ? 'failed' : 'closed',
+        tsNs: rec.tsNs,
+        attributes: this.eventAttributes(t.attrs, rec, t),
+        ...(failure ? { errorType: failure } : {}),
+        ...this.stateBefore(rec),
+        bytesSent: c.sent,
+        bytesReceived: c.received,
+        retransmits: c.retrans,
+        srttUs: rec.srttUs,
+        ...(t.openedNs !== undefined && rec.tsNs >= t.openedNs ? { durationNs: rec.tsNs - t.openedNs } : {}),
+      });
+    }
     this.conns.delete(rec.cookie);
     this.recentlyClosed.set(rec.cookie, this.gen);
   }
@@ -207,14 +267,39 @@ export class TcpConnectionTracker {
   private onFailed(rec: ConnRecord): void {
     const t = this.conns.get(rec.cookie);
     const attrs = t ? t.attrs : this.attributesOf(rec);
-    this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: { ...attrs, 'error.type': connectFailureType(rec.err) } });
+    const errorType = connectFailureType(rec.err);
+    this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: { ...attrs, 'error.type': errorType } });
+    if (this.options.events?.failures) {
+      this.events.push({ kind: 'failed', tsNs: rec.tsNs, attributes: this.eventAttributes(attrs, rec, t), errorType, ...this.stateBefore(rec) });
+    }
     this.conns.delete(rec.cookie);
     this.recentlyClosed.set(rec.cookie, this.gen);
   }
 
+  /**
+   * The flow's attributes and both ports. By the time a socket reaches
+   * TCP_CLOSE the kernel has released its local port (inet_put_port clears
+   * inet_num): a connection seen open keeps the ports of that record; a
+   * failed connect has none to give, and then source.port is left out.
+   */
+  private eventAttributes(attrs: FlowAttributes, rec: ConnRecord, t?: Tracked): FlowAttributes {
+    const out: FlowAttributes = { ...attrs };
+    const sport = t?.sport || rec.sport;
+    const dport = t?.dport || rec.dport;
+    if (sport) out['source.port'] = sport;
+    else delete out['source.port'];
+    if (dport) out['destination.port'] = dport;
+    return out;
+  }
+
+  private stateBefore(rec: ConnRecord): { stateBefore?: string } {
+    const name = rec.oldState ? TCP_STATE_NAMES[rec.oldState] : undefined;
+    return name ? { stateBefore: name } : {};
+  }
+
   private track(rec: ConnRecord, baseline: Counters): Tracked {
     const attrs = this.attributesOf(rec);
-    const t: Tracked = { ...baseline, attrs, key: attributesKey(attrs), seenGen: this.gen, rttGen: 0 };
+    const t: Tracked = { ...baseline, attrs, key: attributesKey(attrs), seenGen: this.gen, rttGen: 0, sport: rec.sport, dport: rec.dport };
     this.conns.set(rec.cookie, t);
     return t;
   }

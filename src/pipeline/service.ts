@@ -12,6 +12,7 @@ import { buildResource } from '../telemetry/resource';
 import type { ComponentContext, MetricsExporter, MetricsProcessor, MetricsReceiver, ReceiverContext } from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
 import type { MeasurementBatch, MeasurementConsumer } from './measurements';
+import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsProcessor } from './logs';
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
 import type { ServiceObserver } from '../telemetry/observer';
 
@@ -27,6 +28,28 @@ class ProcessorChain implements MeasurementConsumer {
     this.next.consume(b);
   }
 }
+
+/** A logs pipeline's processors (their processLogs), in order, then its exporters' logs sides. */
+class LogProcessorChain implements LogConsumer {
+  constructor(
+    private readonly processors: readonly LogsProcessor[],
+    private readonly next: LogConsumer,
+  ) {}
+  get active(): boolean {
+    return this.next.active !== false;
+  }
+  consumeLogs(batch: LogBatch): void {
+    let b = batch;
+    for (const p of this.processors) {
+      b = p.processLogs(b);
+      if (b.records.length === 0) return;
+    }
+    this.next.consumeLogs(b);
+  }
+}
+
+/** Log records nobody takes (a receiver in no logs pipeline). */
+const NO_LOGS: LogConsumer = { active: false, consumeLogs: () => undefined };
 
 /**
  * What a receiver may filter out at the source: only what every pipeline it
@@ -56,6 +79,8 @@ interface ReceiverRuntime {
   receiver: MetricsReceiver;
   /** The receiver's `next`: retargeted on reload, so a kept receiver keeps its state. */
   relay: Relay;
+  /** The receiver's `logs`, retargeted likewise. */
+  logRelay: LogRelay;
   /** Its config and the filter it pushed down (JSON): a change means a restart. */
   configKey: string;
 }
@@ -68,11 +93,29 @@ class Relay implements MeasurementConsumer {
   }
 }
 
+/** The same for log records: a kept receiver's `ctx.logs` follows the new logs pipelines. */
+class LogRelay implements LogConsumer {
+  constructor(public target: LogConsumer) {}
+  get active(): boolean {
+    return this.target.active !== false;
+  }
+  consumeLogs(batch: LogBatch): void {
+    this.target.consumeLogs(batch);
+  }
+}
+
+/** What a receiver is wired to: its metrics and logs pipelines, and the filter they all start with. */
+interface ReceiverInput {
+  next: MeasurementConsumer;
+  logs: LogConsumer;
+  filter?: FilterPushdown;
+}
+
 /** The pipelines of one config: processors per pipeline, and each receiver's fan-out to them. */
 interface Wiring {
   processors: MetricsProcessor[];
-  /** receiver id → its consumer and the filter every pipeline it feeds starts with. */
-  receiverInputs: Map<string, { next: MeasurementConsumer; filter?: FilterPushdown }>;
+  /** receiver id → its consumers and the filter every pipeline it feeds starts with. */
+  receiverInputs: Map<string, ReceiverInput>;
 }
 
 export class Service {
@@ -111,6 +154,7 @@ export class Service {
         continue;
       }
       const exporter = c.factory.create(c.config, this.ctx(id, 'exporter')) as MetricsExporter;
+      exporter.logs?.useResource(this.resource);
       const provider = new MeterProvider({
         resource: this.resource,
         readers: [exporter.reader],
@@ -124,6 +168,7 @@ export class Service {
 
   private wire(config: ValidatedConfig, exporters: ReadonlyMap<string, ExporterRuntime>): Wiring {
     const pipelineInputs = new Map<string, MeasurementConsumer>();
+    const logPipelineInputs = new Map<string, LogConsumer>();
     const firstProcessor = new Map<string, { config: unknown; instance: MetricsProcessor }>();
     const processors: MetricsProcessor[] = [];
     for (const p of config.pipelines) {
@@ -135,15 +180,25 @@ export class Service {
         return instance;
       });
       processors.push(...chain);
+      if (p.signal === 'logs') {
+        // Validation admits only exporters and processors whose factory lists `logs`.
+        const fanout = new LogFanOut(p.exporters.map((e) => exporters.get(e)!.exporter.logs ?? NO_LOGS));
+        const logChain = chain.flatMap((x) => (isLogsProcessor(x) ? [x] : []));
+        logPipelineInputs.set(p.id, logChain.length ? new LogProcessorChain(logChain, fanout) : fanout);
+        continue;
+      }
       const fanout = new FanOut(p.exporters.map((e) => exporters.get(e)!.sink));
       pipelineInputs.set(p.id, chain.length ? new ProcessorChain(chain, fanout) : fanout);
     }
-    const receiverInputs = new Map<string, { next: MeasurementConsumer; filter?: FilterPushdown }>();
+    const receiverInputs = new Map<string, ReceiverInput>();
     for (const id of config.receivers.keys()) {
       const feeds = config.pipelines.filter((p) => p.receivers.includes(id));
       if (feeds.length === 0) continue;
+      const logFeeds = feeds.filter((p) => p.signal === 'logs');
       receiverInputs.set(id, {
-        next: new FanOut(feeds.map((p) => pipelineInputs.get(p.id)!)),
+        next: new FanOut(feeds.filter((p) => p.signal !== 'logs').map((p) => pipelineInputs.get(p.id)!)),
+        logs: logFeeds.length ? new LogFanOut(logFeeds.map((p) => logPipelineInputs.get(p.id)!)) : NO_LOGS,
+        // Every pipeline the receiver feeds, logs ones included, must drop what the kernel would.
         filter: commonFilter(feeds.map((p) => firstProcessor.get(p.id))),
       });
     }
@@ -154,14 +209,16 @@ export class Service {
     return JSON.stringify([config.receivers.get(id)!.config, filter ?? null]);
   }
 
-  private createReceiver(config: ValidatedConfig, id: string, input: { next: MeasurementConsumer; filter?: FilterPushdown }): ReceiverRuntime {
+  private createReceiver(config: ValidatedConfig, id: string, input: ReceiverInput): ReceiverRuntime {
     const c = config.receivers.get(id)!;
     const relay = new Relay(input.next);
+    const logRelay = new LogRelay(input.logs);
     const next: MeasurementConsumer = { consume: (b) => relay.consume(this.observer ? this.observer.receiverBatch(id, b) : b) };
-    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter };
+    // Always given, so that a receiver kept across a reload can start (or stop) feeding logs pipelines: `active` says whether anyone listens.
+    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs: logRelay };
     const receiver = c.factory.create(c.config, rctx) as MetricsReceiver;
     this.observer?.receiverCreated(receiver);
-    return { receiver, relay, configKey: this.receiverKey(config, id, input.filter) };
+    return { receiver, relay, logRelay, configKey: this.receiverKey(config, id, input.filter) };
   }
 
   /**
@@ -205,7 +262,12 @@ export class Service {
     for (const [id, old] of this.receivers) if (!receivers.has(id)) toStop.push(old);
     // Receivers that go or change send their last collection down the old pipelines.
     for (const rt of toStop) await this.stopReceiver(rt);
-    for (const [id, rt] of receivers) if (!toStart.includes(rt)) rt.relay.target = wiring.receiverInputs.get(id)!.next;
+    for (const [id, rt] of receivers) {
+      if (toStart.includes(rt)) continue;
+      const input = wiring.receiverInputs.get(id)!;
+      rt.relay.target = input.next;
+      rt.logRelay.target = input.logs;
+    }
     const oldExporters = this.exporters;
     const oldProcessors = this.processors;
     this.exporters = exporters;

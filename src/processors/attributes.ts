@@ -15,6 +15,7 @@ import { ConfigError } from '../config/errors';
 import { describeSchema, type Schema } from '../config/schema';
 import type { MetricsProcessor, OptionDoc, ProcessorFactory } from '../pipeline/component';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
+import { withRecords, type LogBatch, type LogRecordData } from '../pipeline/logs';
 import { childPath } from '../config/location';
 import { isConfigMap } from '../config/types';
 import { ActionList, actionOptionDocs, validateActions, type AttributeAction } from './actions';
@@ -68,12 +69,25 @@ export class AttributesProcessor extends StatelessLifecycle implements MetricsPr
     });
     return withMeasurements(batch, out);
   }
+
+  /** A logs pipeline: the same actions on each log record's attributes. */
+  processLogs(batch: LogBatch): LogBatch {
+    let changed = false;
+    const out: LogRecordData[] = batch.records.map((r) => {
+      const attributes = this.actions.apply(r.attributes);
+      if (attributes === r.attributes) return r;
+      changed = true;
+      return { ...r, attributes };
+    });
+    return changed ? withRecords(batch, out) : batch;
+  }
 }
 
 export const attributesProcessorFactory: ProcessorFactory<AttributesConfig> = {
   kind: 'processor',
   type: 'attributes',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: attributesOptions,
   // No actions is not a valid config (validate says so); the default is the empty list.
   defaultConfig: () => ({ actions: [] }),

@@ -18,6 +18,7 @@
  * `network.interface.name`. Measurements with no flow attributes (the agent's
  * `flowtel_*` self-telemetry) always pass. An empty list is no criterion.
  */
+import { withRecords, type LogBatch } from '../pipeline/logs';
 import { ConfigError } from '../config/errors';
 import { childPath } from '../config/location';
 import { describeSchema, type Schema, type SchemaValue } from '../config/schema';
@@ -336,6 +337,14 @@ export class FilterProcessor extends StatelessLifecycle implements MetricsProces
     return withMeasurements(batch, out);
   }
 
+  /** A logs pipeline: log records are kept or dropped by their attributes, as measurements are. */
+  processLogs(batch: LogBatch): LogBatch {
+    const out = batch.records.filter((r) => this.keeps(r.attributes));
+    this.passedCount += out.length;
+    this.droppedCount += batch.records.length - out.length;
+    return out.length === batch.records.length ? batch : withRecords(batch, out);
+  }
+
   /** Whether a measurement with these attributes passes. */
   keeps(attributes: FlowAttributes): boolean {
     if (!isFlow(attributes)) return true;
@@ -397,6 +406,7 @@ export const filterProcessorFactory: ProcessorFactory<FilterConfig> = {
   kind: 'processor',
   type: 'filter',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: filterOptions,
   defaultConfig: () => validateFilterConfig(undefined, ''),
   validate: validateFilterConfig,

@@ -1,7 +1,8 @@
 /**
- * Small, independent decoders for OTLP metrics export requests
- * (opentelemetry-proto v1: collector/metrics/v1, metrics/v1, common/v1,
- * resource/v1): binary protobuf, and OTLP JSON at the end of the file.
+ * Small, independent decoders for OTLP metrics and logs export requests
+ * (opentelemetry-proto v1: collector/metrics/v1, metrics/v1,
+ * collector/logs/v1, logs/v1, common/v1, resource/v1): binary protobuf, and
+ * OTLP JSON at the end of the file.
  * Written against the .proto field numbers and the OTLP JSON rules rather
  * than reusing the SDK's serializer, so tests check the real wire format.
  *
@@ -374,6 +375,135 @@ export function decodeExportMetricsServiceRequest(buf: Uint8Array): DecodedExpor
 }
 
 // ---------------------------------------------------------------------------
+// Logs (opentelemetry/proto/logs/v1/logs.proto)
+
+export interface DecodedLogRecord {
+  timeUnixNano: bigint;
+  observedTimeUnixNano: bigint;
+  severityNumber: number;
+  severityText: string;
+  body: AttributeValue | undefined;
+  attributes: DecodedAttributes;
+  droppedAttributesCount: number;
+  flags: number;
+  traceId: Uint8Array | undefined;
+  spanId: Uint8Array | undefined;
+  eventName: string;
+}
+
+export interface DecodedScopeLogs {
+  scope: { name: string; version: string; attributes: DecodedAttributes };
+  logRecords: DecodedLogRecord[];
+  schemaUrl: string;
+}
+
+export interface DecodedResourceLogs {
+  resource: { attributes: DecodedAttributes; droppedAttributesCount: number };
+  scopeLogs: DecodedScopeLogs[];
+  schemaUrl: string;
+}
+
+export interface DecodedExportLogsServiceRequest {
+  resourceLogs: DecodedResourceLogs[];
+}
+
+function emptyLogRecord(): DecodedLogRecord {
+  return {
+    timeUnixNano: 0n,
+    observedTimeUnixNano: 0n,
+    severityNumber: 0,
+    severityText: '',
+    body: undefined,
+    attributes: {},
+    droppedAttributesCount: 0,
+    flags: 0,
+    traceId: undefined,
+    spanId: undefined,
+    eventName: '',
+  };
+}
+
+function decodeLogRecord(buf: Uint8Array): DecodedLogRecord {
+  const r = emptyLogRecord();
+  for (const f of fields(buf)) {
+    switch (f.number) {
+      case 1:
+        r.timeUnixNano = fixed64(f);
+        break;
+      case 11:
+        r.observedTimeUnixNano = fixed64(f);
+        break;
+      case 2:
+        r.severityNumber = Number(f.varint ?? 0n);
+        break;
+      case 3:
+        r.severityText = str(f);
+        break;
+      case 5:
+        r.body = decodeAnyValue(f.bytes as Uint8Array);
+        break;
+      case 6:
+        addAttribute(r.attributes, f);
+        break;
+      case 7:
+        r.droppedAttributesCount = Number(f.varint ?? 0n);
+        break;
+      case 8:
+        r.flags = view(f.bytes as Uint8Array).getUint32(0, true);
+        break;
+      case 9:
+        r.traceId = Uint8Array.from(f.bytes as Uint8Array);
+        break;
+      case 10:
+        r.spanId = Uint8Array.from(f.bytes as Uint8Array);
+        break;
+      case 12:
+        r.eventName = str(f);
+        break;
+    }
+  }
+  return r;
+}
+
+function decodeScopeLogs(buf: Uint8Array): DecodedScopeLogs {
+  const out: DecodedScopeLogs = { scope: { name: '', version: '', attributes: {} }, logRecords: [], schemaUrl: '' };
+  for (const f of fields(buf)) {
+    if (f.number === 1) {
+      for (const s of fields(f.bytes as Uint8Array)) {
+        if (s.number === 1) out.scope.name = str(s);
+        else if (s.number === 2) out.scope.version = str(s);
+        else if (s.number === 3) addAttribute(out.scope.attributes, s);
+      }
+    } else if (f.number === 2) out.logRecords.push(decodeLogRecord(f.bytes as Uint8Array));
+    else if (f.number === 3) out.schemaUrl = str(f);
+  }
+  return out;
+}
+
+function decodeResourceLogs(buf: Uint8Array): DecodedResourceLogs {
+  const out: DecodedResourceLogs = { resource: { attributes: {}, droppedAttributesCount: 0 }, scopeLogs: [], schemaUrl: '' };
+  for (const f of fields(buf)) {
+    if (f.number === 1) {
+      for (const r of fields(f.bytes as Uint8Array)) {
+        if (r.number === 1) addAttribute(out.resource.attributes, r);
+        else if (r.number === 2) out.resource.droppedAttributesCount = Number(r.varint ?? 0n);
+      }
+    } else if (f.number === 2) out.scopeLogs.push(decodeScopeLogs(f.bytes as Uint8Array));
+    else if (f.number === 3) out.schemaUrl = str(f);
+  }
+  return out;
+}
+
+/** Decode `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest`. */
+export function decodeExportLogsServiceRequest(buf: Uint8Array): DecodedExportLogsServiceRequest {
+  return {
+    resourceLogs: fields(buf)
+      .filter((f) => f.number === 1)
+      .map((f) => decodeResourceLogs(f.bytes as Uint8Array)),
+  };
+}
+
+// ---------------------------------------------------------------------------
 // OTLP JSON (the protobuf JSON mapping with the OTLP rules: lowerCamelCase
 // field names, 64-bit integers as decimal strings or numbers, enums as numbers
 // or names, bytes as base64), into the same decoded shape.
@@ -510,6 +640,52 @@ export function decodeExportMetricsServiceRequestJson(raw: unknown): DecodedExpo
           };
         }),
         schemaUrl: jsonString(rm.schemaUrl),
+      };
+    }),
+  };
+}
+
+/** Severity numbers by OTLP JSON enum name (SEVERITY_NUMBER_WARN …). */
+function jsonSeverity(value: unknown): number {
+  if (typeof value === 'number') return value;
+  const names = ['UNSPECIFIED', 'TRACE', 'TRACE2', 'TRACE3', 'TRACE4', 'DEBUG', 'DEBUG2', 'DEBUG3', 'DEBUG4', 'INFO', 'INFO2', 'INFO3', 'INFO4', 'WARN', 'WARN2', 'WARN3', 'WARN4', 'ERROR', 'ERROR2', 'ERROR3', 'ERROR4', 'FATAL', 'FATAL2', 'FATAL3', 'FATAL4'];
+  const i = typeof value === 'string' ? names.indexOf(value.replace(/^SEVERITY_NUMBER_/, '')) : -1;
+  return i < 0 ? 0 : i;
+}
+
+/** Decode an OTLP JSON `ExportLogsServiceRequest` (already JSON.parse'd). Throws on malformed input. */
+export function decodeExportLogsServiceRequestJson(raw: unknown): DecodedExportLogsServiceRequest {
+  const request = jsonObject(raw, 'ExportLogsServiceRequest');
+  return {
+    resourceLogs: jsonList(request.resourceLogs, 'resourceLogs').map((rlRaw) => {
+      const rl = jsonObject(rlRaw, 'ResourceLogs');
+      const resource = rl.resource === undefined ? {} : jsonObject(rl.resource, 'resource');
+      return {
+        resource: { attributes: jsonAttributes(resource.attributes), droppedAttributesCount: Number(resource.droppedAttributesCount ?? 0) },
+        scopeLogs: jsonList(rl.scopeLogs, 'scopeLogs').map((slRaw) => {
+          const sl = jsonObject(slRaw, 'ScopeLogs');
+          const scope = sl.scope === undefined ? {} : jsonObject(sl.scope, 'scope');
+          return {
+            scope: { name: jsonString(scope.name), version: jsonString(scope.version), attributes: jsonAttributes(scope.attributes) },
+            logRecords: jsonList(sl.logRecords, 'logRecords').map((lrRaw) => {
+              const lr = jsonObject(lrRaw, 'LogRecord');
+              return {
+                ...emptyLogRecord(),
+                timeUnixNano: jsonInt64(lr.timeUnixNano, 'timeUnixNano'),
+                observedTimeUnixNano: jsonInt64(lr.observedTimeUnixNano, 'observedTimeUnixNano'),
+                severityNumber: jsonSeverity(lr.severityNumber),
+                severityText: jsonString(lr.severityText),
+                body: lr.body === undefined ? undefined : jsonAnyValue(lr.body),
+                attributes: jsonAttributes(lr.attributes),
+                droppedAttributesCount: Number(lr.droppedAttributesCount ?? 0),
+                flags: Number(lr.flags ?? 0),
+                eventName: jsonString(lr.eventName),
+              };
+            }),
+            schemaUrl: jsonString(sl.schemaUrl),
+          };
+        }),
+        schemaUrl: jsonString(rl.schemaUrl),
       };
     }),
   };

@@ -3,8 +3,9 @@
  * (see otlp-proto.ts):
  *
  * - startOtlpReceiver(): OTLP/gRPC, a @grpc/grpc-js server implementing
- *   `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` with
- *   identity (de)serializers;
+ *   `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` and
+ *   `opentelemetry.proto.collector.logs.v1.LogsService/Export` (log requests
+ *   in `logRequests`, `waitForLogs`) with identity (de)serializers;
  * - startOtlpHttpReceiver(): OTLP/HTTP, `POST /v1/metrics` with a protobuf
  *   or JSON body (gzip or not).
  *
@@ -20,15 +21,19 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import {
+  decodeExportLogsServiceRequest,
   decodeExportMetricsServiceRequest,
   decodeExportMetricsServiceRequestJson,
   type AttributeValue,
   type DecodedAttributes,
+  type DecodedExportLogsServiceRequest,
   type DecodedExportMetricsServiceRequest,
+  type DecodedLogRecord,
   type Temporality,
 } from './otlp-proto';
 
 export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
+export const LOGS_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
 
 /** How the receiver answers: accept, or fail with a gRPC status (over HTTP: the matching HTTP status). */
 export type ReceiverBehavior = 'ok' | 'unavailable' | 'unauthenticated' | 'invalid_argument' | 'internal' | 'resource_exhausted';
@@ -67,12 +72,21 @@ export interface DecodedRequest extends DecodedExportMetricsServiceRequest {
   readonly contentEncoding?: string;
 }
 
+export interface DecodedLogsRequest extends DecodedExportLogsServiceRequest {
+  readonly metadata: Record<string, string>;
+  readonly receivedAtMs: number;
+}
+
 export interface OtlpTestReceiver {
   readonly port: number;
   /** `127.0.0.1:<port>` */
   readonly endpoint: string;
   /** Accepted requests, in arrival order. */
   readonly requests: DecodedRequest[];
+  /** Accepted logs export requests (gRPC only), in arrival order. */
+  readonly logRequests: DecodedLogsRequest[];
+  /** Like waitFor, on the logs requests. */
+  waitForLogs(predicate: (requests: readonly DecodedLogsRequest[]) => boolean, timeoutMs?: number): Promise<DecodedLogsRequest[]>;
   /** Export calls answered with an error (see setBehavior). */
   readonly rejected: number;
   /** Export calls received, accepted or not. */
@@ -101,6 +115,7 @@ export interface ReceiverOptions {
 /** What both receivers share: the requests, the behavior and the waiters. */
 class ReceiverState {
   readonly requests: DecodedRequest[] = [];
+  readonly logRequests: DecodedLogsRequest[] = [];
   rejected = 0;
   calls = 0;
   private readonly waiters = new Set<() => void>();
@@ -129,17 +144,30 @@ class ReceiverState {
     for (const wake of [...this.waiters]) wake();
   }
 
+  acceptLogs(request: DecodedLogsRequest): void {
+    this.logRequests.push(request);
+    for (const wake of [...this.waiters]) wake();
+  }
+
   waitFor(predicate: (requests: readonly DecodedRequest[]) => boolean, timeoutMs = 5_000): Promise<DecodedRequest[]> {
-    return new Promise<DecodedRequest[]>((resolve, reject) => {
+    return this.waitOn(this.requests, predicate, timeoutMs);
+  }
+
+  waitForLogs(predicate: (requests: readonly DecodedLogsRequest[]) => boolean, timeoutMs = 5_000): Promise<DecodedLogsRequest[]> {
+    return this.waitOn(this.logRequests, predicate, timeoutMs);
+  }
+
+  private waitOn<T>(list: T[], predicate: (requests: readonly T[]) => boolean, timeoutMs: number): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
       const check = (): boolean => {
-        if (!predicate(this.requests)) return false;
+        if (!predicate(list)) return false;
         cleanup();
-        resolve([...this.requests]);
+        resolve([...list]);
         return true;
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`OTLP test receiver: condition not met within ${timeoutMs}ms (${this.requests.length} requests received, ${this.rejected} rejected)`));
+        reject(new Error(`OTLP test receiver: condition not met within ${timeoutMs}ms (${list.length} requests received, ${this.rejected} rejected)`));
       }, timeoutMs);
       const wake = (): void => {
         check();
@@ -181,6 +209,40 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
     callback(null, Buffer.alloc(0));
   };
 
+  const handleLogsExport = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+    const { behavior } = state.next();
+    if (behavior !== 'ok') {
+      const error: Partial<ServiceError> = { code: STATUS_OF[behavior], details: `test receiver behavior: ${behavior}` };
+      callback(error as ServiceError, null);
+      return;
+    }
+    let decoded: DecodedExportLogsServiceRequest;
+    try {
+      decoded = decodeExportLogsServiceRequest(call.request);
+    } catch (error) {
+      const failure: Partial<ServiceError> = { code: status.INVALID_ARGUMENT, details: String(error) };
+      callback(failure as ServiceError, null);
+      return;
+    }
+    state.acceptLogs({ ...decoded, metadata: metadataRecord(call.metadata), receivedAtMs: Date.now() });
+    callback(null, Buffer.alloc(0));
+  };
+
+  server.addService(
+    {
+      Export: {
+        path: LOGS_EXPORT_PATH,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
+    { Export: handleLogsExport },
+  );
+
   server.addService(
     {
       Export: {
@@ -211,6 +273,8 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
     port,
     endpoint: `${host}:${port}`,
     requests: state.requests,
+    logRequests: state.logRequests,
+    waitForLogs: (predicate, timeoutMs) => state.waitForLogs(predicate, timeoutMs),
     get rejected() {
       return state.rejected;
     },
@@ -296,6 +360,8 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
     baseUrl,
     url: `${baseUrl}${OTLP_HTTP_METRICS_PATH}`,
     requests: state.requests,
+    logRequests: state.logRequests,
+    waitForLogs: (predicate, timeoutMs) => state.waitForLogs(predicate, timeoutMs),
     get rejected() {
       return state.rejected;
     },
@@ -433,4 +499,45 @@ export function latestMetric(requests: readonly DecodedExportMetricsServiceReque
 /** Resource attributes of a request (of its first ResourceMetrics). */
 export function resourceAttributes(request: DecodedExportMetricsServiceRequest): FlatAttributes {
   return flattenAttributes(request.resourceMetrics[0]?.resource.attributes ?? {});
+}
+
+// ---------------------------------------------------------------------------
+// Log records, flattened
+
+export interface FlatLogRecord {
+  resource: FlatAttributes;
+  scope: string;
+  timeUnixNano: bigint;
+  observedTimeUnixNano: bigint;
+  severityNumber: number;
+  severityText: string;
+  body: string;
+  eventName: string;
+  attributes: FlatAttributes;
+}
+
+/** Every log record of every request, in order. */
+export function flattenLogRecords(requests: readonly DecodedExportLogsServiceRequest[]): FlatLogRecord[] {
+  const out: FlatLogRecord[] = [];
+  for (const request of requests) {
+    for (const rl of request.resourceLogs) {
+      const resource = flattenAttributes(rl.resource.attributes);
+      for (const sl of rl.scopeLogs) {
+        for (const r of sl.logRecords as DecodedLogRecord[]) {
+          out.push({
+            resource,
+            scope: sl.scope.name,
+            timeUnixNano: r.timeUnixNano,
+            observedTimeUnixNano: r.observedTimeUnixNano,
+            severityNumber: r.severityNumber,
+            severityText: r.severityText,
+            body: r.body === undefined ? '' : flatValue(r.body).toString(),
+            eventName: r.eventName,
+            attributes: flattenAttributes(r.attributes),
+          });
+        }
+      }
+    }
+  }
+  return out;
 }

@@ -8,6 +8,10 @@
  * - `top_n`: rows in the table (default 10).
  * - `export_interval`: default 10s.
  * - `output`: `stdout` (default) | `stderr`.
+ *
+ * In a logs pipeline it prints one line per log record as it arrives
+ * (time, severity, event name, body; with `detailed` also the attributes as
+ * JSON), on the same output.
  */
 import { ExportResultCode, hrTimeToMilliseconds, type ExportResult } from '@opentelemetry/core';
 import {
@@ -20,6 +24,8 @@ import {
 import type { HrTime } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { ComponentContext, ComponentFactory, MetricsExporter } from '../../pipeline/component';
+import type { LogsExporter } from '../../pipeline/logs';
+import { formatLogLine } from '../logs/format';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import { renderTopFlows, type TopFlowsState } from './top-flows';
 
@@ -28,11 +34,11 @@ const DEBUG_SCHEMA = {
     type: 'enum',
     values: ['basic', 'normal', 'detailed'],
     default: 'basic',
-    description: 'basic/normal: the top-flows table; detailed: also every data point as a JSON log line.',
+    description: 'basic/normal: the top-flows table, and one line per log record; detailed: also every data point as a JSON log line, and each log record\'s attributes.',
   },
   top_n: { type: 'number', integer: true, min: 1, max: 1000, default: 10, description: 'Rows in the top-flows table.' },
   export_interval: { type: 'duration', minMs: 100, default: '10s', description: 'How often the table is printed.' },
-  output: { type: 'enum', values: ['stdout', 'stderr'], default: 'stdout', description: 'Where the table goes.' },
+  output: { type: 'enum', values: ['stdout', 'stderr'], default: 'stdout', description: 'Where the table and the log record lines go.' },
 } as const satisfies Schema;
 
 export type DebugExporterConfig = SchemaValue<typeof DEBUG_SCHEMA>;
@@ -112,9 +118,21 @@ function createDebugExporter(config: DebugExporterConfig, ctx: ComponentContext)
   });
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: config.export_interval });
   let stopped = false;
+  const detailed = config.verbosity === 'detailed';
+  const logs: LogsExporter = {
+    useResource() {},
+    consumeLogs(batch) {
+      if (stopped || batch.records.length === 0) return;
+      let text = '';
+      for (const r of batch.records) text += `${formatLogLine(r, detailed)}\n`;
+      stream.write(text);
+    },
+    async flushLogs() {},
+  };
   return {
     id: ctx.id,
     reader,
+    logs,
     async start() {},
     async shutdown() {
       if (stopped) return;
@@ -132,6 +150,7 @@ export const debugExporterFactory: ComponentFactory<DebugExporterConfig, Metrics
   kind: 'exporter',
   type: 'debug',
   stability: 'development',
+  signals: ['metrics', 'logs'],
   options: describeSchema(DEBUG_SCHEMA),
   defaultConfig: () => validateObject(undefined, '', DEBUG_SCHEMA),
   validate: (raw, path) => validateObject(raw, path, DEBUG_SCHEMA),

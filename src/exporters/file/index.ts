@@ -6,17 +6,26 @@
  * `flush_interval` (and on flush/shutdown); the file rotates by size
  * (rotating-writer.ts).
  *
+ * In a logs pipeline, each batch of log records becomes one line of OTLP
+ * JSON (an ExportLogsServiceRequest) in the same file, with the same
+ * buffering and rotation, as the Collector's file exporter writes every
+ * signal to its one file.
+ *
  * Options: `path` (required), `format` (json), `append`, `rotation.max_megabytes`,
  * `rotation.max_backups`, `rotation.localtime`, `flush_interval`, plus
  * flowtel's `export_interval` and `temporality`.
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { JsonLogsSerializer, JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import type { Resource } from '@opentelemetry/resources';
 import { PeriodicExportingMetricReader, type AggregationTemporality, type InstrumentType, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describeSchema, schemaDefaults, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import { isConfigMap } from '../../config/types';
 import type { ComponentContext, ComponentFactory, MetricsExporter } from '../../pipeline/component';
+import type { LogBatch, LogsExporter } from '../../pipeline/logs';
+import { buildResource } from '../../telemetry/resource';
 import { ExportFailureTracker } from '../export-failures';
+import { settled, toReadableLogRecords } from '../logs/records';
 import { temporalitySelector } from '../otlp-env';
 import { RotatingFileWriter, type RotationSettings } from './rotating-writer';
 
@@ -27,12 +36,12 @@ export const DEFAULT_ROTATION_MEGABYTES = 100;
 const MEGABYTE = 1024 * 1024;
 
 const FILE_SCHEMA = {
-  path: { type: 'string', required: true, description: 'File the metrics are written to (created if missing; its directory must exist).' },
+  path: { type: 'string', required: true, description: 'File the metrics (and log records) are written to (created if missing; its directory must exist).' },
   format: {
     type: 'enum',
     values: ['json'],
     default: 'json',
-    description: 'json: OTLP JSON, one ExportMetricsServiceRequest per line, as the Collector\'s file exporter writes it.',
+    description: 'json: OTLP JSON, one ExportMetricsServiceRequest (or, from a logs pipeline, ExportLogsServiceRequest) per line, as the Collector\'s file exporter writes it.',
   },
   append: {
     type: 'boolean',
@@ -115,8 +124,24 @@ export class OtlpJsonFileExporter implements PushMetricExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error('nothing to write: the batch could not be encoded') });
       return;
     }
-    this.buffered.push(Buffer.concat([Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength), Buffer.from('\n')]));
+    this.pushLine(encoded);
     resultCallback({ code: ExportResultCode.SUCCESS });
+  }
+
+  /** One ExportLogsServiceRequest line for a batch of log records (an encoding failure is counted). */
+  exportLogs(batch: LogBatch, resource: Resource): void {
+    if (batch.records.length === 0) return;
+    try {
+      const encoded = JsonLogsSerializer.serializeRequest(toReadableLogRecords(batch.records, resource));
+      if (encoded === undefined) throw new Error('the log records could not be encoded');
+      this.pushLine(encoded);
+    } catch (error) {
+      this.tracker.record({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  }
+
+  private pushLine(encoded: Uint8Array): void {
+    this.buffered.push(Buffer.concat([Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength), Buffer.from('\n')]));
   }
 
   /** Write what is buffered (one write at a time). */
@@ -158,9 +183,20 @@ function createFileExporter(config: FileExporterConfig, ctx: ComponentContext): 
   let timer: NodeJS.Timeout | undefined;
   let opened = false;
   let stopped = false;
+  let resource: Resource = buildResource({});
+  const logs: LogsExporter = {
+    useResource(r) {
+      resource = r;
+    },
+    consumeLogs(batch) {
+      if (opened && !stopped) exporter.exportLogs(batch, resource);
+    },
+    flushLogs: () => exporter.flush(),
+  };
   return {
     id: ctx.id,
     reader,
+    logs,
     path: config.path,
     get written() {
       return exporter.written;
@@ -174,6 +210,7 @@ function createFileExporter(config: FileExporterConfig, ctx: ComponentContext): 
       } catch (error) {
         throw new Error(`${what}: cannot open ${config.path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       }
+      resource = await settled(resource);
       opened = true;
       timer = setInterval(() => void exporter.flush(), config.flush_interval);
       timer.unref();
@@ -201,6 +238,7 @@ export const fileExporterFactory: ComponentFactory<FileExporterConfig, FileMetri
   kind: 'exporter',
   type: 'file',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: describeSchema(FILE_SCHEMA),
   // path has no default (required), as in the Collector.
   defaultConfig: () => ({ ...schemaDefaults(FILE_SCHEMA), path: '' }),

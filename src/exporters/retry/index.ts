@@ -10,6 +10,6 @@ export {
   type RetrySettings,
   type SendingQueueConfig,
 } from './config';
-export { QueuedRetryExporter, type QueuedExporterStats, type QueuedRetryExporterOptions } from './queued-exporter';
-export { asError, classifyGrpcError, pushExporterSender, type MetricsSender, type SendOutcome } from './sender';
+export { QueuedRetryExporter, RetryQueue, type QueuedExporterStats, type QueuedRetryExporterOptions, type RetryQueueOptions } from './queued-exporter';
+export { asError, classifyGrpcError, pushExporterSender, type MetricsSender, type Sender, type SendOutcome } from './sender';
 export { queuedPushExporter, type QueuedMetricsExporter, type QueuedPushExporterOptions } from './push-exporter';

@@ -8,6 +8,7 @@ import { ExportFailureTracker } from '../export-failures';
 import { queueSettings, retrySettings, type RetryOnFailureConfig, type SendingQueueConfig } from './config';
 import { QueuedRetryExporter, type QueuedExporterStats } from './queued-exporter';
 import type { MetricsSender } from './sender';
+import type { QueuedLogsExporter } from '../logs/queued';
 
 export interface QueuedMetricsExporter extends MetricsExporter, QueuedExporterStats {
   /** Failed export attempts since creation (each retry that fails counts). */
@@ -26,6 +27,8 @@ export interface QueuedPushExporterOptions {
   readonly attemptTimeoutMs: number;
   /** Logged at debug level by start(). */
   readonly startLog: { readonly fields: Record<string, unknown>; readonly message: string };
+  /** The exporter's logs side, if it has one: shut down after the metrics. */
+  readonly logs?: QueuedLogsExporter;
 }
 
 export function queuedPushExporter(options: QueuedPushExporterOptions): QueuedMetricsExporter {
@@ -46,9 +49,11 @@ export function queuedPushExporter(options: QueuedPushExporterOptions): QueuedMe
   const exportTimeoutMillis = options.queue.enabled ? Math.min(exportIntervalMillis, options.attemptTimeoutMs) : exportIntervalMillis;
   const reader = new PeriodicExportingMetricReader({ exporter: queued, exportIntervalMillis, exportTimeoutMillis });
   let stopped = false;
+  const logs = options.logs;
   return {
     id: ctx.id,
     reader,
+    ...(logs ? { logs } : {}),
     get exportFailures() {
       return tracker.failures;
     },
@@ -81,6 +86,7 @@ export function queuedPushExporter(options: QueuedPushExporterOptions): QueuedMe
         ctx.logger.warn({ err: error }, `${what}: shutdown failed`);
       }
       await queued.shutdown();
+      await logs?.shutdown();
     },
   };
 }

@@ -35,7 +35,7 @@ import type { Logger } from 'pino';
 import type { ExportFailureTracker } from '../export-failures';
 import { ExponentialBackoff } from './backoff';
 import type { QueueSettings, RetrySettings } from './config';
-import { asError, type MetricsSender, type SendOutcome } from './sender';
+import { asError, type MetricsSender, type Sender, type SendOutcome } from './sender';
 
 /** What the exporter counts; the self-telemetry publishes these. */
 export interface QueuedExporterStats {
@@ -51,8 +51,8 @@ export interface QueuedExporterStats {
   queueSize(): number;
 }
 
-export interface QueuedRetryExporterOptions {
-  readonly sender: MetricsSender;
+export interface RetryQueueOptions<T> {
+  readonly sender: Sender<T>;
   readonly queue: QueueSettings;
   readonly retry: RetrySettings;
   /** Bound on forceFlush() and shutdown(). */
@@ -66,9 +66,13 @@ export interface QueuedRetryExporterOptions {
   readonly dropLogIntervalMs?: number;
 }
 
-interface Batch {
+export interface QueuedRetryExporterOptions extends RetryQueueOptions<ResourceMetrics> {
+  readonly sender: MetricsSender;
+}
+
+interface Batch<T> {
   readonly seq: number;
-  readonly metrics: ResourceMetrics;
+  readonly item: T;
   attempts: number;
   firstAttemptMs?: number;
   /** Set when sending_queue is disabled: the reader waits for this. */
@@ -83,18 +87,19 @@ interface Drain {
 
 const SUCCESS: ExportResult = { code: ExportResultCode.SUCCESS };
 
-export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterStats {
-  readonly selectAggregationTemporality?: PushMetricExporter['selectAggregationTemporality'];
-  readonly selectAggregation?: PushMetricExporter['selectAggregation'];
-
+/**
+ * The queue itself, for any payload: a metrics collection (QueuedRetryExporter)
+ * or a batch of log records (src/exporters/logs).
+ */
+export class RetryQueue<T> implements QueuedExporterStats {
   sent = 0;
   failed = 0;
   dropped = 0;
   retries = 0;
 
-  private readonly sender: MetricsSender;
+  private readonly sender: Sender<T>;
   private readonly backoff: ExponentialBackoff;
-  private readonly pending: Batch[] = [];
+  private readonly pending: Batch<T>[] = [];
   private readonly drains = new Set<Drain>();
   private inFlight = 0;
   private seq = 0;
@@ -109,24 +114,22 @@ export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterSt
   private closed = false;
   private readonly dropLog: RateLimit;
 
-  constructor(private readonly options: QueuedRetryExporterOptions) {
+  constructor(private readonly options: RetryQueueOptions<T>) {
     this.sender = options.sender;
     this.backoff = new ExponentialBackoff(options.retry, options.random);
     this.dropLog = new RateLimit(options.dropLogIntervalMs ?? 60_000);
-    if (this.sender.selectAggregationTemporality) this.selectAggregationTemporality = this.sender.selectAggregationTemporality.bind(this.sender);
-    if (this.sender.selectAggregation) this.selectAggregation = this.sender.selectAggregation.bind(this.sender);
   }
 
   queueSize(): number {
     return this.pending.length + this.inFlight;
   }
 
-  export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+  export(item: T, resultCallback: (result: ExportResult) => void): void {
     if (this.stopping) {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error(`${this.options.what}: exporter is shut down`) });
       return;
     }
-    const batch: Batch = { seq: this.seq++, metrics, attempts: 0 };
+    const batch: Batch<T> = { seq: this.seq++, item, attempts: 0 };
     if (!this.options.queue.enabled) {
       batch.settle = resultCallback;
       this.pending.push(batch);
@@ -207,7 +210,7 @@ export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterSt
         this.scheduleWake(wait);
         return;
       }
-      this.start(this.pending.shift() as Batch);
+      this.start(this.pending.shift() as Batch<T>);
     }
   }
 
@@ -226,19 +229,19 @@ export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterSt
     this.timer = undefined;
   }
 
-  private start(batch: Batch): void {
+  private start(batch: Batch<T>): void {
     this.inFlight++;
     batch.attempts++;
     if (batch.attempts > 1) this.retries++;
     batch.firstAttemptMs ??= Date.now();
     const round = this.round;
-    this.sender.send(batch.metrics).then(
+    this.sender.send(batch.item).then(
       (outcome) => this.finish(batch, outcome, round),
       (error: unknown) => this.finish(batch, { kind: 'permanent', error: asError(error) }, round),
     );
   }
 
-  private finish(batch: Batch, outcome: SendOutcome, round: number): void {
+  private finish(batch: Batch<T>, outcome: SendOutcome, round: number): void {
     this.inFlight--;
     this.options.tracker?.record(outcome.kind === 'success' ? SUCCESS : { code: ExportResultCode.FAILED, error: outcome.error });
     switch (outcome.kind) {
@@ -261,7 +264,7 @@ export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterSt
     this.wakeDrains();
   }
 
-  private retryLater(batch: Batch, outcome: Extract<SendOutcome, { kind: 'retryable' }>, round: number): void {
+  private retryLater(batch: Batch<T>, outcome: Extract<SendOutcome, { kind: 'retryable' }>, round: number): void {
     const retry = this.options.retry;
     if (!retry.enabled || this.stopping) {
       this.giveUp(batch, outcome.error);
@@ -286,7 +289,7 @@ export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterSt
     this.pending.splice(at === -1 ? this.pending.length : at, 0, batch);
   }
 
-  private giveUp(batch: Batch, error: Error): void {
+  private giveUp(batch: Batch<T>, error: Error): void {
     this.failed++;
     batch.settle?.({ code: ExportResultCode.FAILED, error });
   }
@@ -304,6 +307,19 @@ export class QueuedRetryExporter implements PushMetricExporter, QueuedExporterSt
     if (suppressed === undefined) return;
     const more = suppressed > 0 ? ` (${suppressed} more since the last message)` : '';
     this.options.logger.warn({ dropped: this.dropped }, `${this.options.what}: ${message}${more}`);
+  }
+}
+
+/** The metrics exporterhelper: a RetryQueue of collections that the PeriodicExportingMetricReader exports to. */
+export class QueuedRetryExporter extends RetryQueue<ResourceMetrics> implements PushMetricExporter {
+  readonly selectAggregationTemporality?: PushMetricExporter['selectAggregationTemporality'];
+  readonly selectAggregation?: PushMetricExporter['selectAggregation'];
+
+  constructor(options: QueuedRetryExporterOptions) {
+    super(options);
+    const sender = options.sender;
+    if (sender.selectAggregationTemporality) this.selectAggregationTemporality = sender.selectAggregationTemporality.bind(sender);
+    if (sender.selectAggregation) this.selectAggregation = sender.selectAggregation.bind(sender);
   }
 }
 

@@ -11,11 +11,14 @@ export type SendOutcome =
   | { readonly kind: 'retryable'; readonly error: Error; readonly retryAfterMs?: number }
   | { readonly kind: 'permanent'; readonly error: Error };
 
-export interface MetricsSender extends Pick<PushMetricExporter, 'selectAggregationTemporality' | 'selectAggregation'> {
+/** One transport for payloads of type T (a metrics collection, a batch of log records). */
+export interface Sender<T> {
   /** One attempt. Never rejects: failures are outcomes. */
-  send(metrics: ResourceMetrics): Promise<SendOutcome>;
+  send(item: T): Promise<SendOutcome>;
   shutdown(): Promise<void>;
 }
+
+export interface MetricsSender extends Sender<ResourceMetrics>, Pick<PushMetricExporter, 'selectAggregationTemporality' | 'selectAggregation'> {}
 
 export function asError(error: unknown): Error {
   if (error instanceof Error) return error;

@@ -22,6 +22,21 @@ export const ebpfDnsSchema = {
   max_tcp_flows: { type: 'number', default: 4096, min: 1, integer: true, description: 'TCP DNS connections reassembled at once; the oldest is forgotten beyond it.' },
   ring_buffer_size: { type: 'number', default: 4 * 1024 * 1024, min: 512 * 1024, integer: true, description: 'Bytes of the kernel receive ring of each capture socket (TPACKET_V3, blocks of 256 KiB). Packets that find it full are counted in flowtel_dns_capture_drops.' },
   name_cache_size: { type: 'number', default: 65536, min: 0, integer: true, description: 'Addresses the IP → name cache (from A/AAAA answers) holds at most (0: off).' },
+  log_records: {
+    type: 'object',
+    description:
+      'Log records (when the receiver is in a logs pipeline): one per query and its response (flowtel.dns.query) and per timeout (flowtel.dns.timeout), with the attributes of docs/metrics.md, "Log records", timestamped with the query\'s capture time. Timeouts are found at each collection.',
+    schema: {
+      enabled: { type: 'boolean', default: true, description: 'Send the records (false: none, even in a logs pipeline).' },
+      answers: { type: 'boolean', default: true, description: 'Include dns.answers (the answer records as JSON: name, type, ttl, data).' },
+      hash_names: {
+        type: 'boolean',
+        default: false,
+        description: 'Replace the question name, answer names and the data of answers other than A/AAAA by their SHA-256 in hex (HMAC-SHA256 with hash_key if set). Metrics are not affected.',
+      },
+      hash_key: { type: 'string', description: 'Key for hash_names (HMAC-SHA256), so that hashes cannot be recomputed from a list of names. Use ${env:...}.' },
+    },
+  },
   name_cache_min_ttl: { type: 'duration', default: '1m', minMs: 0, description: 'Keep an address → name entry at least this long even if the answer\'s TTL is shorter (connections follow answers after their TTL).' },
 } as const satisfies Schema;
 

@@ -6,8 +6,9 @@ export const ebpfDnsReceiverFactory: ReceiverFactory<EbpfDnsConfig> = {
   kind: 'receiver',
   type: 'ebpf_dns',
   stability: 'development',
+  signals: ['metrics', 'logs'],
   options: ebpfDnsOptions,
   defaultConfig: () => validateEbpfDnsConfig(undefined, ''),
   validate: validateEbpfDnsConfig,
-  create: (config, ctx) => new EbpfDnsReceiver(ctx.id, config, ctx.next, ctx.logger),
+  create: (config, ctx) => new EbpfDnsReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.logs),
 };

@@ -5,12 +5,14 @@
  * pipelines every collection_interval as dns_* metrics.
  *
  * Each answered or timed-out query is also a DnsTransaction
- * (src/dns/transaction.ts): `onTransaction` subscribes to them; the logs
- * pipeline will make one OTLP log record of each (transactionLogAttributes).
+ * (src/dns/transaction.ts): `onTransaction` subscribes to them, and in a
+ * logs pipeline each becomes one OTLP log record (`log_records`, logs.ts),
+ * sent after each captured batch and each collection (timeouts).
  * A/AAAA answers fill `nameCache` (address → name) for flows' destination.domain.
  */
 import type { Logger } from 'pino';
 import type { MetricsReceiver } from '../../pipeline/component';
+import type { LogConsumer, LogRecordData } from '../../pipeline/logs';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { forEachPacket } from '../../native/packet-socket';
 import { DnsEngine, type MalformedReason } from '../../dns/engine';
@@ -18,6 +20,7 @@ import { DnsNameCache } from '../../dns/name-cache';
 import type { DnsTransaction } from '../../dns/transaction';
 import type { EbpfDnsConfig } from './config';
 import { DnsMetrics } from './metrics';
+import { dnsTransactionRecord, nameHasher, type DnsLogOptions } from './logs';
 import { DnsCapture, type DnsCaptureCounters } from './probes';
 
 interface Cumulative {
@@ -41,13 +44,23 @@ export class EbpfDnsReceiver implements MetricsReceiver {
   private collecting?: Promise<void>;
   private last?: Cumulative;
   private collections = 0;
+  /** Log records made since the last send. */
+  private pendingLogs: LogRecordData[] = [];
+  private readonly logOptions: DnsLogOptions;
+  private readonly hashName?: (name: string) => string;
+  /** Log records sent (log_records). */
+  logRecords = 0;
 
   constructor(
     readonly id: string,
     private readonly config: EbpfDnsConfig,
     private readonly next: MeasurementConsumer,
     private readonly logger: Logger,
+    private readonly logs?: LogConsumer,
   ) {
+    const lr = config.log_records;
+    this.logOptions = { answers: lr.answers, hashNames: lr.hash_names, ...(lr.hash_key === undefined ? {} : { hashKey: lr.hash_key }) };
+    if (lr.hash_names) this.hashName = nameHasher(lr.hash_key);
     this.nameCache = new DnsNameCache({ maxEntries: config.name_cache_size, minTtlMs: config.name_cache_min_ttl });
     this.metrics = new DnsMetrics(config.top_names, (t) => this.emitTransaction(t));
     this.engine = new DnsEngine(
@@ -69,6 +82,9 @@ export class EbpfDnsReceiver implements MetricsReceiver {
   }
 
   private emitTransaction(t: DnsTransaction): void {
+    if (this.logs && this.config.log_records.enabled && this.logs.active !== false) {
+      this.pendingLogs.push(dnsTransactionRecord(t, this.logOptions, this.hashName));
+    }
     for (const l of this.listeners) {
       try {
         l(t);
@@ -106,6 +122,20 @@ export class EbpfDnsReceiver implements MetricsReceiver {
   private onBatch(batch: Buffer, count: number): void {
     const engine = this.engine;
     forEachPacket(batch, count, (p, buf) => engine.onPacket(buf, p.offset, p.caplen, p.tsUs));
+    this.sendLogs();
+  }
+
+  private sendLogs(): void {
+    if (this.pendingLogs.length === 0) return;
+    const records = this.pendingLogs;
+    this.pendingLogs = [];
+    if (!this.logs) return;
+    this.logRecords += records.length;
+    try {
+      this.logs.consumeLogs({ records, source: this.id });
+    } catch (e) {
+      this.logger.error({ err: e }, 'ebpf_dns: sending log records failed');
+    }
   }
 
   collect(): Promise<void> {
@@ -125,6 +155,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     const nowUs = Date.now() * 1000;
     await capture.flush();
     this.engine.expire(nowUs);
+    this.sendLogs();
     this.nameCache.prune();
     const err = this.engine.takeLastError();
     if (err) this.logger.warn({ err }, 'ebpf_dns: unexpected error decoding a packet (counted as malformed, reason internal)');

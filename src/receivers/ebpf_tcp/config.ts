@@ -8,6 +8,23 @@ export const ebpfTcpSchema = {
   wakeup_batch: { type: 'number', default: 64, min: 1, integer: true, description: 'Wake the agent once per this many events (it also drains every 50 ms): fewer wakeups under connection churn.' },
   max_udp_flows: { type: 'number', default: 65536, min: 1, integer: true, description: 'Capacity of the kernel UDP flow map; flows beyond it are counted in flowtel_ebpf_dropped{reason="udp_map_full"}.' },
   disabled_hooks: { type: 'string[]', default: [], description: 'Tracepoints not to attach (e.g. sock_send_length); their metrics are off, as on a kernel without them.' },
+  connection_events: {
+    type: 'object',
+    description:
+      'Log records (when the receiver is in a logs pipeline), one per connection at most: flowtel.tcp.connection_failed (WARN) and flowtel.tcp.connection_closed (INFO), with the flow\'s attributes and both ports, timestamped with the kernel\'s time of the event. See docs/metrics.md, "Log records".',
+    schema: {
+      failures: {
+        type: 'boolean',
+        default: true,
+        description: 'A record per failed connection: an attempt refused, timed out or reset during the handshake, or an established connection ended by a reset or a timeout (error.type, network.connection.state before the close).',
+      },
+      closed: {
+        type: 'boolean',
+        default: false,
+        description: 'A record per connection that closed (otherwise), with tcp.bytes_sent, tcp.bytes_received, tcp.retransmits, tcp.rtt_us and tcp.duration_ms. Busy hosts close many connections: this can be a lot of records.',
+      },
+    },
+  },
 } as const satisfies Schema;
 
 /** collection_interval is in milliseconds once validated. */

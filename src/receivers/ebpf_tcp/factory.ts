@@ -6,8 +6,9 @@ export const ebpfTcpReceiverFactory: ReceiverFactory<EbpfTcpConfig> = {
   kind: 'receiver',
   type: 'ebpf_tcp',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: ebpfTcpOptions,
   defaultConfig: () => validateEbpfTcpConfig(undefined, ''),
   validate: validateEbpfTcpConfig,
-  create: (config, ctx) => new EbpfTcpReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.filter),
+  create: (config, ctx) => new EbpfTcpReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.filter, ctx.logs),
 };

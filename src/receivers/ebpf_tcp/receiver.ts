@@ -5,6 +5,9 @@
  * over every open/close/failed event written so far, (2) walks the open TCP
  * sockets with iter/tcp, (3) reads the UDP flow map, and sends the deltas
  * since the last collection down its pipelines as one batch.
+ *
+ * In a logs pipeline it also sends a log record per failed (and, if asked,
+ * closed) connection as the events arrive (`connection_events`, events.ts).
  */
 import type { Logger } from 'pino';
 import { TcpConnectionTracker } from '../../flows/tcp-tracker';
@@ -16,12 +19,16 @@ import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
 import type { EbpfTcpConfig } from './config';
 import type { KernelFilter } from './kernel-filter';
 import { kernelFilterCriteria, type FilterPushdown } from '../../processors/filter';
+import type { LogConsumer } from '../../pipeline/logs';
+import { connectionEventRecord, KtimeClock } from './events';
 
 export interface ReceiverStats {
   eventRecords: number;
   snapshotRecords: number;
   /** Connections the in-kernel filter excluded (never reported). */
   kernelFiltered: number;
+  /** Log records sent (connection_events). */
+  logRecords: number;
   collections: number;
   lastCollectionUs: number;
 }
@@ -34,7 +41,8 @@ export class EbpfTcpReceiver {
   private lastKernel?: KernelCounters;
   private reportedSnapshotRecords = 0;
   private collecting?: Promise<void>;
-  readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, collections: 0, lastCollectionUs: 0 };
+  readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, logRecords: 0, collections: 0, lastCollectionUs: 0 };
+  private readonly clock = new KtimeClock();
 
   constructor(
     readonly id: string,
@@ -42,8 +50,13 @@ export class EbpfTcpReceiver {
     private readonly next: MeasurementConsumer,
     private readonly logger: Logger,
     private readonly filter?: FilterPushdown,
+    private readonly logs?: LogConsumer,
   ) {
-    this.tcp = new TcpConnectionTracker({ includeEphemeralPorts: config.include_ephemeral_ports });
+    const ev = config.connection_events;
+    this.tcp = new TcpConnectionTracker({
+      includeEphemeralPorts: config.include_ephemeral_ports,
+      ...(logs && (ev.failures || ev.closed) ? { events: { failures: ev.failures, closed: ev.closed } } : {}),
+    });
     this.udp = new UdpFlowTracker({ includeEphemeralPorts: config.include_ephemeral_ports });
   }
 
@@ -111,6 +124,7 @@ export class EbpfTcpReceiver {
     const probes = this.probes;
     if (!probes) return;
     const t0 = process.hrtime.bigint();
+    this.clock.refresh();
     await probes.flushEvents();
     const snap = this.resolveOwners(probes.snapshot());
     this.stats.snapshotRecords += snap.length;
@@ -129,6 +143,20 @@ export class EbpfTcpReceiver {
   private onEvents(recs: ConnRecord[]): void {
     this.stats.eventRecords += recs.length;
     for (const r of recs) this.tcp.onEvent(r);
+    this.sendConnectionEvents();
+  }
+
+  /** The connection events of the records just handled, as log records (dropped when no logs pipeline listens). */
+  private sendConnectionEvents(): void {
+    const events = this.tcp.takeEvents();
+    if (events.length === 0 || !this.logs || this.logs.active === false) return;
+    const records = events.map((e) => connectionEventRecord(e, this.clock));
+    this.stats.logRecords += records.length;
+    try {
+      this.logs.consumeLogs({ records, source: this.id });
+    } catch (e) {
+      this.logger.error({ err: e }, 'ebpf_tcp: sending log records failed');
+    }
   }
 
   private selfTelemetry(probes: TcpProbes): Measurement[] {
