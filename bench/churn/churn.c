@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * churn: TCP connection churn at a fixed rate, with its own count.
+ *
+ *   churn server PORT
+ *       Accepts on 0.0.0.0:PORT and closes each connection at once (the
+ *       server is the active closer, so TIME_WAIT stays on the server side
+ *       and the client's ephemeral ports are free again at once).
+ *       Prints "churn: ready"; on SIGINT/SIGTERM one JSON line {"accepted":N}.
+ *
+ *   churn client ADDR PORT RATE SECONDS [MAX_IN_FLIGHT]
+ *       Opens RATE connections per second for SECONDS with non-blocking
+ *       connects (at most MAX_IN_FLIGHT at once, default 512); each one
+ *       waits for the server's FIN, then closes. Prints one JSON line:
+ *       attempts, established (connect succeeded), failed, closed, seconds.
+ *
+ * One thread, epoll. IPv4 only. Bounded in count and time: it stops by itself.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "churn: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static int server(int port)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (ls < 0)
+		die("socket");
+	int one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
+	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0)
+		die("bind");
+	if (listen(ls, 4096) < 0)
+		die("listen");
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls };
+	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("churn: ready\n");
+	fflush(stdout);
+	unsigned long long accepted = 0;
+	while (!stop) {
+		struct epoll_event out;
+		int n = epoll_wait(ep, &out, 1, 100);
+		if (n <= 0)
+			continue;
+		for (;;) {
+			int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+			if (c < 0)
+				break;
+			accepted++;
+			close(c);
+		}
+	}
+	printf("{\"accepted\":%llu}\n", accepted);
+	return 0;
+}
+
+enum { ST_FREE = 0, ST_CONNECTING, ST_OPEN };
+
+static int client(const char *addr, int port, double rate, double seconds, int max_in_flight)
+{
+	struct rlimit rl = { 65536, 65536 };
+	setrlimit(RLIMIT_NOFILE, &rl);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+		fprintf(stderr, "churn: bad address %s\n", addr);
+		return 2;
+	}
+	unsigned char *state = calloc(65536, 1);
+	int ep = epoll_create1(0);
+	unsigned long long attempts = 0, established = 0, failed = 0, closed = 0, errors_other = 0;
+	int in_flight = 0;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	double t0 = now_s(), end = t0 + seconds, drain_until = end + 10;
+	struct epoll_event evs[256];
+
+	for (;;) {
+		double t = now_s();
+		if (stop || t >= drain_until || (t >= end && in_flight == 0))
+			break;
+		if (t < end) {
+			unsigned long long target = (unsigned long long)((t - t0) * rate);
+			while (attempts < target && in_flight < max_in_flight) {
+				int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+				if (s < 0 || s >= 65536) {
+					if (s >= 0)
+						close(s);
+					errors_other++;
+					break;
+				}
+				attempts++;
+				int r = connect(s, (struct sockaddr *)&a, sizeof(a));
+				if (r < 0 && errno != EINPROGRESS) {
+					failed++;
+					close(s);
+					continue;
+				}
+				state[s] = ST_CONNECTING;
+				struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN | EPOLLRDHUP, .data.fd = s };
+				epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+				in_flight++;
+			}
+		}
+		int n = epoll_wait(ep, evs, 256, 1);
+		for (int i = 0; i < n; i++) {
+			int s = evs[i].data.fd;
+			uint32_t e = evs[i].events;
+			if (state[s] == ST_CONNECTING) {
+				int err = 0;
+				socklen_t len = sizeof(err);
+				getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+				if (err) {
+					failed++;
+					state[s] = ST_FREE;
+					epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL);
+					close(s);
+					in_flight--;
+					continue;
+				}
+				if (!(e & (EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
+					continue;
+				established++;
+				state[s] = ST_OPEN;
+				struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = s };
+				epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+			}
+			if (state[s] == ST_OPEN && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+				char buf[64];
+				ssize_t r = read(s, buf, sizeof(buf));
+				if (r > 0 || (r < 0 && errno == EAGAIN))
+					continue;
+				state[s] = ST_FREE;
+				epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL);
+				close(s);
+				closed++;
+				in_flight--;
+			}
+		}
+	}
+	double el = now_s() - t0;
+	printf("{\"attempts\":%llu,\"established\":%llu,\"failed\":%llu,\"closed\":%llu,\"unfinished\":%d,"
+	       "\"socket_errors\":%llu,\"seconds\":%.3f,\"rate\":%.1f}\n",
+	       attempts, established, failed, closed, in_flight, errors_other, el,
+	       attempts / (seconds < el ? seconds : el));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "server"))
+		return server(atoi(argv[2]));
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "client"))
+		return client(argv[2], atoi(argv[3]), atof(argv[4]), atof(argv[5]), argc == 7 ? atoi(argv[6]) : 512);
+	fprintf(stderr, "usage: churn server PORT | churn client ADDR PORT RATE SECONDS [MAX_IN_FLIGHT]\n");
+	return 2;
+}
