@@ -264,7 +264,9 @@ void RingBufferReader::ThreadMain() {
   struct epoll_event events[4];
   int fail_err = 0;
   for (;;) {
-    int timeout = -1;
+    // Idle, it still looks every max_latency_ms_: the kernel side wakes it
+    // only once per batch of records (BPF_RB_NO_WAKEUP in between).
+    int timeout = max_latency_ms_ > 0 ? max_latency_ms_ : -1;
     if (batch_count_ > 0) {
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline_) {

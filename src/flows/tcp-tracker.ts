@@ -52,7 +52,7 @@ export interface TcpConnectionEvent {
 }
 
 export interface TcpTrackerStats {
-  /** Connections whose close event never came (lost while the ring buffer was full). */
+  /** Connections whose close event never came: counted as closed when they left the socket walk. */
   staleRemoved: number;
   /** Snapshot records ignored because the connection's close was already counted. */
   closedRaces: number;
@@ -179,10 +179,14 @@ export class TcpConnectionTracker {
       else gauge.set(gkey, { attrs: { ...t.attrs, 'network.connection.state': state }, n: 1 });
     }
     this.openGauge = [...gauge.values()].map((g) => ({ metric: 'tcp_connections', value: g.n, attributes: g.attrs }));
-    // A connection neither seen in two walks nor closed lost its close event.
+    // A connection neither seen in two walks nor closed lost its close event
+    // (the kernel skips a tracing program that fires while it already runs
+    // on that CPU). Its socket is gone, so it did close: count it, with the
+    // counters it had at its last walk (what came after is lost).
     for (const [cookie, t] of this.conns) {
       if (t.seenGen < this.gen - 1) {
         this.conns.delete(cookie);
+        this.flow(t).closed++;
         this.stats.staleRemoved++;
       }
     }

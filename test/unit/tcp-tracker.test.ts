@@ -110,20 +110,21 @@ test('a connection whose open event was lost is counted from zero when first see
   assert.equal(sum(t.collect(0), 'tcp_bytes_sent'), 300);
 });
 
-test('a connection that vanished without a close event is dropped after two walks', () => {
+test('a connection that vanished without a close event is counted as closed after two walks', () => {
   const t = new TcpConnectionTracker();
   t.onSnapshot([]);
   const cookie = nextCookie++;
   t.onEvent(rec({ cookie, kind: ConnEventKind.Open }));
-  t.collect(0);
+  assert.equal(sum(t.collect(0), 'tcp_connections_opened'), 1);
   t.onSnapshot([]);
-  t.collect(1);
+  assert.equal(sum(t.collect(1), 'tcp_connections_closed'), 0);
   assert.equal(t.stats.tracked, 1, 'one walk may just have raced the open');
-  t.onSnapshot([]);
-  t.collect(2);
   t.onSnapshot([]);
   assert.equal(t.stats.staleRemoved, 1);
   assert.equal(t.stats.tracked, 0);
+  assert.equal(sum(t.collect(2), 'tcp_connections_closed'), 1, 'its socket is gone: it closed');
+  t.onSnapshot([]);
+  assert.equal(sum(t.collect(3), 'tcp_connections_closed'), 0, 'once');
 });
 
 test('same flow attributes: connections of a pool are one series', () => {

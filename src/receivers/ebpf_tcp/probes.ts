@@ -217,7 +217,7 @@ export class TcpProbes {
     return { dropped, events: sum(COUNTER_EVENTS), filtered: sum(COUNTER_FILTERED) };
   }
 
-  programStats(): { name: string; runTimeNs: number; runCnt: number }[] {
+  programStats(): { name: string; runTimeNs: number; runCnt: number; recursionMisses: number }[] {
     return this.obj.programStats();
   }
 

@@ -40,6 +40,7 @@ export class EbpfTcpReceiver {
   private readonly udp: UdpFlowTracker;
   private lastKernel?: KernelCounters;
   private reportedSnapshotRecords = 0;
+  private lastRecursionMisses = 0;
   private collecting?: Promise<void>;
   readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, logRecords: 0, collections: 0, lastCollectionUs: 0 };
   private readonly clock = new KtimeClock();
@@ -169,6 +170,13 @@ export class EbpfTcpReceiver {
       const d = now.dropped[reason] - (prev?.dropped[reason] ?? 0);
       if (d > 0) out.push({ metric: 'flowtel_ebpf_dropped', value: d, attributes: { ...attrs, reason } });
     }
+    // Runs the kernel skipped because the program was already running on
+    // that CPU (a softirq close interrupting a process-context one): their
+    // events are lost; the walk still finds the connections' ends.
+    const misses = probes.programStats().reduce((n, p) => n + p.recursionMisses, 0);
+    const missed = misses - this.lastRecursionMisses;
+    this.lastRecursionMisses = misses;
+    if (missed > 0) out.push({ metric: 'flowtel_ebpf_dropped', value: missed, attributes: { ...attrs, reason: 'program_recursion' } });
     this.stats.kernelFiltered = now.filtered;
     const filtered = now.filtered - (prev?.filtered ?? 0);
     if (filtered > 0) out.push({ metric: 'flowtel_ebpf_filtered', value: filtered, attributes: attrs });
