@@ -4,7 +4,7 @@
  */
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import { METRICS, type MetricDefinition } from '../metrics/definitions';
-import type { FlowAttributes, Measurement, MeasurementBatch, MeasurementConsumer } from './measurements';
+import { attributeKey, type Measurement, type MeasurementBatch, type MeasurementConsumer } from './measurements';
 
 export class InstrumentSink implements MeasurementConsumer {
   private readonly counters = new Map<string, Counter>();
@@ -115,7 +115,7 @@ class GaugeSeries {
       series = new Map();
       this.bySource.set(source, series);
     }
-    const key = attributesKey(m.attributes);
+    const key = attributeKey(m.attributes);
     series.set(key, m);
     if (this.replacing?.source === source) this.replacing.seen.add(key);
   }
@@ -125,9 +125,6 @@ class GaugeSeries {
   }
 }
 
-function attributesKey(attrs: FlowAttributes): string {
-  return JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));
-}
 
 /** Sends every batch to each consumer (one receiver feeding several pipelines, one pipeline several exporters). */
 export class FanOut implements MeasurementConsumer {

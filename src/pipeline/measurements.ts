@@ -42,3 +42,20 @@ export interface MeasurementBatch {
 export interface MeasurementConsumer {
   consume(batch: MeasurementBatch): void;
 }
+
+/**
+ * A string that identifies an attribute set regardless of key order, telling
+ * `443` from `"443"`. Keys in `skip` are left out.
+ */
+export function attributeKey(attributes: FlowAttributes, skip?: ReadonlySet<string>): string {
+  const keys = Object.keys(attributes).sort();
+  let out = '';
+  for (const key of keys) {
+    if (skip?.has(key)) continue;
+    const value = attributes[key] as AttributeValue | undefined;
+    if (value === undefined) continue;
+    const tag = typeof value === 'string' ? 's' : typeof value === 'number' ? 'n' : 'b';
+    out += `${key}\u0001${tag}${String(value)}\u0002`;
+  }
+  return out;
+}

@@ -10,7 +10,7 @@ import { validateObject, type Schema, type SchemaValue } from '../config/schema'
 import { didYouMean } from '../config/suggest';
 import { isConfigMap } from '../config/types';
 import type { MeasurementBatch } from '../pipeline/measurements';
-import type { AttributeValue, FlowAttributes } from '../pipeline/measurements';
+import type { FlowAttributes } from '../pipeline/measurements';
 
 /**
  * Attributes that only network flows carry (docs/metrics.md). A measurement
@@ -41,22 +41,7 @@ export function withMeasurements(batch: MeasurementBatch, measurements: Measurem
   return { ...batch, measurements, gaugesReplaced: [...batch.gaugesReplaced] };
 }
 
-/**
- * A string that identifies an attribute set regardless of key order, telling
- * `443` from `"443"`. Keys in `skip` are left out.
- */
-export function attributeKey(attributes: FlowAttributes, skip?: ReadonlySet<string>): string {
-  const keys = Object.keys(attributes).sort();
-  let out = '';
-  for (const key of keys) {
-    if (skip?.has(key)) continue;
-    const value = attributes[key] as AttributeValue | undefined;
-    if (value === undefined) continue;
-    const tag = typeof value === 'string' ? 's' : typeof value === 'number' ? 'n' : 'b';
-    out += `${key}\u0001${tag}${String(value)}\u0002`;
-  }
-  return out;
-}
+export { attributeKey } from '../pipeline/measurements';
 
 /** A Map that forgets everything once it holds `limit` entries: a cache for hot lookups. */
 export class BoundedCache<K, V> {
