@@ -54,6 +54,8 @@ interface OptionBase {
   readonly required?: boolean;
   /** Shown in docs instead of `default` (e.g. "from OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317"). */
   readonly docDefault?: string;
+  /** A secret (password, token, auth headers): error messages never show its value. */
+  readonly sensitive?: boolean;
 }
 
 export interface StringOption extends OptionBase {
@@ -247,6 +249,8 @@ function defaultValue(spec: Exclude<OptionSpec, ObjectOption>, path: string, err
 }
 
 function checkOption(value: unknown, path: string, spec: Exclude<OptionSpec, ObjectOption>, errors: ConfigError[]): unknown {
+  // A secret's value never goes into a message (validate output, logs).
+  const describeValue = spec.sensitive ? describeRedacted : describePlain;
   const fail = (message: string): undefined => {
     errors.push(new ConfigError(path, message));
     return undefined;
@@ -332,6 +336,15 @@ function asNumber(value: unknown): number | undefined {
   }
   return undefined;
 }
+
+/** What a sensitive value is, without the value: `a string (12 characters, not shown)`, `a map`, ... */
+export function describeRedacted(value: unknown): string {
+  if (typeof value === 'string') return `a string (${value.length} characters, not shown)`;
+  if (typeof value === 'number' || typeof value === 'boolean') return `a ${typeof value} (not shown)`;
+  return describeValue(value);
+}
+
+const describePlain = (value: unknown): string => describeValue(value);
 
 /** `a string ("abc")`, `a number (5)`, `a list`, `a map`, ... */
 export function describeValue(value: unknown): string {

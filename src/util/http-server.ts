@@ -43,10 +43,10 @@ const AUTH_SCHEMA = {
     description: 'HTTP basic authentication (RFC 7617): requests must send this username and password.',
     schema: {
       username: { type: 'string', description: 'User name (with password).' },
-      password: { type: 'string', description: 'Password (with username); use ${env:VAR} to keep it out of the file. Never logged.' },
+      password: { type: 'string', sensitive: true, description: 'Password (with username); use ${env:VAR} to keep it out of the file. Never logged.' },
     },
   },
-  bearer_token: { type: 'string', description: 'Requests may authenticate with `Authorization: Bearer <token>` instead; use ${env:VAR}. Never logged.' },
+  bearer_token: { type: 'string', sensitive: true, description: 'Requests may authenticate with `Authorization: Bearer <token>` instead; use ${env:VAR}. Never logged.' },
 } as const;
 
 export const HTTP_SERVER_TLS_OPTION = {

@@ -50,6 +50,7 @@ export const OTLP_HTTP_SCHEMA = {
   },
   headers: {
     type: 'map<string,string>',
+    sensitive: true,
     docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)HEADERS',
     description: 'HTTP headers sent with every export (e.g. authorization). Merged with the env headers; config wins per key.',
   },
