@@ -92,6 +92,8 @@ export interface OtlpTestReceiver {
   /** Export calls received, accepted or not. */
   readonly calls: number;
   setBehavior(behavior: ReceiverBehavior, options?: BehaviorOptions): void;
+  /** Answer every export call this many milliseconds late (a slow backend); 0: at once. */
+  setDelay(ms: number): void;
   /** Resolve with the requests once `predicate(requests)` holds; reject after `timeoutMs`. */
   waitFor(predicate: (requests: readonly DecodedRequest[]) => boolean, timeoutMs?: number): Promise<DecodedRequest[]>;
   close(): Promise<void>;
@@ -118,6 +120,7 @@ class ReceiverState {
   readonly logRequests: DecodedLogsRequest[] = [];
   rejected = 0;
   calls = 0;
+  delayMs = 0;
   private readonly waiters = new Set<() => void>();
   private behavior: ReceiverBehavior = 'ok';
   private remaining = Infinity;
@@ -190,6 +193,15 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
   const state = new ReceiverState();
 
   const handleExport = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+    if (state.delayMs > 0) {
+      const ms = state.delayMs;
+      setTimeout(() => answerExport(call, callback), ms);
+      return;
+    }
+    answerExport(call, callback);
+  };
+
+  const answerExport = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
     const { behavior } = state.next();
     if (behavior !== 'ok') {
       const error: Partial<ServiceError> = { code: STATUS_OF[behavior], details: `test receiver behavior: ${behavior}` };
@@ -282,6 +294,7 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
       return state.calls;
     },
     setBehavior: (behavior, behaviorOptions) => state.setBehavior(behavior, behaviorOptions),
+    setDelay: (ms) => void (state.delayMs = ms),
     waitFor: (predicate, timeoutMs) => state.waitFor(predicate, timeoutMs),
     close() {
       return new Promise<void>((resolve) => {
@@ -308,7 +321,8 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
+    req.on('end', () => (state.delayMs > 0 ? setTimeout(answer, state.delayMs) : answer()));
+    const answer = (): void => {
       if (req.url?.split('?')[0] !== OTLP_HTTP_METRICS_PATH) return void res.writeHead(404).end();
       if (req.method !== 'POST') return void res.writeHead(405).end();
       const type = String(req.headers['content-type'] ?? '').split(';')[0]?.trim();
@@ -337,7 +351,7 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
         ...(typeof contentEncoding === 'string' ? { contentEncoding } : {}),
       });
       res.writeHead(200, { 'content-type': type }).end(encoding === 'json' ? '{}' : undefined);
-    });
+    };
   };
 
   const tls = options.tls;
@@ -369,6 +383,7 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
       return state.calls;
     },
     setBehavior: (behavior, behaviorOptions) => state.setBehavior(behavior, behaviorOptions),
+    setDelay: (ms) => void (state.delayMs = ms),
     waitFor: (predicate, timeoutMs) => state.waitFor(predicate, timeoutMs),
     close() {
       return new Promise<void>((resolve) => {

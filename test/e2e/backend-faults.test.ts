@@ -1,0 +1,258 @@
+/**
+ * End to end, the OTLP backend misbehaving under a running agent (real
+ * kernel data, a real OTLP/gRPC receiver, the agent's own counters from its
+ * self-telemetry endpoint):
+ *
+ * - down mid-run, then back on the same port: collection goes on, batches
+ *   queue, and once it is back every queued batch arrives exactly once, no
+ *   duplicate, no gap, with a connection made during the outage exact;
+ * - slow (seconds per export): the queue absorbs it, then drains;
+ * - down longer than the queue holds: the queue never exceeds queue_size,
+ *   what does not fit is dropped and counted, the queued batches arrive;
+ * - INVALID_ARGUMENT: given up at once, counted, never retried;
+ *   UNAVAILABLE / RESOURCE_EXHAUSTED from a live server: retried, delivered.
+ *
+ * "No gap" is checked on the collection timestamps of the requests that
+ * arrived: consecutive collections are one export_interval (1 s) apart, a
+ * lost one leaves 2 s; the bound is 1.9 s.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, afterEach, before, test } from 'node:test';
+import { Agent, TempDir, assertNothingAttached, freePort, parsePrometheus, promSum, until } from '../helpers/e2e';
+import { TestNet } from '../helpers/netns';
+import { flattenMetrics, startOtlpReceiver, type DecodedRequest, type OtlpTestReceiver } from '../helpers/otlp-receiver';
+
+const net = TestNet.create('rlbf', 72);
+const { client: C, server: S } = net;
+const tmp = new TempDir();
+const servers: ChildProcess[] = [];
+const agents: Agent[] = [];
+const receivers: OtlpTestReceiver[] = [];
+const INTERVAL_MS = 1_000;
+
+before(() => assertNothingAttached());
+afterEach(async () => {
+  for (const a of agents.splice(0)) await a.kill();
+  for (const s of servers.splice(0)) s.kill();
+  for (const r of receivers.splice(0)) await r.close();
+});
+after(() => {
+  net.destroy();
+  tmp.cleanup();
+});
+
+async function receiver(port?: number): Promise<OtlpTestReceiver> {
+  const r = await startOtlpReceiver(port === undefined ? {} : { port });
+  receivers.push(r);
+  return r;
+}
+
+interface Setup {
+  agent: Agent;
+  stats: () => Promise<ExporterStats>;
+}
+
+interface ExporterStats {
+  sent: number;
+  failed: number;
+  dropped: number;
+  retries: number;
+  queue: number;
+}
+
+async function startAgent(otlpPort: number, queueSize = 1000): Promise<Setup> {
+  const selfPort = await freePort();
+  const file = tmp.write(
+    `bf-${randomUUID()}.yaml`,
+    `
+receivers: { ebpf_tcp: { collection_interval: 1s } }
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:${otlpPort}
+    export_interval: ${INTERVAL_MS}ms
+    timeout: 5s
+    retry_on_failure: { initial_interval: 200ms, max_interval: 500ms, randomization_factor: 0 }
+    sending_queue: { queue_size: ${queueSize} }
+service:
+  telemetry: { metrics: { address: "127.0.0.1:${selfPort}" } }
+  pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [otlp] } }
+`,
+  );
+  const agent = Agent.spawn(['run', '--config', file]);
+  agents.push(agent);
+  await agent.ready();
+  const stats = async (): Promise<ExporterStats> => {
+    const s = parsePrometheus(await (await fetch(`http://127.0.0.1:${selfPort}/metrics`)).text());
+    const v = (name: string): number => promSum(s, name, { exporter: 'otlp' });
+    return {
+      sent: v('flowtel_exporter_sent_batches_total'),
+      failed: v('flowtel_exporter_send_failed_batches_total'),
+      dropped: v('flowtel_exporter_dropped_batches_total'),
+      retries: v('flowtel_exporter_retries_total'),
+      queue: v('flowtel_exporter_queue_size'),
+    };
+  };
+  return { agent, stats };
+}
+
+/** The collection time of a request (every point of one export carries it). */
+function collectedAtMs(request: DecodedRequest): number {
+  const point = flattenMetrics([request]).find((m) => m.points.length > 0)?.points[0];
+  assert.ok(point, 'a request with data points');
+  return Number(BigInt(point.timeUnixNano) / 1_000_000n);
+}
+
+/** Every collection exactly once, and none missing between the first and the last. */
+function assertNoDuplicateNoGap(requests: readonly DecodedRequest[]): void {
+  const times = requests.map(collectedAtMs).sort((a, b) => a - b);
+  assert.equal(new Set(times).size, times.length, `duplicate collections: ${times.join(', ')}`);
+  const gaps = times.slice(1).map((t, i) => t - times[i]!);
+  const worst = Math.max(...gaps);
+  assert.ok(worst < 1.9 * INTERVAL_MS, `a collection is missing: ${worst} ms between two consecutive ones\n${gaps.join(', ')}`);
+}
+
+/** The client end's cumulative bytes sent to S:port in a request. */
+function bytesSent(request: DecodedRequest, port: number): number {
+  return flattenMetrics([request])
+    .filter((m) => m.name === 'tcp_bytes_sent')
+    .flatMap((m) => m.points)
+    .filter((p) => p.attributes['source.address'] === C.ip4 && p.attributes['destination.port'] === port)
+    .reduce((a, p) => a + (p.value ?? 0), 0);
+}
+
+async function exchange(port: number, n: number): Promise<void> {
+  servers.push(await net.startServer(S, ['tcp-server', '--host', S.ip4, '--port', String(port), '--reply', '10']));
+  const { result } = await net.traffic<{ sent: number }>(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', String(n)]);
+  assert.equal(result.sent, n);
+}
+
+/** Wait until nothing is held and every batch the agent says it sent is one the receivers got. */
+async function untilDrained(setup: Setup, received: () => number, what: string): Promise<ExporterStats> {
+  let last: ExporterStats | undefined;
+  await until(
+    what,
+    async () => {
+      last = await setup.stats();
+      return last.queue === 0 && last.sent === received();
+    },
+    30_000,
+    () => `${JSON.stringify(last)} received ${received()}\n${setup.agent.describe()}`,
+    200,
+  );
+  return last!;
+}
+
+test('backend down mid-run, then back on the same port: batches queue, then all arrive once, no duplicate, no gap', async () => {
+  const first = await receiver();
+  const port = first.port;
+  const setup = await startAgent(port);
+  await first.waitFor((r) => r.length >= 2, 10_000);
+  await first.close();
+  receivers.splice(receivers.indexOf(first), 1);
+  const downAt = Date.now();
+  // Traffic while the backend is down.
+  const N = 54_321;
+  await exchange(7201, N);
+  let s = await setup.stats();
+  await until('at least 3 batches queued', async () => (s = await setup.stats()).queue >= 3, 15_000, () => JSON.stringify(s));
+  assert.ok(setup.agent.running, setup.agent.describe());
+  assert.equal(s.dropped + s.failed, 0, JSON.stringify(s));
+  assert.ok(s.retries >= 1, 'the down backend was retried');
+
+  const second = await receiver(port);
+  const upAt = Date.now();
+  const received = (): number => first.requests.length + second.requests.length;
+  const end = await untilDrained(setup, received, 'the queue drained into the new receiver');
+  assert.equal(end.dropped, 0);
+  assert.equal(end.failed, 0);
+  const all = [...first.requests, ...second.requests];
+  assertNoDuplicateNoGap(all);
+  // Collections made while it was down arrived after it came back.
+  const duringOutage = second.requests.filter((r) => collectedAtMs(r) > downAt && collectedAtMs(r) < upAt);
+  assert.ok(duringOutage.length >= 3, `collections of the outage delivered late: ${duringOutage.length}`);
+  assert.equal(Math.max(...second.requests.map((r) => bytesSent(r, 7201))), N, 'the connection made during the outage, exact');
+  assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
+});
+
+test('slow backend (2.5 s per export): collection goes on into the queue, which drains once it is fast again', async () => {
+  const r = await receiver();
+  r.setDelay(2_500);
+  const setup = await startAgent(r.port);
+  let s = await setup.stats();
+  await until('several exports held at once', async () => (s = await setup.stats()).queue >= 2, 15_000, () => JSON.stringify(s));
+  const N = 22_222;
+  await exchange(7202, N);
+  await until('slow exports delivered', () => r.requests.length >= 3, 15_000);
+  r.setDelay(0);
+  const end = await untilDrained(setup, () => r.requests.length, 'the queue drained');
+  assert.deepEqual([end.dropped, end.failed], [0, 0]);
+  assertNoDuplicateNoGap(r.requests);
+  assert.equal(Math.max(...r.requests.map((q) => bytesSent(q, 7202))), N);
+  assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
+});
+
+test('down longer than the queue holds: never more than queue_size held, the overflow dropped and counted, the queued ones delivered', async () => {
+  const first = await receiver();
+  const port = first.port;
+  const setup = await startAgent(port, 3);
+  await first.waitFor((q) => q.length >= 1, 10_000);
+  await first.close();
+  receivers.splice(receivers.indexOf(first), 1);
+  const N = 33_333;
+  await exchange(7203, N);
+  let s = await setup.stats();
+  let maxQueue = 0;
+  await until(
+    'batches dropped',
+    async () => {
+      s = await setup.stats();
+      maxQueue = Math.max(maxQueue, s.queue);
+      return s.dropped >= 3;
+    },
+    20_000,
+    () => JSON.stringify(s),
+  );
+  assert.ok(maxQueue <= 3, `queue held ${maxQueue} > queue_size 3`);
+  const upAt = Date.now();
+  const second = await receiver(port);
+  const end = await untilDrained(setup, () => first.requests.length + second.requests.length, 'the queue drained');
+  assert.ok(end.dropped >= 3);
+  assert.equal(end.failed, 0);
+  const backlog = second.requests.filter((q) => collectedAtMs(q) < upAt);
+  assert.equal(backlog.length, 3, 'exactly the queue_size oldest batches held during the outage arrive');
+  const times = [...first.requests, ...second.requests].map(collectedAtMs);
+  assert.equal(new Set(times).size, times.length, 'no duplicate');
+  // Cumulative temporality: the connection of the outage is exact in what arrives after.
+  assert.equal(Math.max(...second.requests.map((q) => bytesSent(q, 7203))), N);
+  assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
+});
+
+test('INVALID_ARGUMENT: given up at once and counted, not retried; UNAVAILABLE and RESOURCE_EXHAUSTED from a live backend: retried and delivered', async () => {
+  const r = await receiver();
+  const setup = await startAgent(r.port);
+  await r.waitFor((q) => q.length >= 1, 10_000);
+  const before = await untilDrained(setup, () => r.requests.length, 'a steady start');
+
+  r.setBehavior('invalid_argument', { times: 2 });
+  await until('two batches rejected', () => r.rejected >= 2, 10_000);
+  const afterInvalid = await untilDrained(setup, () => r.requests.length + 0, 'delivering again');
+  assert.equal(afterInvalid.failed - before.failed, 2, 'the two rejected batches are counted as failed');
+  assert.equal(afterInvalid.retries - before.retries, 0, 'INVALID_ARGUMENT is not retried');
+  assert.equal(r.calls, r.requests.length + 2, 'each rejected batch was sent once');
+
+  for (const behavior of ['unavailable', 'resource_exhausted'] as const) {
+    const rejectedBefore = r.rejected;
+    r.setBehavior(behavior, { times: 2 });
+    await until(`${behavior} twice`, () => r.rejected >= rejectedBefore + 2, 10_000);
+    const s = await untilDrained(setup, () => r.requests.length, `delivered after ${behavior}`);
+    assert.equal(s.failed, afterInvalid.failed, `${behavior}: nothing given up`);
+    assert.equal(s.dropped, 0);
+  }
+  const end = await setup.stats();
+  assert.ok(end.retries - afterInvalid.retries >= 4, `retries after UNAVAILABLE / RESOURCE_EXHAUSTED: ${end.retries - afterInvalid.retries}`);
+  const times = r.requests.map(collectedAtMs);
+  assert.equal(new Set(times).size, times.length, 'no duplicate');
+  assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
+});
