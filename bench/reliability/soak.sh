@@ -16,8 +16,10 @@
 #                         <!-- soak:begin[:SOAK_TAG] --> and <!-- soak:end[:SOAK_TAG] --> there ("" : don't)
 #   SOAK_TAG=""           which block
 #
-# Traffic stays between two network namespaces it creates (rlsoak-c 10.75.0.1
-# <-> rlsoak-s 10.75.0.2 over a veth pair); the agent runs in the root
+#   SOAK_NET=0            runs side by side need different numbers (namespaces, subnet)
+#
+# Traffic stays between two network namespaces it creates (rlsoak0-c 10.75.0.1
+# <-> rlsoak0-s 10.75.0.2 over a veth pair); the agent runs in the root
 # namespace and sees them all. Ground truth: the churn client's own count of
 # closed connections and the kernel's TcpActiveOpens (nstat) in rlsoak-c.
 set -euo pipefail
@@ -33,10 +35,11 @@ DOCS=${SOAK_DOCS-docs/reliability.md}
 DROP=${SOAK_DROP:-}
 TAG=${SOAK_TAG:+:$SOAK_TAG}
 BASE_PORT=${SOAK_BASE_PORT:-7100}
-NS_C=rlsoak-c
-NS_S=rlsoak-s
-IP_C=10.75.0.1
-IP_S=10.75.0.2
+NET=${SOAK_NET:-0}
+NS_C=rlsoak$NET-c
+NS_S=rlsoak$NET-s
+IP_C=10.75.$NET.1
+IP_S=10.75.$NET.2
 
 log() { printf '[soak %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -51,10 +54,12 @@ for ns in "$NS_C" "$NS_S"; do ! ip netns list | grep -qw "^$ns" || die "network 
 WORK=$(mktemp -d /tmp/flowtel-soak.XXXXXX)
 chmod 755 "$WORK"
 AGENT_PID=""
+CHURN_LOOP=""
 SERVER_PIDS=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  [[ -n $CHURN_LOOP ]] && kill "$CHURN_LOOP" 2>/dev/null
   [[ -n $AGENT_PID ]] && { kill -TERM "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null || true; }
   for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -67,12 +72,12 @@ trap cleanup EXIT INT TERM
 
 ip netns add "$NS_C"
 ip netns add "$NS_S"
-ip link add rlsoakc netns "$NS_C" type veth peer name rlsoaks netns "$NS_S"
-ip -n "$NS_C" addr add "$IP_C/24" dev rlsoakc
-ip -n "$NS_S" addr add "$IP_S/24" dev rlsoaks
+ip link add "rlsoak${NET}c" netns "$NS_C" type veth peer name "rlsoak${NET}s" netns "$NS_S"
+ip -n "$NS_C" addr add "$IP_C/24" dev "rlsoak${NET}c"
+ip -n "$NS_S" addr add "$IP_S/24" dev "rlsoak${NET}s"
 for ns in "$NS_C" "$NS_S"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_C" link set rlsoakc up
-ip -n "$NS_S" link set rlsoaks up
+ip -n "$NS_C" link set "rlsoak${NET}c" up
+ip -n "$NS_S" link set "rlsoak${NET}s" up
 ip netns exec "$NS_C" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535"
 
 for ((i = 0; i < PORTS; i++)); do
@@ -81,16 +86,20 @@ for ((i = 0; i < PORTS; i++)); do
 done
 
 PROM_PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-PROCESSORS="[]"
+# The agent sees the whole host: a filter on the soak's subnet (pushed into the
+# kernel) keeps whatever else runs on the machine out of the numbers.
+PROCESSORS="[filter]"
 AGGREGATE=""
 if [[ -n $DROP ]]; then
-  PROCESSORS="[aggregate]"
-  AGGREGATE="processors: { aggregate: { drop: [${DROP}] } }"
+  PROCESSORS="[filter, aggregate]"
+  AGGREGATE="aggregate: { drop: [${DROP}] }"
 fi
 cat >"$WORK/config.yaml" <<EOF
 receivers:
   ebpf_tcp: { collection_interval: 10s }
-$AGGREGATE
+processors:
+  filter: { include: { cidrs: ["10.75.$NET.0/24"] } }
+  $AGGREGATE
 exporters:
   prometheus: { endpoint: "127.0.0.1:$PROM_PORT" }
 service:
