@@ -22,6 +22,7 @@ import { ebpfDnsReceiverFactory } from '../receivers/ebpf_dns/factory';
 import { processorFactories } from '../processors';
 import { ProbeError, checkPrerequisites } from '../receivers/ebpf_tcp/probes';
 import { createLogger } from '../util/log';
+import { missingDnsCapabilities } from '../util/capabilities';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
 
 /** Receivers that load eBPF programs: the agent checks its capabilities before it starts them. */
@@ -96,6 +97,11 @@ async function run(args: CliArgs): Promise<number> {
       process.stderr.write(`flowtel: ${e.message}\n`);
       return 1;
     }
+  }
+  const usesDns = config.pipelines.some((p) => p.receivers.some((id) => config.receivers.get(id)?.factory.type === ebpfDnsReceiverFactory.type));
+  if (usesDns && missingDnsCapabilities().length > 0) {
+    process.stderr.write('flowtel: missing capability CAP_NET_RAW: the ebpf_dns receiver reads DNS packets through packet sockets; run flowtel as root or grant it (setcap cap_net_raw+ep, or securityContext.capabilities.add)\n');
+    return 1;
   }
   const logger = createLogger({ level: config.service.telemetry.logs.level });
   for (const w of config.warnings) logger.warn(w);

@@ -6,7 +6,7 @@
  * prints, logs, serves or exports, except where they are meant to go.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -23,7 +23,7 @@ import {
   until,
   type PromScrape,
 } from '../helpers/e2e';
-import { TestNet } from '../helpers/netns';
+import { TRAFFIC, TestNet } from '../helpers/netns';
 import { startOtlpHttpReceiver, startOtlpReceiver, type OtlpTestReceiver } from '../helpers/otlp-receiver';
 
 const net = TestNet.create('rlsec', 71);
@@ -61,7 +61,7 @@ const CAP_PERFMON = 38n;
 const CAP_BPF = 39n;
 
 describe('capabilities', () => {
-  test('as nobody with exactly CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: TCP and UDP flows with exact bytes, nothing left attached', async () => {
+  test('as nobody with exactly CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: TCP and UDP flows with exact bytes, connections from before the start found, nothing left attached', async () => {
     ensureRunnableByNobody();
     const promPort = await freePort();
     const file = tmp.write(
@@ -72,6 +72,14 @@ exporters: { prometheus: { endpoint: "127.0.0.1:${promPort}" } }
 service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus] } } }
 `,
     );
+    // A loopback connection of root's, open before the agent starts: found by the walk of the agent's own namespace.
+    const loPort = await freePort();
+    const loServer = spawn(process.execPath, [TRAFFIC, 'tcp-server', '--host', '127.0.0.1', '--port', String(loPort), '--mode', 'hold'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    servers.push(loServer);
+    await new Promise<void>((resolve) => loServer.stdout!.once('data', () => resolve()));
+    const loClient = spawn(process.execPath, [TRAFFIC, 'tcp-client', '--host', '127.0.0.1', '--port', String(loPort), '--send', '10', '--hold-ms', '15000'], { stdio: 'ignore' });
+    servers.push(loClient);
+    await new Promise((r) => setTimeout(r, 300));
     const a = Agent.spawn(['run', '--config', file], { unprivileged: true, capabilities: ['bpf', 'perfmon', 'net_admin'] });
     agents.push(a);
     await a.ready();
@@ -80,6 +88,14 @@ service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus
     assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, 'runs as nobody');
     assert.equal(capEff(a.pid), (1n << CAP_NET_ADMIN) | (1n << CAP_PERFMON) | (1n << CAP_BPF), 'CapEff: exactly BPF, PERFMON, NET_ADMIN');
     const ids = assertProgramsAttached(a);
+
+    await until(
+      'the connection from before the start, in tcp_connections',
+      async () => promSum(await scrapeWith(`http://127.0.0.1:${promPort}/metrics`), 'tcp_connections', { destination_port: String(loPort), network_connection_state: 'established' }) === 1,
+      10_000,
+      () => a.describe(),
+    );
+    loClient.kill();
 
     const port = 7101;
     const N = 123_457;
@@ -119,6 +135,26 @@ service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus
     const exit = await a.stop('SIGTERM');
     assert.deepEqual(exit, { code: 0, signal: null }, a.describe());
     await assertNothingAttached(ids);
+  });
+});
+
+describe('capabilities of ebpf_dns', () => {
+  test('ebpf_dns without CAP_NET_RAW: exit 1 with one line naming it, nothing started', async () => {
+    ensureRunnableByNobody();
+    const promPort = await freePort();
+    const file = tmp.write(
+      `caps-dns-${randomUUID()}.yaml`,
+      `
+receivers: { ebpf_tcp: {}, ebpf_dns: {} }
+exporters: { prometheus: { endpoint: "127.0.0.1:${promPort}" } }
+service: { pipelines: { metrics: { receivers: [ebpf_tcp, ebpf_dns], exporters: [prometheus] } } }
+`,
+    );
+    const { exit, stderr } = await runCli(['run', '--config', file], { unprivileged: true, capabilities: ['bpf', 'perfmon', 'net_admin'] });
+    assert.equal(exit.code, 1, stderr);
+    assert.equal(stderr.trimEnd().split('\n').length, 1, stderr);
+    assert.match(stderr, /^flowtel: missing capability CAP_NET_RAW: the ebpf_dns receiver reads DNS packets through packet sockets/);
+    await assert.rejects(fetch(`http://127.0.0.1:${promPort}/metrics`), 'nothing started');
   });
 });
 
