@@ -166,7 +166,8 @@ describe('secrets', () => {
     const S3 = secret('prompass');
     const S4 = secret('promtoken');
     const S5 = secret('healthtoken');
-    const all = [S1, S2, S3, S4, S5];
+    const S6 = secret('hashkey');
+    const all = [S1, S2, S3, S4, S5, S6];
     const grpc = await startOtlpReceiver();
     receivers.push(grpc);
     const http = await startOtlpHttpReceiver();
@@ -177,6 +178,8 @@ describe('secrets', () => {
     const healthPort = await freePort();
     const config = `
 receivers: { ebpf_tcp: { collection_interval: 1s } }
+processors:
+  attributes: { hash_key: "\${env:RL_S6}", actions: [{ key: destination.address, action: hash }] }
 exporters:
   otlp:
     endpoint: http://${grpc.endpoint}
@@ -195,10 +198,10 @@ extensions:
 service:
   extensions: [health_check]
   telemetry: { logs: { level: debug }, metrics: { level: detailed, address: "127.0.0.1:${selfPort}" } }
-  pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [otlp, otlphttp, prometheus] } }
+  pipelines: { metrics: { receivers: [ebpf_tcp], processors: [attributes], exporters: [otlp, otlphttp, prometheus] } }
 `;
     const file = tmp.write(`secrets-${randomUUID()}.yaml`, config);
-    const env = { RL_S1: S1, RL_S2: S2, RL_S3: S3, RL_S4: S4, RL_S5: S5 };
+    const env = { RL_S1: S1, RL_S2: S2, RL_S3: S3, RL_S4: S4, RL_S5: S5, RL_S6: S6 };
     const a = Agent.spawn(['run', '--config', file], { env });
     agents.push(a);
     await a.ready();
@@ -225,11 +228,12 @@ service:
     // validate: a valid config, and an invalid one where a secret sits in the wrong shape.
     const valid = await runCli(['validate', '--config', file], { env });
     assert.equal(valid.exit.code, 0, valid.stderr);
-    const badFile = tmp.write(`secrets-bad-${randomUUID()}.yaml`, config.replace(/headers: \{ authorization: "Bearer \$\{env:RL_S1\}" \}/, 'headers: "Bearer ${env:RL_S1}"').replace('bearer_token: "${env:RL_S4}"', 'bearer_token: ["${env:RL_S4}"]'));
+    const badFile = tmp.write(`secrets-bad-${randomUUID()}.yaml`, config.replace('hash_key: "${env:RL_S6}"', 'hash_key: { key: "${env:RL_S6}" }').replace(/headers: \{ authorization: "Bearer \$\{env:RL_S1\}" \}/, 'headers: "Bearer ${env:RL_S1}"').replace('bearer_token: "${env:RL_S4}"', 'bearer_token: ["${env:RL_S4}"]'));
     const invalid = await runCli(['validate', '--config', badFile], { env });
     assert.equal(invalid.exit.code, 2, invalid.stderr);
     assert.match(invalid.stderr, /exporters\.otlp\.headers.*expected a map of strings, got a string \(\d+ characters, not shown\)/);
     assert.match(invalid.stderr, /exporters\.prometheus\.auth\.bearer_token.*expected a string, got a list/);
+    assert.match(invalid.stderr, /processors\.attributes\.hash_key.*expected a string, got a map/);
 
     const everywhere: Record<string, string> = {
       'agent stdout': a.stdout,
