@@ -152,6 +152,7 @@ wait "$CHURN_LOOP" || true
 sleep 21
 sample $(($(date +%s) - START)) | tee -a "$WORK/samples.txt" >&2
 OPENS=$(($(opens) - OPENS0))
+REASONS=$(curl -sf "http://127.0.0.1:$PROM_PORT/metrics" | awk '/^flowtel_ebpf_dropped_total[{]/ {match($0, /reason="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9); printf "%s%s %s", sep, r, $NF; sep = ", "}')
 kill -0 "$AGENT_PID" 2>/dev/null || die "the agent died: $(tail -20 "$WORK/agent.log")"
 
 read -r _ _ _ _ _ CLOSED_AGENT CLOSED_CLIENT DROPPED < <(tail -1 "$WORK/samples.txt")
@@ -167,7 +168,7 @@ TABLE=$(
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   awk '{printf "| %dm%02ds | %s | %s | %s | %s | %s | %s | %s |\n", $1 / 60, $1 % 60, $2, $3, $4, $5, $6, $7, $8}' "$WORK/samples.txt"
   echo
-  echo "Kernel \`TcpActiveOpens\` in $NS_C: $OPENS; the churn client closed $CLOSED_CLIENT; the agent counted $CLOSED_AGENT closed (\`tcp_connections_closed_total\` from $IP_C); \`flowtel_ebpf_dropped_total\` $DROPPED; error lines in the agent log: $ERRORS."
+  echo "Kernel \`TcpActiveOpens\` in $NS_C: $OPENS; the churn client closed $CLOSED_CLIENT; the agent counted $CLOSED_AGENT closed (\`tcp_connections_closed_total\` from $IP_C); \`flowtel_ebpf_dropped_total\` $DROPPED${REASONS:+ ($REASONS)}; error lines in the agent log: $ERRORS."
   echo "After the first full rotation of ports: \`$FIRST_FULL\`; at the end: \`$LAST\` (elapsed s, RSS MB, heap MB, series, tracked, closed agent, closed client, dropped)."
 )
 echo "$TABLE"
