@@ -18,6 +18,7 @@ import { describeSchema, validateObject, type Schema, type SchemaValue } from '.
 import { ConfigError, type MetricsProcessor, type ProcessorFactory } from '../pipeline/component';
 import type { MeasurementBatch } from '../pipeline/measurements';
 import { isFlow, withMeasurements } from './common';
+import { memoryPressure } from '../pipeline/memory-pressure';
 
 const MIB = 1024 * 1024;
 
@@ -103,6 +104,8 @@ export class MemoryLimiterProcessor implements MetricsProcessor {
   check(): void {
     const used = this.measure();
     this.refusing = used > this.softLimit;
+    // The exporters' queues stop growing too (src/pipeline/memory-pressure.ts).
+    memoryPressure.set(this, this.refusing);
     if (used > this.hardLimit) (globalThis as { gc?: () => void }).gc?.();
   }
 
@@ -115,6 +118,7 @@ export class MemoryLimiterProcessor implements MetricsProcessor {
   async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    memoryPressure.set(this, false);
   }
 
   process(batch: MeasurementBatch): MeasurementBatch {

@@ -9,6 +9,8 @@
  * - slow (seconds per export): the queue absorbs it, then drains;
  * - down longer than the queue holds: the queue never exceeds queue_size,
  *   what does not fit is dropped and counted, the queued batches arrive;
+ * - down while a memory_limiter is above its limit: the queue does not grow
+ *   past one batch, the rest is dropped and counted;
  * - INVALID_ARGUMENT: given up at once, counted, never retried;
  *   UNAVAILABLE / RESOURCE_EXHAUSTED from a live server: retried, delivered.
  *
@@ -62,12 +64,13 @@ interface ExporterStats {
   queue: number;
 }
 
-async function startAgent(otlpPort: number, queueSize = 1000): Promise<Setup> {
+async function startAgent(otlpPort: number, queueSize = 1000, processors = ''): Promise<Setup> {
   const selfPort = await freePort();
   const file = tmp.write(
     `bf-${randomUUID()}.yaml`,
     `
 receivers: { ebpf_tcp: { collection_interval: 1s } }
+${processors ? `processors: { ${processors} }` : ''}
 exporters:
   otlp:
     endpoint: http://127.0.0.1:${otlpPort}
@@ -77,7 +80,7 @@ exporters:
     sending_queue: { queue_size: ${queueSize} }
 service:
   telemetry: { metrics: { address: "127.0.0.1:${selfPort}" } }
-  pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [otlp] } }
+  pipelines: { metrics: { receivers: [ebpf_tcp], processors: [${processors ? processors.split(':')[0] : ''}], exporters: [otlp] } }
 `,
   );
   const agent = Agent.spawn(['run', '--config', file]);
@@ -254,5 +257,31 @@ test('INVALID_ARGUMENT: given up at once and counted, not retried; UNAVAILABLE a
   assert.ok(end.retries - afterInvalid.retries >= 4, `retries after UNAVAILABLE / RESOURCE_EXHAUSTED: ${end.retries - afterInvalid.retries}`);
   const times = r.requests.map(collectedAtMs);
   assert.equal(new Set(times).size, times.length, 'no duplicate');
+  assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
+});
+
+test('backend down while the memory_limiter is above its limit: the queue does not grow, new batches are dropped and counted, delivery resumes', async () => {
+  const first = await receiver();
+  const port = first.port;
+  // The agent's resident memory is far above 40 MiB: the limiter refuses data from its first check.
+  const setup = await startAgent(port, 1000, 'memory_limiter: { limit_mib: 40, check_interval: 100ms }');
+  await first.close();
+  receivers.splice(receivers.indexOf(first), 1);
+  let s = await setup.stats();
+  let maxQueue = 0;
+  await until(
+    'batches dropped for memory',
+    async () => {
+      s = await setup.stats();
+      maxQueue = Math.max(maxQueue, s.queue);
+      return s.dropped >= 4;
+    },
+    15_000,
+    () => JSON.stringify(s),
+  );
+  assert.ok(maxQueue <= 1, `the queue held ${maxQueue} batches while short of memory`);
+  assert.ok(setup.agent.logs().some((l) => /memory_limiter is above its soft limit: dropped the new batch/.test(String(l.msg))), setup.agent.describe());
+  const second = await receiver(port);
+  await until('delivery resumes', () => second.requests.length >= 2, 15_000, () => setup.agent.describe());
   assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
 });

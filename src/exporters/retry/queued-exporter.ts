@@ -6,7 +6,9 @@
  *   collection) enqueues the batch and reports success at once, so the reader
  *   never waits for the backend. The queue holds at most `queue_size`
  *   batches, in flight ones included; when full it rejects the new batch (as
- *   the Collector does) and counts it in `dropped`.
+ *   the Collector does) and counts it in `dropped`. While a memory_limiter is
+ *   above its soft limit, a queue that holds anything rejects new batches
+ *   the same way (src/pipeline/memory-pressure.ts).
  * - Up to `num_consumers` batches are in flight, oldest first.
  * - A retryable failure puts the batch back in its place and makes the whole
  *   exporter wait one backoff step (concurrent failures of the same round
@@ -36,6 +38,7 @@ import type { ExportFailureTracker } from '../export-failures';
 import { ExponentialBackoff } from './backoff';
 import type { QueueSettings, RetrySettings } from './config';
 import { asError, type MetricsSender, type Sender, type SendOutcome } from './sender';
+import { memoryPressure } from '../../pipeline/memory-pressure';
 
 /** What the exporter counts; the self-telemetry publishes these. */
 export interface QueuedExporterStats {
@@ -64,6 +67,8 @@ export interface RetryQueueOptions<T> {
   readonly tracker?: ExportFailureTracker;
   readonly random?: () => number;
   readonly dropLogIntervalMs?: number;
+  /** Whether to refuse growing the queue (default: the process-wide one the memory_limiter sets). */
+  readonly memoryPressure?: { readonly active: boolean };
 }
 
 export interface QueuedRetryExporterOptions extends RetryQueueOptions<ResourceMetrics> {
@@ -140,6 +145,13 @@ export class RetryQueue<T> implements QueuedExporterStats {
       this.dropped++;
       this.logDrop(`sending queue is full (${this.options.queue.queueSize} batches): dropped the new batch`);
       resultCallback({ code: ExportResultCode.FAILED, error: new Error(`${this.options.what}: sending queue is full`) });
+      return;
+    }
+    if (this.queueSize() > 0 && (this.options.memoryPressure ?? memoryPressure).active) {
+      // Short of memory (a memory_limiter above its soft limit): the backlog does not grow.
+      this.dropped++;
+      this.logDrop(`memory_limiter is above its soft limit: dropped the new batch instead of queueing it behind ${this.queueSize()}`);
+      resultCallback({ code: ExportResultCode.FAILED, error: new Error(`${this.options.what}: short of memory, not queued`) });
       return;
     }
     this.pending.push(batch);
