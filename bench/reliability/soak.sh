@@ -15,6 +15,9 @@
 #   SOAK_DOCS=docs/reliability.md  the curve replaces the block between
 #                         <!-- soak:begin[:SOAK_TAG] --> and <!-- soak:end[:SOAK_TAG] --> there ("" : don't)
 #   SOAK_TAG=""           which block
+#   SOAK_OTLP_DOWN=0      1: also an otlp exporter (export_interval 1s) to a port where
+#                         nothing listens: its sending queue fills for the whole run
+#   SOAK_MEMORY_LIMIT_MIB= a memory_limiter with this limit_mib first in the pipeline
 #
 #   SOAK_NET=0            runs side by side need different numbers (namespaces, subnet)
 #
@@ -33,6 +36,8 @@ ROUND=${SOAK_ROUND_SECONDS:-5}
 SAMPLE=${SOAK_SAMPLE_SECONDS:-30}
 DOCS=${SOAK_DOCS-docs/reliability.md}
 DROP=${SOAK_DROP:-}
+OTLP_DOWN=${SOAK_OTLP_DOWN:-0}
+MEMORY_LIMIT=${SOAK_MEMORY_LIMIT_MIB:-}
 TAG=${SOAK_TAG:+:$SOAK_TAG}
 BASE_PORT=${SOAK_BASE_PORT:-7100}
 NET=${SOAK_NET:-0}
@@ -59,9 +64,10 @@ SERVER_PIDS=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  set +e # every step runs, whatever the one before did
   [[ -n $CHURN_LOOP ]] && kill "$CHURN_LOOP" 2>/dev/null
-  [[ -n $AGENT_PID ]] && { kill -TERM "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null || true; }
-  for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -n $AGENT_PID ]] && { kill -TERM "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null; }
+  for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
   ip netns del "$NS_C" 2>/dev/null || true
   ip netns del "$NS_S" 2>/dev/null || true
@@ -88,11 +94,23 @@ done
 PROM_PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 # The agent sees the whole host: a filter on the soak's subnet (pushed into the
 # kernel) keeps whatever else runs on the machine out of the numbers.
-PROCESSORS="[filter]"
+PROCESSORS="filter"
 AGGREGATE=""
+LIMITER=""
+if [[ -n $MEMORY_LIMIT ]]; then
+  PROCESSORS="memory_limiter, $PROCESSORS"
+  LIMITER="memory_limiter: { limit_mib: $MEMORY_LIMIT }"
+fi
 if [[ -n $DROP ]]; then
-  PROCESSORS="[filter, aggregate]"
+  PROCESSORS="$PROCESSORS, aggregate"
   AGGREGATE="aggregate: { drop: [${DROP}] }"
+fi
+EXPORTERS="prometheus"
+OTLP=""
+if ((OTLP_DOWN)); then
+  DEAD_PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  EXPORTERS="prometheus, otlp"
+  OTLP="otlp: { endpoint: \"http://127.0.0.1:$DEAD_PORT\", export_interval: 1s }"
 fi
 cat >"$WORK/config.yaml" <<EOF
 receivers:
@@ -100,12 +118,14 @@ receivers:
 processors:
   filter: { include: { cidrs: ["10.75.$NET.0/24"] } }
   $AGGREGATE
+  $LIMITER
 exporters:
   prometheus: { endpoint: "127.0.0.1:$PROM_PORT" }
+  $OTLP
 service:
   telemetry: { logs: { level: warn } }
   pipelines:
-    metrics: { receivers: [ebpf_tcp], processors: $PROCESSORS, exporters: [prometheus] }
+    metrics: { receivers: [ebpf_tcp], processors: [$PROCESSORS], exporters: [$EXPORTERS] }
 EOF
 node dist/src/cli/main.js run --config "$WORK/config.yaml" >/dev/null 2>"$WORK/agent.log" &
 AGENT_PID=$!
@@ -130,7 +150,7 @@ CHURN_LOOP=$!
 # sample: elapsed_s rss_mb heap_mb series tracked closed_agent closed_client ebpf_dropped
 sample() {
   local t=$1 body rss heap series tracked closed dropped client
-  body=$(curl -sf "http://127.0.0.1:$PROM_PORT/metrics") || { echo "$t - - - - - - -"; return; }
+  body=$(curl -sf "http://127.0.0.1:$PROM_PORT/metrics") || { echo "$t - - - - - - - - -"; return; }
   rss=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$AGENT_PID/status")
   heap=$(awk '/^flowtel_process_heap_used[{ ]/ {printf "%.1f", $NF / 1048576}' <<<"$body")
   series=$(grep -v '^#' <<<"$body" | grep -v '^flowtel_' | grep -c .) || true
@@ -138,7 +158,9 @@ sample() {
   closed=$(awk -v ip="$IP_C" '/^tcp_connections_closed_total[{]/ && index($0, "source_address=\"" ip "\"") {s += $NF} END {print s + 0}' <<<"$body")
   dropped=$(awk '/^flowtel_ebpf_dropped_total[{ ]/ {s += $NF} END {print s + 0}' <<<"$body")
   client=$(awk -F'"closed":' 'NF > 1 {split($2, a, /[,}]/); s += a[1]} END {print s + 0}' "$WORK/client.jsonl" 2>/dev/null || echo 0)
-  echo "$t $rss ${heap:--} $series $tracked $closed $client $dropped"
+  queue=$(awk '/^flowtel_exporter_queue_size[{].*exporter="otlp"/ {print $NF}' <<<"$body")
+  qdropped=$(awk '/^flowtel_exporter_dropped_batches_total[{].*exporter="otlp"/ {print $NF}' <<<"$body")
+  echo "$t $rss ${heap:--} $series $tracked $closed $client $dropped ${queue:--} ${qdropped:--}"
 }
 
 START=$(date +%s)
@@ -155,21 +177,27 @@ OPENS=$(($(opens) - OPENS0))
 REASONS=$(curl -sf "http://127.0.0.1:$PROM_PORT/metrics" | awk '/^flowtel_ebpf_dropped_total[{]/ {match($0, /reason="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9); printf "%s%s %s", sep, r, $NF; sep = ", "}')
 kill -0 "$AGENT_PID" 2>/dev/null || die "the agent died: $(tail -20 "$WORK/agent.log")"
 
-read -r _ _ _ _ _ CLOSED_AGENT CLOSED_CLIENT DROPPED < <(tail -1 "$WORK/samples.txt")
+read -r _ _ _ _ _ CLOSED_AGENT CLOSED_CLIENT DROPPED _ < <(tail -1 "$WORK/samples.txt")
 FIRST_FULL=$(awk -v r="$ROUND" -v p="$PORTS" '$1 >= r * p {print; exit}' "$WORK/samples.txt")
 LAST=$(tail -1 "$WORK/samples.txt")
 ERRORS=$(grep -c '"level":50' "$WORK/agent.log" || true)
 
 TABLE=$(
   echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), **$MINUTES min** at $RATE connections/s over $PORTS rotating server ports ($ROUND s each), kernel $(uname -r), $(nproc) CPUs."
-  echo "Command: \`SOAK_RATE=$RATE SOAK_PORTS=$PORTS${DROP:+ SOAK_DROP=$DROP} bash bench/reliability/soak.sh $MINUTES\`"
+  echo "Command: \`SOAK_RATE=$RATE SOAK_PORTS=$PORTS${DROP:+ SOAK_DROP=$DROP}${MEMORY_LIMIT:+ SOAK_MEMORY_LIMIT_MIB=$MEMORY_LIMIT}$( ((OTLP_DOWN)) && echo ' SOAK_OTLP_DOWN=1') bash bench/reliability/soak.sh $MINUTES\`"
   echo
-  echo "| elapsed | RSS (MB) | V8 heap (MB) | series | tracked connections | closed (agent) | closed (client) | ebpf dropped |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-  awk '{printf "| %dm%02ds | %s | %s | %s | %s | %s | %s | %s |\n", $1 / 60, $1 % 60, $2, $3, $4, $5, $6, $7, $8}' "$WORK/samples.txt"
+  if ((OTLP_DOWN)); then
+    echo "| elapsed | RSS (MB) | V8 heap (MB) | series | tracked connections | closed (agent) | closed (client) | ebpf dropped | otlp queue (batches) | otlp dropped |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk '{printf "| %dm%02ds | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1 / 60, $1 % 60, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$WORK/samples.txt"
+  else
+    echo "| elapsed | RSS (MB) | V8 heap (MB) | series | tracked connections | closed (agent) | closed (client) | ebpf dropped |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk '{printf "| %dm%02ds | %s | %s | %s | %s | %s | %s | %s |\n", $1 / 60, $1 % 60, $2, $3, $4, $5, $6, $7, $8}' "$WORK/samples.txt"
+  fi
   echo
   echo "Kernel \`TcpActiveOpens\` in $NS_C: $OPENS; the churn client closed $CLOSED_CLIENT; the agent counted $CLOSED_AGENT closed (\`tcp_connections_closed_total\` from $IP_C); \`flowtel_ebpf_dropped_total\` $DROPPED${REASONS:+ ($REASONS)}; error lines in the agent log: $ERRORS."
-  echo "After the first full rotation of ports: \`$FIRST_FULL\`; at the end: \`$LAST\` (elapsed s, RSS MB, heap MB, series, tracked, closed agent, closed client, dropped)."
+  echo "After the first full rotation of ports: \`$FIRST_FULL\`; at the end: \`$LAST\` (elapsed s, RSS MB, heap MB, series, tracked, closed agent, closed client, ebpf dropped, otlp queue, otlp dropped)."
 )
 echo "$TABLE"
 if [[ -n $DOCS ]]; then
