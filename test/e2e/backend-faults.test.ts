@@ -14,9 +14,13 @@
  * - INVALID_ARGUMENT: given up at once, counted, never retried;
  *   UNAVAILABLE / RESOURCE_EXHAUSTED from a live server: retried, delivered.
  *
- * "No gap" is checked on the collection timestamps of the requests that
- * arrived: consecutive collections are one export_interval (1 s) apart, a
- * lost one leaves 2 s; the bound is 1.9 s.
+ * "No duplicate, no gap" is checked on the data, with delta temporality:
+ * every request carries only its interval's bytes, so the bytes of
+ * connections made before, during and after the fault, summed over every
+ * request that arrived, equal what was sent exactly only if no batch was
+ * lost (gap) and none arrived twice (duplicate). Collection timestamps are
+ * also all distinct. Nothing depends on timing: the waits are generous
+ * bounds for a busy machine.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -27,6 +31,7 @@ import { TestNet } from '../helpers/netns';
 import { flattenMetrics, startOtlpReceiver, type DecodedRequest, type OtlpTestReceiver } from '../helpers/otlp-receiver';
 
 const net = TestNet.create('rlbf', 72);
+// Every agent here filters on this test's subnet (pushed into the kernel): other work on a shared machine stays out of its way.
 const { client: C, server: S } = net;
 const tmp = new TempDir();
 const servers: ChildProcess[] = [];
@@ -38,6 +43,7 @@ before(() => assertNothingAttached());
 afterEach(async () => {
   for (const a of agents.splice(0)) await a.kill();
   for (const s of servers.splice(0)) s.kill();
+  serving.clear();
   for (const r of receivers.splice(0)) await r.close();
 });
 after(() => {
@@ -64,28 +70,29 @@ interface ExporterStats {
   queue: number;
 }
 
-async function startAgent(otlpPort: number, queueSize = 1000, processors = ''): Promise<Setup> {
+async function startAgent(otlpPort: number, queueSize = 1000, processors = '', temporality: 'cumulative' | 'delta' = 'cumulative'): Promise<Setup> {
   const selfPort = await freePort();
   const file = tmp.write(
     `bf-${randomUUID()}.yaml`,
     `
 receivers: { ebpf_tcp: { collection_interval: 1s } }
-${processors ? `processors: { ${processors} }` : ''}
+processors: { filter: { include: { cidrs: ["10.201.72.0/24"] } }${processors ? `, ${processors}` : ''} }
 exporters:
   otlp:
     endpoint: http://127.0.0.1:${otlpPort}
     export_interval: ${INTERVAL_MS}ms
+    temporality: ${temporality}
     timeout: 5s
     retry_on_failure: { initial_interval: 200ms, max_interval: 500ms, randomization_factor: 0 }
     sending_queue: { queue_size: ${queueSize} }
 service:
   telemetry: { metrics: { address: "127.0.0.1:${selfPort}" } }
-  pipelines: { metrics: { receivers: [ebpf_tcp], processors: [${processors ? processors.split(':')[0] : ''}], exporters: [otlp] } }
+  pipelines: { metrics: { receivers: [ebpf_tcp], processors: [${processors ? `${processors.split(':')[0]}, ` : ''}filter], exporters: [otlp] } }
 `,
   );
   const agent = Agent.spawn(['run', '--config', file]);
   agents.push(agent);
-  await agent.ready();
+  await agent.ready(60_000);
   const stats = async (): Promise<ExporterStats> => {
     const s = parsePrometheus(await (await fetch(`http://127.0.0.1:${selfPort}/metrics`)).text());
     const v = (name: string): number => promSum(s, name, { exporter: 'otlp' });
@@ -107,16 +114,13 @@ function collectedAtMs(request: DecodedRequest): number {
   return Number(BigInt(point.timeUnixNano) / 1_000_000n);
 }
 
-/** Every collection exactly once, and none missing between the first and the last. */
-function assertNoDuplicateNoGap(requests: readonly DecodedRequest[]): void {
+/** Every collection at most once: no two requests carry the same collection time. */
+function assertNoDuplicate(requests: readonly DecodedRequest[]): void {
   const times = requests.map(collectedAtMs).sort((a, b) => a - b);
   assert.equal(new Set(times).size, times.length, `duplicate collections: ${times.join(', ')}`);
-  const gaps = times.slice(1).map((t, i) => t - times[i]!);
-  const worst = Math.max(...gaps);
-  assert.ok(worst < 1.9 * INTERVAL_MS, `a collection is missing: ${worst} ms between two consecutive ones\n${gaps.join(', ')}`);
 }
 
-/** The client end's cumulative bytes sent to S:port in a request. */
+/** The client end's bytes sent to S:port in a request (cumulative or, with delta temporality, this interval's). */
 function bytesSent(request: DecodedRequest, port: number): number {
   return flattenMetrics([request])
     .filter((m) => m.name === 'tcp_bytes_sent')
@@ -125,8 +129,12 @@ function bytesSent(request: DecodedRequest, port: number): number {
     .reduce((a, p) => a + (p.value ?? 0), 0);
 }
 
+const serving = new Set<number>();
 async function exchange(port: number, n: number): Promise<void> {
-  servers.push(await net.startServer(S, ['tcp-server', '--host', S.ip4, '--port', String(port), '--reply', '10']));
+  if (!serving.has(port)) {
+    servers.push(await net.startServer(S, ['tcp-server', '--host', S.ip4, '--port', String(port), '--reply', '10']));
+    serving.add(port);
+  }
   const { result } = await net.traffic<{ sent: number }>(C, ['tcp-client', '--host', S.ip4, '--port', String(port), '--send', String(n)]);
   assert.equal(result.sent, n);
 }
@@ -140,7 +148,7 @@ async function untilDrained(setup: Setup, received: () => number, what: string):
       last = await setup.stats();
       return last.queue === 0 && last.sent === received();
     },
-    30_000,
+    60_000,
     () => `${JSON.stringify(last)} received ${received()}\n${setup.agent.describe()}`,
     200,
   );
@@ -150,49 +158,57 @@ async function untilDrained(setup: Setup, received: () => number, what: string):
 test('backend down mid-run, then back on the same port: batches queue, then all arrive once, no duplicate, no gap', async () => {
   const first = await receiver();
   const port = first.port;
-  const setup = await startAgent(port);
-  await first.waitFor((r) => r.length >= 2, 10_000);
+  const setup = await startAgent(port, 1000, '', 'delta');
+  const N1 = 11_111;
+  await exchange(7201, N1);
+  await first.waitFor((r) => r.reduce((a, q) => a + bytesSent(q, 7201), 0) === N1, 30_000);
   await first.close();
   receivers.splice(receivers.indexOf(first), 1);
   const downAt = Date.now();
   // Traffic while the backend is down.
-  const N = 54_321;
-  await exchange(7201, N);
+  const N2 = 54_321;
+  await exchange(7201, N2);
   let s = await setup.stats();
-  await until('at least 3 batches queued', async () => (s = await setup.stats()).queue >= 3, 15_000, () => JSON.stringify(s));
+  await until('at least 3 batches queued', async () => (s = await setup.stats()).queue >= 3, 30_000, () => JSON.stringify(s));
   assert.ok(setup.agent.running, setup.agent.describe());
   assert.equal(s.dropped + s.failed, 0, JSON.stringify(s));
   assert.ok(s.retries >= 1, 'the down backend was retried');
 
   const second = await receiver(port);
   const upAt = Date.now();
-  const received = (): number => first.requests.length + second.requests.length;
-  const end = await untilDrained(setup, received, 'the queue drained into the new receiver');
-  assert.equal(end.dropped, 0);
-  assert.equal(end.failed, 0);
-  const all = [...first.requests, ...second.requests];
-  assertNoDuplicateNoGap(all);
+  const N3 = 7_777;
+  await exchange(7201, N3);
+  const all = (): DecodedRequest[] => [...first.requests, ...second.requests];
+  const total = (): number => all().reduce((a, q) => a + bytesSent(q, 7201), 0);
+  await until('every byte delivered', () => total() >= N1 + N2 + N3, 60_000, () => `${total()} of ${N1 + N2 + N3}`);
+  const end = await untilDrained(setup, () => all().length, 'the queue drained into the new receiver');
+  assert.deepEqual([end.dropped, end.failed], [0, 0]);
+  assert.equal(total(), N1 + N2 + N3, 'the bytes of every interval exactly once: no batch lost, none twice');
+  assertNoDuplicate(all());
   // Collections made while it was down arrived after it came back.
   const duringOutage = second.requests.filter((r) => collectedAtMs(r) > downAt && collectedAtMs(r) < upAt);
   assert.ok(duringOutage.length >= 3, `collections of the outage delivered late: ${duringOutage.length}`);
-  assert.equal(Math.max(...second.requests.map((r) => bytesSent(r, 7201))), N, 'the connection made during the outage, exact');
   assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
 });
 
-test('slow backend (2.5 s per export): collection goes on into the queue, which drains once it is fast again', async () => {
+test('slow backend (2.5 s per export): collection goes on into the queue, which drains once it is fast again, every interval once', async () => {
   const r = await receiver();
   r.setDelay(2_500);
-  const setup = await startAgent(r.port);
+  const setup = await startAgent(r.port, 1000, '', 'delta');
   let s = await setup.stats();
-  await until('several exports held at once', async () => (s = await setup.stats()).queue >= 2, 15_000, () => JSON.stringify(s));
-  const N = 22_222;
-  await exchange(7202, N);
-  await until('slow exports delivered', () => r.requests.length >= 3, 15_000);
+  await until('several exports held at once', async () => (s = await setup.stats()).queue >= 2, 30_000, () => JSON.stringify(s));
+  const N1 = 22_222;
+  await exchange(7202, N1);
+  await until('slow exports delivered', () => r.requests.length >= 3, 30_000);
   r.setDelay(0);
+  const N2 = 3_333;
+  await exchange(7202, N2);
+  const total = (): number => r.requests.reduce((a, q) => a + bytesSent(q, 7202), 0);
+  await until('every byte delivered', () => total() >= N1 + N2, 60_000, () => `${total()} of ${N1 + N2}`);
   const end = await untilDrained(setup, () => r.requests.length, 'the queue drained');
   assert.deepEqual([end.dropped, end.failed], [0, 0]);
-  assertNoDuplicateNoGap(r.requests);
-  assert.equal(Math.max(...r.requests.map((q) => bytesSent(q, 7202))), N);
+  assert.equal(total(), N1 + N2, 'every interval exactly once');
+  assertNoDuplicate(r.requests);
   assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
 });
 
@@ -200,7 +216,7 @@ test('down longer than the queue holds: never more than queue_size held, the ove
   const first = await receiver();
   const port = first.port;
   const setup = await startAgent(port, 3);
-  await first.waitFor((q) => q.length >= 1, 10_000);
+  await first.waitFor((q) => q.length >= 1, 30_000);
   await first.close();
   receivers.splice(receivers.indexOf(first), 1);
   const N = 33_333;
@@ -214,7 +230,7 @@ test('down longer than the queue holds: never more than queue_size held, the ove
       maxQueue = Math.max(maxQueue, s.queue);
       return s.dropped >= 3;
     },
-    20_000,
+    40_000,
     () => JSON.stringify(s),
   );
   assert.ok(maxQueue <= 3, `queue held ${maxQueue} > queue_size 3`);
@@ -235,11 +251,11 @@ test('down longer than the queue holds: never more than queue_size held, the ove
 test('INVALID_ARGUMENT: given up at once and counted, not retried; UNAVAILABLE and RESOURCE_EXHAUSTED from a live backend: retried and delivered', async () => {
   const r = await receiver();
   const setup = await startAgent(r.port);
-  await r.waitFor((q) => q.length >= 1, 10_000);
+  await r.waitFor((q) => q.length >= 1, 30_000);
   const before = await untilDrained(setup, () => r.requests.length, 'a steady start');
 
   r.setBehavior('invalid_argument', { times: 2 });
-  await until('two batches rejected', () => r.rejected >= 2, 10_000);
+  await until('two batches rejected', () => r.rejected >= 2, 30_000);
   const afterInvalid = await untilDrained(setup, () => r.requests.length + 0, 'delivering again');
   assert.equal(afterInvalid.failed - before.failed, 2, 'the two rejected batches are counted as failed');
   assert.equal(afterInvalid.retries - before.retries, 0, 'INVALID_ARGUMENT is not retried');
@@ -248,7 +264,7 @@ test('INVALID_ARGUMENT: given up at once and counted, not retried; UNAVAILABLE a
   for (const behavior of ['unavailable', 'resource_exhausted'] as const) {
     const rejectedBefore = r.rejected;
     r.setBehavior(behavior, { times: 2 });
-    await until(`${behavior} twice`, () => r.rejected >= rejectedBefore + 2, 10_000);
+    await until(`${behavior} twice`, () => r.rejected >= rejectedBefore + 2, 30_000);
     const s = await untilDrained(setup, () => r.requests.length, `delivered after ${behavior}`);
     assert.equal(s.failed, afterInvalid.failed, `${behavior}: nothing given up`);
     assert.equal(s.dropped, 0);
@@ -276,12 +292,12 @@ test('backend down while the memory_limiter is above its limit: the queue does n
       maxQueue = Math.max(maxQueue, s.queue);
       return s.dropped >= 4;
     },
-    15_000,
+    40_000,
     () => JSON.stringify(s),
   );
   assert.ok(maxQueue <= 1, `the queue held ${maxQueue} batches while short of memory`);
   assert.ok(setup.agent.logs().some((l) => /memory_limiter is above its soft limit: dropped the new batch/.test(String(l.msg))), setup.agent.describe());
   const second = await receiver(port);
-  await until('delivery resumes', () => second.requests.length >= 2, 15_000, () => setup.agent.describe());
+  await until('delivery resumes', () => second.requests.length >= 2, 40_000, () => setup.agent.describe());
   assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
 });

@@ -54,7 +54,7 @@ service: { pipelines: { metrics: { receivers: [ebpf_tcp], processors: [filter], 
   );
   const agent = Agent.spawn(['run', '--config', file]);
   agents.push(agent);
-  await agent.ready();
+  await agent.ready(60_000);
   return { agent, url: `http://127.0.0.1:${port}/metrics` };
 }
 
@@ -67,7 +67,7 @@ test('UDP flow map full: the overflow is counted, the agent goes on, and new flo
   // Sixteen flows at once (each client run has its own port; each is a flow at both ends): twice the capacity.
   await Promise.all(Array.from({ length: 8 }, () => net.traffic(C, ['udp-client', '--host', S.ip4, '--port', '7401', '--count', '5', '--size', '100'])));
   let s: PromScrape | undefined;
-  await until('udp_map_full drops counted', async () => dropped((s = await scrape(url)), 'udp_map_full') > 0, 10_000, () => agent.describe());
+  await until('udp_map_full drops counted', async () => dropped((s = await scrape(url)), 'udp_map_full') > 0, 30_000, () => agent.describe());
   const sent = promSum(s!, 'udp_bytes_sent_total', flowOf(7401));
   assert.ok(sent < 8 * 500, `flows that did not fit are not counted: ${sent}`);
   assert.ok(agent.running);
@@ -106,7 +106,7 @@ test('ring buffer full under a burst of connections: lost events counted, never 
   const { result } = await net.traffic<{ connections: number }>(C, ['churn', '--host', S.ip4, '--port', String(port), '--count', String(K), '--parallel', '64']);
   assert.equal(result.connections, K);
   let s: PromScrape | undefined;
-  await until('ringbuf_full drops counted', async () => dropped((s = await scrape(url)), 'ringbuf_full') > 0, 10_000, () => agent.describe());
+  await until('ringbuf_full drops counted', async () => dropped((s = await scrape(url)), 'ringbuf_full') > 0, 30_000, () => agent.describe());
   // Two collections later, nothing more comes for the burst.
   await new Promise((r) => setTimeout(r, 2_500));
   s = await scrape(url);
@@ -121,7 +121,7 @@ test('ring buffer full under a burst of connections: lost events counted, never 
   const M = 12_345;
   servers.push(await net.startServer(S, ['tcp-server', '--host', S.ip4, '--port', String(port2), '--reply', String(M)]));
   await net.traffic(C, ['tcp-client', '--host', S.ip4, '--port', String(port2), '--send', String(N)]);
-  await until('exact after the burst', async () => promSum((s = await scrape(url)), 'tcp_connections_closed_total', flowOf(port2)) === 1, 10_000, () => agent.describe());
+  await until('exact after the burst', async () => promSum((s = await scrape(url)), 'tcp_connections_closed_total', flowOf(port2)) === 1, 30_000, () => agent.describe());
   assert.equal(promSum(s!, 'tcp_bytes_sent_total', flowOf(port2)), N);
   assert.equal(promSum(s!, 'tcp_bytes_received_total', flowOf(port2)), M);
   assert.equal(dropped(s!, 'ringbuf_full'), dropsBefore, 'no drop once the load is gone');

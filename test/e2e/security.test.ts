@@ -27,6 +27,12 @@ import { TRAFFIC, TestNet } from '../helpers/netns';
 import { startOtlpHttpReceiver, startOtlpReceiver, type OtlpTestReceiver } from '../helpers/otlp-receiver';
 
 const net = TestNet.create('rlsec', 71);
+/**
+ * The agent sees the whole host, and on a shared machine other work may churn
+ * thousands of connections a second: a filter on this test's addresses,
+ * pushed into the kernel, keeps the agent's work to this test's traffic.
+ */
+const SUBNET = '10.201.71.0/24';
 const { client: C, server: S } = net;
 const tmp = new TempDir();
 const servers: ChildProcess[] = [];
@@ -68,8 +74,9 @@ describe('capabilities', () => {
       `caps-${randomUUID()}.yaml`,
       `
 receivers: { ebpf_tcp: { collection_interval: 1s } }
+processors: { filter: { include: { cidrs: ["${SUBNET}", "127.0.0.0/8"] } } }
 exporters: { prometheus: { endpoint: "127.0.0.1:${promPort}" } }
-service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus] } } }
+service: { pipelines: { metrics: { receivers: [ebpf_tcp], processors: [filter], exporters: [prometheus] } } }
 `,
     );
     // A loopback connection of root's, open before the agent starts: found by the walk of the agent's own namespace.
@@ -77,12 +84,12 @@ service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus
     const loServer = spawn(process.execPath, [TRAFFIC, 'tcp-server', '--host', '127.0.0.1', '--port', String(loPort), '--mode', 'hold'], { stdio: ['ignore', 'pipe', 'ignore'] });
     servers.push(loServer);
     await new Promise<void>((resolve) => loServer.stdout!.once('data', () => resolve()));
-    const loClient = spawn(process.execPath, [TRAFFIC, 'tcp-client', '--host', '127.0.0.1', '--port', String(loPort), '--send', '10', '--hold-ms', '15000'], { stdio: 'ignore' });
+    const loClient = spawn(process.execPath, [TRAFFIC, 'tcp-client', '--host', '127.0.0.1', '--port', String(loPort), '--send', '10', '--hold-ms', '90000'], { stdio: 'ignore' });
     servers.push(loClient);
     await new Promise((r) => setTimeout(r, 300));
     const a = Agent.spawn(['run', '--config', file], { unprivileged: true, capabilities: ['bpf', 'perfmon', 'net_admin'] });
     agents.push(a);
-    await a.ready();
+    await a.ready(60_000);
     // The agent process itself: uid nobody, and these three capabilities and no other.
     const status = readFileSync(`/proc/${a.pid}/status`, 'utf8');
     assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, 'runs as nobody');
@@ -92,7 +99,7 @@ service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus
     await until(
       'the connection from before the start, in tcp_connections',
       async () => promSum(await scrapeWith(`http://127.0.0.1:${promPort}/metrics`), 'tcp_connections', { destination_port: String(loPort), network_connection_state: 'established' }) === 1,
-      10_000,
+      30_000,
       () => a.describe(),
     );
     loClient.kill();
@@ -116,7 +123,7 @@ service: { pipelines: { metrics: { receivers: [ebpf_tcp], exporters: [prometheus
         s = await scrapeWith(url);
         return promSum(s, 'tcp_bytes_sent_total', flow) === N && promSum(s, 'udp_bytes_sent_total', udp) === 3000;
       },
-      15_000,
+      30_000,
       () => `${a.describe()}\n${s?.text.split('\n').filter((l) => l.includes(C.ip4)).join('\n')}`,
     );
     assert.equal(promSum(s!, 'tcp_bytes_received_total', flow), M);
@@ -179,6 +186,7 @@ describe('secrets', () => {
     const config = `
 receivers: { ebpf_tcp: { collection_interval: 1s } }
 processors:
+  filter: { include: { cidrs: ["${SUBNET}", "127.0.0.0/8"] } }
   attributes: { hash_key: "\${env:RL_S6}", actions: [{ key: destination.address, action: hash }] }
 exporters:
   otlp:
@@ -198,17 +206,17 @@ extensions:
 service:
   extensions: [health_check]
   telemetry: { logs: { level: debug }, metrics: { level: detailed, address: "127.0.0.1:${selfPort}" } }
-  pipelines: { metrics: { receivers: [ebpf_tcp], processors: [attributes], exporters: [otlp, otlphttp, prometheus] } }
+  pipelines: { metrics: { receivers: [ebpf_tcp], processors: [filter, attributes], exporters: [otlp, otlphttp, prometheus] } }
 `;
     const file = tmp.write(`secrets-${randomUUID()}.yaml`, config);
     const env = { RL_S1: S1, RL_S2: S2, RL_S3: S3, RL_S4: S4, RL_S5: S5, RL_S6: S6 };
     const a = Agent.spawn(['run', '--config', file], { env });
     agents.push(a);
-    await a.ready();
+    await a.ready(60_000);
     // Where they belong: the OTLP backends get their headers, the endpoints accept their credentials.
-    const [req] = await grpc.waitFor((r) => r.length > 0, 10_000);
+    const [req] = await grpc.waitFor((r) => r.length > 0, 30_000);
     assert.equal(req!.metadata.authorization, `Bearer ${S1}`);
-    await a.waitFor('otlphttp failures logged', () => a.logs().some((l) => l.component === 'otlphttp' && /export failed/.test(String(l.msg))));
+    await a.waitFor('otlphttp failures logged', () => a.logs().some((l) => l.component === 'otlphttp' && /export failed/.test(String(l.msg))), 30_000);
     assert.ok(http.calls > 0);
     const served: string[] = [];
     const basicAuth = { authorization: `Basic ${Buffer.from(`prom:${S3}`).toString('base64')}` };
@@ -221,7 +229,7 @@ service:
     served.push(await health.text());
     assert.equal((await fetch(`http://127.0.0.1:${healthPort}/`)).status, 401);
     // Let a few more exports and failures happen, then stop.
-    await until('a few more OTLP exports', () => grpc.requests.length >= 3, 10_000, () => a.describe());
+    await until('a few more OTLP exports', () => grpc.requests.length >= 3, 30_000, () => a.describe());
     assert.deepEqual(await a.stop('SIGTERM'), { code: 0, signal: null }, a.describe());
     const exported = JSON.stringify(grpc.requests.map((r) => r.resourceMetrics), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 
@@ -235,7 +243,13 @@ service:
     assert.match(invalid.stderr, /exporters\.prometheus\.auth\.bearer_token.*expected a string, got a list/);
     assert.match(invalid.stderr, /processors\.attributes\.hash_key.*expected a string, got a map/);
 
+    // A secret given with --set, malformed: the error names the key, not the value.
+    const badSet = await runCli(['validate', '--config', file, '--set', `exporters.otlp.headers.x-api-key=[${S2}`, '--set', `exporters.prometheus.auth.bearer_token={${S4}`], { env });
+    assert.equal(badSet.exit.code, 2, badSet.stderr);
+    assert.match(badSet.stderr, /--set exporters\.otlp\.headers\.x-api-key=…: exporters\.otlp\.headers\.x-api-key: YAML/);
+
     const everywhere: Record<string, string> = {
+      'validate --set error output': badSet.stdout + badSet.stderr,
       'agent stdout': a.stdout,
       'agent stderr (logs)': a.stderr,
       'validate output': valid.stdout + valid.stderr,
