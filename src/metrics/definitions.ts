@@ -43,6 +43,7 @@ const defs: MetricDefinition[] = [
   { name: 'flowtel_ebpf_filtered', kind: 'counter', unit: '{connection}', description: 'Connections the in-kernel filter excluded at their start (never reported, cost nothing more).' },
   { name: 'flowtel_tracked_connections', kind: 'gauge', unit: '{connection}', description: 'TCP connections the agent holds counters for.' },
   { name: 'flowtel_collection_duration_us', kind: 'histogram', unit: 'us', description: 'Time one collection took (ring buffer drain, iter/tcp walk, UDP map read, deltas).', buckets: LATENCY_BUCKETS_US },
+  { name: 'flowtel_processor_refused_measurements', kind: 'counter', unit: '{measurement}', description: 'Flow measurements a processor refused, by processor: the memory_limiter above its soft limit.' },
   // Self-telemetry of the agent (src/telemetry/self-telemetry.ts): observed when read, never sent through a pipeline.
   { name: 'flowtel_receiver_accepted_measurements', kind: 'counter', unit: '{measurement}', description: 'Measurements in the batches a receiver sent down its pipelines, by receiver.' },
   { name: 'flowtel_receiver_failed_collections', kind: 'counter', unit: '{collection}', description: 'Collections of a receiver that failed (nothing was sent), by receiver.' },

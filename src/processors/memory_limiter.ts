@@ -124,7 +124,10 @@ export class MemoryLimiterProcessor implements MetricsProcessor {
   process(batch: MeasurementBatch): MeasurementBatch {
     if (!this.refusing) return batch;
     const kept = batch.measurements.filter((m) => !isFlow(m.attributes));
-    this.refused += batch.measurements.length - kept.length;
+    const refused = batch.measurements.length - kept.length;
+    this.refused += refused;
+    // Counted where it can be seen: a self-telemetry measurement passes every processor.
+    if (refused > 0) kept.push({ metric: 'flowtel_processor_refused_measurements', value: refused, attributes: { processor: this.id } });
     // Flow gauges are not replaced by an empty set: they keep their last
     // values instead of reading as if every connection had closed.
     const gauges = new Set(kept.map((m) => m.metric));

@@ -299,5 +299,9 @@ test('backend down while the memory_limiter is above its limit: the queue does n
   assert.ok(setup.agent.logs().some((l) => /memory_limiter is above its soft limit: dropped the new batch/.test(String(l.msg))), setup.agent.describe());
   const second = await receiver(port);
   await until('delivery resumes', () => second.requests.length >= 2, 40_000, () => setup.agent.describe());
+  // What the limiter refused is counted in the data itself.
+  const refused = flattenMetrics(second.requests).filter((m) => m.name === 'flowtel_processor_refused_measurements').flatMap((m) => m.points);
+  assert.ok(refused.length > 0 && refused.every((p) => p.attributes.processor === 'memory_limiter'), 'flowtel_processor_refused_measurements exported');
+  assert.ok(Math.max(...refused.map((p) => p.value ?? 0)) > 0);
   assert.deepEqual(await setup.agent.stop(), { code: 0, signal: null });
 });
