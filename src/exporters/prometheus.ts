@@ -1,8 +1,9 @@
 /**
- * `prometheus` exporter: a pull endpoint (`GET /metrics`) served by
+ * `prometheus` exporter: a pull endpoint (`GET /metrics`) rendered by
  * `@opentelemetry/exporter-prometheus` 0.223's PrometheusExporter, which is
- * itself the MetricReader. The HTTP server starts in `start()` (not in the
- * constructor) and closes in `shutdown()`.
+ * itself the MetricReader, on an HTTP(S) server of flowtel's own
+ * (src/util/http-server.ts: TLS, authentication; the SDK's server never
+ * listens). The server starts in `start()` and closes in `shutdown()`.
  *
  * Naming, as 0.223 serializes it (asserted in test/unit/prometheus-exporter):
  * - invalid characters become `_`; monotonic sums (counters) get `_total`;
