@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { ConfigError, ConfigValidationError, loadConfigFromTexts, validateConfig, type ValidatedConfig } from '../../src/config';
 import { exporterFactories } from '../../src/exporters';
@@ -48,6 +49,14 @@ async function grpcReceiver(): Promise<OtlpTestReceiver> {
   const r = await startOtlpReceiver();
   stoppers.push(() => r.close());
   return r;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -136,6 +145,25 @@ service:
   const plainResource = flattenAttributes(plain.logRequests[0]!.resourceLogs[0]!.resource.attributes);
   assert.equal(plainResource['k8s.cluster.name'], undefined);
   assert.equal(plainResource['service.name'], 'flowtel');
+});
+
+test('prometheus: target_info shows the transformed resource', async () => {
+  const port = await freePort();
+  const service = await run(`
+receivers: { fake: {} }
+processors: { resource: { attributes: [{ key: k8s.cluster.name, value: east, action: upsert }, { key: host.name, action: delete }] } }
+exporters: { prometheus: { endpoint: "127.0.0.1:${port}" } }
+service: { pipelines: { metrics: { receivers: [fake], processors: [resource], exporters: [prometheus] } } }
+`);
+  fakeReceivers.get('fake')!.send([{ metric: 'tcp_bytes_sent', value: 5, attributes: { 'destination.port': 443 } }]);
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const targetInfo = text.split('\n').find((l) => l.startsWith('target_info{'));
+  assert.ok(targetInfo, text);
+  assert.match(targetInfo, /k8s_cluster_name="east"/);
+  assert.doesNotMatch(targetInfo, /host_name=/);
+  assert.match(targetInfo, /service_name="flowtel"/);
+  assert.match(text, /tcp_bytes_sent_total\{[^}]*destination_port="443"[^}]*\} 5/);
+  await service.shutdown();
 });
 
 test('an exporter listed by pipelines with different resource processors is a config error naming both', () => {
