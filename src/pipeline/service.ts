@@ -25,7 +25,7 @@ import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsP
 import { exporterResource, isResourceTransformer, type ResourceTransformer } from './pipeline-resource';
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
 import { isBatchProcessor } from '../processors/batch';
-import type { LogsRemovalReason, ServiceObserver, ServiceView } from '../telemetry/observer';
+import type { LogsRemovalReason, ProcessorInService, ServiceObserver, ServiceView } from '../telemetry/observer';
 
 /** A pipeline's processors, in order, then its exporters. */
 class ProcessorChain implements MeasurementConsumer {
@@ -177,6 +177,8 @@ interface ReceiverInput {
 /** The pipelines of one config: processors per pipeline, and each receiver's fan-out to them. */
 interface Wiring {
   processors: PipelineProcessor[];
+  /** The same, with the pipeline each is in (for self-telemetry). */
+  processorsInService: ProcessorInService[];
   /** receiver id → its consumers and the filter every pipeline it feeds starts with. */
   receiverInputs: Map<string, ReceiverInput>;
   /** exporter id → most data points per request (batch processors' send_batch_max_size), for every exporter in use. */
@@ -187,6 +189,7 @@ export class Service {
   private exporters = new Map<string, ExporterRuntime>();
   private receivers = new Map<string, ReceiverRuntime>();
   private processors: PipelineProcessor[] = [];
+  private processorsInService: ProcessorInService[] = [];
   private pipelines: ValidatedConfig['pipelines'] = [];
   private started = false;
   private readonly resource = buildResource({});
@@ -201,6 +204,7 @@ export class Service {
     svc.exporters = svc.buildExporters(config, new Map());
     const wiring = svc.wire(config, svc.exporters);
     svc.processors = wiring.processors;
+    svc.processorsInService = wiring.processorsInService;
     applyRequestLimits(svc.exporters, wiring.requestLimits);
     for (const [id, input] of wiring.receiverInputs) svc.receivers.set(id, svc.createReceiver(config, id, input));
     return svc;
@@ -254,6 +258,7 @@ export class Service {
     const logPipelineInputs = new Map<string, LogConsumer>();
     const firstProcessor = new Map<string, { config: unknown; instance: PipelineProcessor }>();
     const processors: PipelineProcessor[] = [];
+    const processorsInService: ProcessorInService[] = [];
     const requestLimits = new Map<string, number | undefined>([...exporters.keys()].map((id) => [id, undefined]));
     const removed: LogsRemoved = (source, count, reason) => this.observer?.logsRemoved?.(source, count, reason);
     for (const p of config.pipelines) {
@@ -265,6 +270,7 @@ export class Service {
         return instance;
       });
       processors.push(...chain);
+      chain.forEach((instance, i) => processorsInService.push({ id: p.processors[i] as string, pipeline: p.id, instance }));
       if (p.signal === 'logs') {
         // Validation admits only exporters and processors whose factory lists `logs`.
         const fanout = new LogFanOut(p.exporters.map((e) => exporters.get(e)!.exporter.logs ?? NO_LOGS));
@@ -292,7 +298,7 @@ export class Service {
         filter: commonFilter(feeds.map((p) => firstProcessor.get(p.id))),
       });
     }
-    return { processors, receiverInputs, requestLimits };
+    return { processors, processorsInService, receiverInputs, requestLimits };
   }
 
   private receiverKey(config: ValidatedConfig, id: string, filter: FilterPushdown | undefined): string {
@@ -375,6 +381,7 @@ export class Service {
     this.exporters = exporters;
     this.receivers = receivers;
     this.processors = wiring.processors;
+    this.processorsInService = wiring.processorsInService;
     this.pipelines = config.pipelines;
     this.observer?.serviceChanged(this.components());
     for (const p of oldProcessors) await p.shutdown().catch(() => undefined);
@@ -409,6 +416,7 @@ export class Service {
       receivers: new Map([...this.receivers].map(([id, rt]) => [id, rt.receiver])),
       exporters: new Map([...this.exporters].map(([id, rt]) => [id, rt.exporter])),
       pipelines: this.pipelines,
+      processors: this.processorsInService,
     };
   }
 

@@ -173,6 +173,23 @@ export class BatchProcessor implements BufferingProcessor {
     readonly config: BatchConfig,
   ) {}
 
+  /** Batches of log records handed on, by trigger (self-telemetry reads it). */
+  get sentBatches(): Record<BatchTrigger, number> {
+    const out: Record<BatchTrigger, number> = { size: 0, timeout: 0, shutdown: 0 };
+    for (const b of this.batchers) for (const t of Object.keys(out) as BatchTrigger[]) out[t] += b.sent[t];
+    return out;
+  }
+
+  /** Log records handed on. */
+  get sentRecords(): number {
+    return this.batchers.reduce((n, b) => n + b.sentRecords, 0);
+  }
+
+  /** Log records held now. */
+  get heldRecords(): number {
+    return this.batchers.reduce((n, b) => n + b.size, 0);
+  }
+
   /** Data points per export request for the pipeline's push exporters (send_batch_max_size), if limited. */
   get maxDataPointsPerRequest(): number | undefined {
     return this.config.send_batch_max_size > 0 ? this.config.send_batch_max_size : undefined;

@@ -26,10 +26,19 @@ export interface PipelineMembers {
   readonly exporters: readonly string[];
 }
 
+/** A processor instance and the pipeline it is in (each pipeline has its own instances). */
+export interface ProcessorInService {
+  readonly id: string;
+  readonly pipeline: string;
+  readonly instance: object;
+}
+
 /** The components in service (only those some pipeline uses). */
 export interface ServiceView {
   readonly receivers: ReadonlyMap<string, MetricsReceiver>;
   readonly exporters: ReadonlyMap<string, MetricsExporter>;
+  /** Processor instances, when the service knows them. */
+  readonly processors?: readonly ProcessorInService[];
   /** The pipelines, when the service knows them (after a reload: the new config's). */
   readonly pipelines?: readonly PipelineMembers[];
 }

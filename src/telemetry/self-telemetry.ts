@@ -21,7 +21,8 @@
  *   flowtel_receiver_{accepted,refused,dropped}_log_records of the receivers
  *   in one, and flowtel_exporter_{sent,send_failed,dropped}_log_records and
  *   flowtel_exporter_log_queue_size of the exporters in one whose logs side
- *   keeps them (otlp, otlphttp).
+ *   keeps them (otlp, otlphttp), and flowtel_processor_batch_* of the batch
+ *   processors in one.
  * - normal (default): flowtel_event_loop_delay (quantiles 0.5, 0.99),
  *   flowtel_receiver_failed_collections.
  * - detailed: flowtel_event_loop_delay also at 0.9 and 1 (the maximum).
@@ -42,7 +43,7 @@ import { InstrumentSink } from '../pipeline/instrument-sink';
 import type { Measurement, MeasurementBatch } from '../pipeline/measurements';
 import type { LogBatch } from '../pipeline/logs';
 import { DEFAULT_METRICS_LEVEL, levelAtLeast, type MetricsLevel } from './levels';
-import type { LogsRemovalReason, PipelineMembers, ServiceObserver, ServiceView } from './observer';
+import type { LogsRemovalReason, PipelineMembers, ProcessorInService, ServiceObserver, ServiceView } from './observer';
 import { EventLoopDelayMonitor, sampleProcess, type ProcessSample } from './process-metrics';
 import { buildResource } from './resource';
 
@@ -83,6 +84,9 @@ const BASIC_METRICS = [
   'flowtel_exporter_send_failed_log_records',
   'flowtel_exporter_dropped_log_records',
   'flowtel_exporter_log_queue_size',
+  'flowtel_processor_batch_sent_batches',
+  'flowtel_processor_batch_sent_log_records',
+  'flowtel_processor_batch_held_log_records',
 ] as const;
 const NORMAL_METRICS = ['flowtel_event_loop_delay', 'flowtel_receiver_failed_collections'] as const;
 
@@ -153,6 +157,7 @@ export class SelfTelemetry implements ServiceObserver {
   private logsReceivers = new Set<string>();
   private logsExporters = new Set<string>();
   private exporters: ReadonlyArray<MetricsExporter> = [];
+  private processors: readonly ProcessorInService[] = [];
   /** Receivers in service (counts of receivers gone after a reload are not reported). */
   private receiverIds: string[] = [];
   private readonly registered = new WeakSet<MeterProvider>();
@@ -194,6 +199,7 @@ export class SelfTelemetry implements ServiceObserver {
   serviceChanged(view: ServiceView): void {
     this.receiverIds = [...view.receivers.keys()];
     this.exporters = [...view.exporters.values()];
+    if (view.processors) this.processors = view.processors;
     if (view.pipelines) {
       const logs = view.pipelines.filter(isLogsPipeline);
       this.logsReceivers = new Set(logs.flatMap((p) => p.receivers));
@@ -290,6 +296,20 @@ export class SelfTelemetry implements ServiceObserver {
         const v = readNumber(e.logs, property);
         if (v !== undefined) out.push({ metric, value: v, attributes: { exporter: e.id } });
       }
+    }
+    for (const p of this.processors) {
+      // batch processors in logs pipelines (duck-typed: sentBatches by trigger, sentRecords, heldRecords).
+      if (p.pipeline.split('/')[0] !== 'logs') continue;
+      const by = (p.instance as { sentBatches?: unknown }).sentBatches;
+      if (by === null || typeof by !== 'object') continue;
+      const attributes = { processor: p.id, pipeline: p.pipeline };
+      for (const [trigger, n] of Object.entries(by as Record<string, unknown>)) {
+        if (typeof n === 'number') out.push({ metric: 'flowtel_processor_batch_sent_batches', value: n, attributes: { ...attributes, trigger } });
+      }
+      const sent = readNumber(p.instance, 'sentRecords');
+      if (sent !== undefined) out.push({ metric: 'flowtel_processor_batch_sent_log_records', value: sent, attributes });
+      const held = readNumber(p.instance, 'heldRecords');
+      if (held !== undefined) out.push({ metric: 'flowtel_processor_batch_held_log_records', value: held, attributes });
     }
     const logReceivers = this.receiverIds.filter((id) => this.logsReceivers.has(id));
     // Records merged from several receivers by a batch processor, then removed: no receiver attribute.

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { ConfigError, loadConfigFromTexts, validateConfig, type ValidatedConfig } from '../../src/config';
 import { exporterFactories } from '../../src/exporters';
+import { extensionFactories, startExtensions } from '../../src/extensions';
 import type { LogBatch, LogConsumer } from '../../src/pipeline/logs';
 import { Service } from '../../src/pipeline/service';
 import { batchProcessorFactory, LogBatcher, processorFactories, type BatchConfig } from '../../src/processors';
@@ -114,6 +115,7 @@ function config(text: string): ValidatedConfig {
     fakeReceiverFactory,
     ...Object.values(exporterFactories),
     ...Object.values(processorFactories),
+    ...Object.values(extensionFactories),
   ] as never[]);
 }
 
@@ -217,4 +219,39 @@ service: { pipelines: { metrics: { receivers: [fake], processors: [batch], expor
   await service.shutdown();
   assert.equal(r.requests.length, 1);
   assert.equal(flattenMetrics(r.requests)[0]?.points.length, 250);
+});
+
+test('self-telemetry: batches handed on by trigger, records handed on and held, per processor and pipeline', async () => {
+  const r = await otlpReceiver();
+  const c = config(`
+receivers: { fake: {} }
+processors: { batch: { send_batch_size: 3, timeout: 1h } }
+exporters: { otlp: { endpoint: "http://${r.endpoint}", export_interval: 1h } }
+service:
+  telemetry: { metrics: { level: basic } }
+  pipelines: { logs/b: { receivers: [fake], processors: [batch], exporters: [otlp] } }
+`);
+  const service = Service.build(c, silentLogger());
+  const running = await startExtensions(c, service, silentLogger());
+  stoppers.push(() => running.shutdown());
+  await service.start();
+  stoppers.push(() => service.shutdown());
+  for (const p of range(1, 7)) fakeReceivers.get('fake')!.emit(logRecord(p));
+  const batchSeries = (): string[] =>
+    running.telemetry
+      .collect()
+      .filter((m) => m.metric.startsWith('flowtel_processor_batch_'))
+      .map((m) => `${m.metric}{${Object.entries(m.attributes).map(([k, v]) => `${k}=${v}`).join(',')}} ${m.value}`)
+      .sort();
+  assert.deepEqual(batchSeries(), [
+    'flowtel_processor_batch_held_log_records{processor=batch,pipeline=logs/b} 1',
+    'flowtel_processor_batch_sent_batches{processor=batch,pipeline=logs/b,trigger=shutdown} 0',
+    'flowtel_processor_batch_sent_batches{processor=batch,pipeline=logs/b,trigger=size} 2',
+    'flowtel_processor_batch_sent_batches{processor=batch,pipeline=logs/b,trigger=timeout} 0',
+    'flowtel_processor_batch_sent_log_records{processor=batch,pipeline=logs/b} 6',
+  ]);
+  await service.shutdown();
+  assert.ok(batchSeries().includes('flowtel_processor_batch_sent_batches{processor=batch,pipeline=logs/b,trigger=shutdown} 1'));
+  assert.ok(batchSeries().includes('flowtel_processor_batch_held_log_records{processor=batch,pipeline=logs/b} 0'));
+  assert.deepEqual(requestSizes(r), [3, 3, 1]);
 });
