@@ -50,6 +50,8 @@ test('config: the Collector\'s defaults; send_batch_max_size below send_batch_si
   assert.deepEqual(batchProcessorFactory.defaultConfig(), { send_batch_size: 8192, timeout: 200, send_batch_max_size: 0 });
   assert.deepEqual(batchConfig({ send_batch_size: 100, timeout: '1s', send_batch_max_size: 150 }), { send_batch_size: 100, timeout: 1000, send_batch_max_size: 150 });
   assert.equal(batchConfig({ timeout: '0s' }).timeout, 0);
+  assert.equal(batchConfig({ timeout: 0 }).timeout, 0, 'a bare 0, as YAML `timeout: 0` gives it (Go takes it too)');
+  assert.throws(() => batchConfig({ timeout: 5 }), /processors\.batch\.timeout: expected a duration with a unit/);
   assert.throws(
     () => batchConfig({ send_batch_size: 100, send_batch_max_size: 50 }),
     (e: unknown) => e instanceof ConfigError && e.message === 'processors.batch.send_batch_max_size: must be 0 (no limit) or at least send_batch_size (100), got 50',
