@@ -14,11 +14,18 @@
  *   Profiler domain, in-process: no debugger port is opened). One at a time
  *   (409 while one runs); closing the request stops it.
  *
+ * - `save_to_file` (the Collector's option): a CPU profile of the agent's
+ *   whole run, started with the extension and written to that file when the
+ *   agent stops. V8 samples every millisecond: the
+ *   profile grows by tens of MB per hour, so use it for bounded runs.
+ *
  * The default endpoint is localhost:1777, as in the Collector: profiles show
  * the agent's memory, which holds addresses and process names, so do not
  * bind it to a public address.
  */
 import { Session } from 'node:inspector/promises';
+import { closeSync, openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getHeapSnapshot } from 'node:v8';
@@ -41,6 +48,11 @@ const PPROF_SCHEMA = {
     },
     description:
       'host:port the HTTP server listens on (port 0: any free port). Serves /debug/pprof/heap (V8 heap snapshot) and /debug/pprof/profile?seconds=N (CPU profile). Keep it on localhost: profiles show the agent\'s memory.',
+  },
+  save_to_file: {
+    type: 'string',
+    description:
+      'Write a CPU profile of the whole run (.cpuprofile JSON) to this file when the agent stops; profiling starts with the extension. Grows by tens of MB per hour: for bounded runs.',
   },
 } as const satisfies Schema;
 
@@ -84,6 +96,38 @@ function createPprof(config: PprofConfig, ctx: ExtensionContext): PprofExtension
   let bound: HostPort = address;
   /** The CPU profile being taken: stop() ends it early (request closed, shutdown). */
   let profiling: { stop: () => void } | undefined;
+  /** The whole-run profile of save_to_file. */
+  let runProfile: Session | undefined;
+
+  const startRunProfile = async (file: string): Promise<void> => {
+    // Fail at start, with the option's name, rather than lose the profile at the end.
+    try {
+      closeSync(openSync(file, 'w'));
+    } catch (error) {
+      throw new Error(`extension ${ctx.id}: save_to_file: cannot write ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    runProfile = session;
+    ctx.logger.info({ file }, `extension ${ctx.id}: profiling the CPU until the agent stops`);
+  };
+
+  const saveRunProfile = async (file: string): Promise<void> => {
+    const session = runProfile;
+    if (!session) return;
+    runProfile = undefined;
+    try {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(file, JSON.stringify(profile));
+      ctx.logger.info({ file }, `extension ${ctx.id}: CPU profile of the run written to ${file}`);
+    } catch (error) {
+      ctx.logger.error({ err: error, file }, `extension ${ctx.id}: writing save_to_file failed`);
+    } finally {
+      session.disconnect();
+    }
+  };
 
   const text = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void => {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(body);
@@ -175,6 +219,14 @@ function createPprof(config: PprofConfig, ctx: ExtensionContext): PprofExtension
       } catch (error) {
         throw new Error(listenErrorMessage(ctx.id, formatHostPort(address), error), { cause: error });
       }
+      if (config.save_to_file !== undefined) {
+        try {
+          await startRunProfile(config.save_to_file);
+        } catch (error) {
+          await new Promise<void>((resolve) => s.close(() => resolve()));
+          throw error;
+        }
+      }
       s.on('error', (error) => ctx.logger.error({ err: error }, `extension ${ctx.id}: server error`));
       server = s;
       bound = { host: address.host, port: (s.address() as AddressInfo).port };
@@ -185,6 +237,7 @@ function createPprof(config: PprofConfig, ctx: ExtensionContext): PprofExtension
       if (!s) return;
       server = undefined;
       profiling?.stop();
+      if (config.save_to_file !== undefined) await saveRunProfile(config.save_to_file);
       await new Promise<void>((resolve) => {
         s.close(() => resolve());
         s.closeAllConnections();

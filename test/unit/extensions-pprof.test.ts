@@ -4,7 +4,10 @@
  * server bound where the config says.
  */
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, test } from 'node:test';
 import { ConfigError } from '../../src/config';
 import { DEFAULT_PPROF_ENDPOINT, pprofExtensionFactory, profileSeconds, type PprofExtension } from '../../src/extensions';
@@ -16,8 +19,8 @@ afterEach(async () => {
   for (const s of stops.splice(0).reverse()) await s();
 });
 
-async function pprof(endpoint = '127.0.0.1:0'): Promise<PprofExtension> {
-  const config = pprofExtensionFactory.validate({ endpoint }, 'extensions.pprof');
+async function pprof(endpoint = '127.0.0.1:0', extra: Record<string, unknown> = {}): Promise<PprofExtension> {
+  const config = pprofExtensionFactory.validate({ endpoint, ...extra }, 'extensions.pprof');
   const ext = pprofExtensionFactory.create(config, { id: 'pprof', logger: silentLogger(), host: { health: () => ({}) as HealthReport } }) as PprofExtension;
   await ext.start();
   stops.push(() => ext.shutdown());
@@ -148,4 +151,30 @@ test('/debug/pprof/profile?seconds=1 is a CPU profile of about one second; one a
   assert.ok(profile.nodes.some((n) => n.callFrame.functionName === 'flowtelBusyLoop'), 'the busy function was sampled');
   // Free again once it is done.
   assert.equal((await get(`${ext.url}profile?seconds=abc`)).status, 400);
+});
+
+test('save_to_file: a CPU profile of the whole run is written when the extension stops; an unwritable file fails the start', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowtel-pprof-'));
+  stops.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'run.cpuprofile');
+  const ext = await pprof('127.0.0.1:0', { save_to_file: file });
+  const deadline = Date.now() + 200;
+  function flowtelWholeRunLoop(): number {
+    let x = 0;
+    while (Date.now() < deadline) x += Math.sqrt(x + 1);
+    return x;
+  }
+  flowtelWholeRunLoop();
+  // The endpoint works meanwhile (a second, concurrent profiler session).
+  const res = await get(`${ext.url}profile?seconds=1`);
+  assert.equal(res.status, 200);
+  await ext.shutdown();
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Array<{ callFrame: { functionName: string } }>; startTime: number; endTime: number };
+  assert.ok(profile.nodes.some((n) => n.callFrame.functionName === 'flowtelWholeRunLoop'));
+  assert.ok(profile.endTime - profile.startTime >= 1_000_000, 'covers the whole run (more than the 1 s profile inside it)');
+
+  const config = pprofExtensionFactory.validate({ endpoint: '127.0.0.1:0', save_to_file: path.join(dir, 'missing', 'x.cpuprofile') }, 'extensions.pprof');
+  const bad = pprofExtensionFactory.create(config, { id: 'pprof', logger: silentLogger(), host: { health: () => ({}) as HealthReport } });
+  await assert.rejects(bad.start(), /extension pprof: save_to_file: cannot write .*missing\/x\.cpuprofile: ENOENT/);
+  assert.equal(existsSync(path.join(dir, 'missing')), false);
 });
