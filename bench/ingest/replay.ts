@@ -9,14 +9,15 @@
  *
  * Prints µs of CPU per record and per connection, and heap/RSS.
  */
-import { MeterProvider, MetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, MetricReader, AggregationTemporality, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { decodeConnRecords, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
+import { FlowHistograms } from '../../src/pipeline/flow-histograms';
 
 class ManualReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  constructor(metricProducers: MetricProducer[]) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
   }
   protected async onForceFlush(): Promise<void> {}
   protected async onShutdown(): Promise<void> {}
@@ -81,9 +82,13 @@ function second(s: number): Buffer[] {
 }
 
 async function main(): Promise<void> {
-  const reader = new ManualReader();
+  // As the service wires an exporter: histograms kept by flowtel unless SDK_HISTOGRAMS=1.
+  const sdkHistograms = process.env.SDK_HISTOGRAMS === '1';
+  const histograms = new FlowHistograms(100_000);
+  const reader = new ManualReader(sdkHistograms ? [] : [histograms]);
+  histograms.bind(reader);
   const provider = new MeterProvider({ readers: [reader] });
-  const sink = new InstrumentSink(provider.getMeter('flowtel'));
+  const sink = new InstrumentSink(provider.getMeter('flowtel'), sdkHistograms ? undefined : histograms);
   const tracker = new TcpConnectionTracker();
   const traffic = Array.from({ length: 4 }, (_, s) => second(s));
   let records = 0;
