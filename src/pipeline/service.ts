@@ -13,6 +13,7 @@ import type { Resource } from '@opentelemetry/resources';
 import {
   isBufferingProcessor,
   type ComponentContext,
+  type ExporterContext,
   type MetricsExporter,
   type MetricsProcessor,
   type MetricsReceiver,
@@ -20,6 +21,7 @@ import {
   type ReceiverContext,
 } from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
+import { FlowHistograms, FLOWTEL_SCOPE } from './flow-histograms';
 import type { MeasurementBatch, MeasurementConsumer } from './measurements';
 import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsProcessor } from './logs';
 import { exporterResource, isResourceTransformer, type ResourceTransformer } from './pipeline-resource';
@@ -229,14 +231,18 @@ export class Service {
         continue;
       }
       const resource = this.exporterResource(config, resourceIds);
-      const exporter = c.factory.create(c.config, this.ctx(id, 'exporter')) as MetricsExporter;
+      // Histograms are kept by flowtel (flow-histograms.ts) and collected by the exporter's reader.
+      const histograms = new FlowHistograms(DEFAULT_CARDINALITY_LIMIT);
+      const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [histograms] };
+      const exporter = c.factory.create(c.config, ctx) as MetricsExporter;
+      histograms.bind(exporter.reader);
       exporter.logs?.useResource(resource);
       const provider = new MeterProvider({
         resource,
         readers: [exporter.reader],
         views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
       });
-      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter('flowtel')), configKey });
+      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter(FLOWTEL_SCOPE.name), histograms), configKey });
       this.observer?.exporterCreated(exporter, provider);
     }
     return out;

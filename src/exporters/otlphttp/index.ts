@@ -10,7 +10,7 @@
  * a batch processor made them), each batch one request.
  */
 import { describeSchema, validateObject } from '../../config/schema';
-import type { ComponentContext, ComponentFactory } from '../../pipeline/component';
+import type { ComponentFactory, ExporterContext } from '../../pipeline/component';
 import { FLOWTEL_VERSION } from '../../telemetry/resource';
 import { DEFAULT_EXPORT_INTERVAL_MS, exportIntervalFromEnv, temporalitySelector } from '../otlp-env';
 import { queuedPushExporter, type QueuedMetricsExporter } from '../retry';
@@ -32,7 +32,7 @@ export {
 
 export type OtlpHttpMetricsExporter = QueuedMetricsExporter;
 
-function createOtlpHttpExporter(config: OtlpHttpExporterConfig, ctx: ComponentContext, env: NodeJS.ProcessEnv = process.env): OtlpHttpMetricsExporter {
+function createOtlpHttpExporter(config: OtlpHttpExporterConfig, ctx: ExporterContext, env: NodeJS.ProcessEnv = process.env): OtlpHttpMetricsExporter {
   const path = `exporters.${ctx.id}`;
   const resolved = resolveOtlpHttp(config, path, env);
   const forLogs = resolveOtlpHttp(config, path, env, 'LOGS');
