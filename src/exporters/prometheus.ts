@@ -29,7 +29,7 @@
  *   the server is flowtel's own, the SDK only renders the scrape.
  */
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import type { ComponentContext, ComponentFactory, MetricsExporter } from '../pipeline/component';
+import type { ComponentFactory, ExporterContext, MetricsExporter } from '../pipeline/component';
 import type { Server } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigErrorList } from '../config/errors';
@@ -141,7 +141,7 @@ function validatePrometheusConfig(raw: unknown, path: string): PrometheusExporte
   return config;
 }
 
-function createPrometheusExporter(config: PrometheusExporterConfig, ctx: ComponentContext): PrometheusMetricsExporter {
+function createPrometheusExporter(config: PrometheusExporterConfig, ctx: ExporterContext): PrometheusMetricsExporter {
   const security = httpServerSecurity(config.tls, config.auth, `exporters.${ctx.id}`);
   const scheme = schemeOf(security);
   const address = prometheusListenAddress(config);
@@ -158,6 +158,7 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Compone
     withoutTargetInfo: config.without_target_info,
     ...(withResourceConstantLabels ? { withResourceConstantLabels } : {}),
     preventServerStart: true,
+    metricProducers: ctx.metricProducers,
   });
   const urlHost = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
   let server: Server | undefined;
