@@ -26,11 +26,13 @@
 import { Session } from 'node:inspector/promises';
 import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getHeapSnapshot } from 'node:v8';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { formatHostPort, parseHostPort, type HostPort } from '../exporters/endpoint';
+import { ConfigErrorList } from '../config/errors';
+import { HTTP_SERVER_AUTH_OPTION, HTTP_SERVER_TLS_OPTION, checkHttpServerSecurity, createSecureServer, httpServerSecurity, schemeOf } from '../util/http-server';
 import type { Extension, ExtensionContext, ExtensionFactory } from './extension';
 
 export const DEFAULT_PPROF_ENDPOINT = 'localhost:1777';
@@ -54,6 +56,8 @@ const PPROF_SCHEMA = {
     description:
       'Write a CPU profile of the whole run (.cpuprofile JSON) to this file when the agent stops; profiling starts with the extension. Grows by tens of MB per hour: for bounded runs.',
   },
+  tls: HTTP_SERVER_TLS_OPTION,
+  auth: HTTP_SERVER_AUTH_OPTION,
 } as const satisfies Schema;
 
 export type PprofConfig = SchemaValue<typeof PPROF_SCHEMA>;
@@ -90,7 +94,17 @@ function listenErrorMessage(id: string, address: string, error: unknown): string
   return `${base}: ${error instanceof Error ? error.message : String(error)}`;
 }
 
+function validatePprof(raw: unknown, path: string): PprofConfig {
+  const config = validateObject(raw, path, PPROF_SCHEMA);
+  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  return config;
+}
+
 function createPprof(config: PprofConfig, ctx: ExtensionContext): PprofExtension {
+  // A heap snapshot holds everything in the agent's memory, secrets included: tls and auth as for the other endpoints.
+  const security = httpServerSecurity(config.tls, config.auth, `extensions.${ctx.id}`);
   const address = parseHostPort(config.endpoint, { allowPortZero: true }) as HostPort;
   let server: Server | undefined;
   let bound: HostPort = address;
@@ -197,7 +211,7 @@ function createPprof(config: PprofConfig, ctx: ExtensionContext): PprofExtension
 
   const url = (): string => {
     const host = bound.host === '0.0.0.0' || bound.host === '::' ? '127.0.0.1' : bound.host;
-    return `http://${formatHostPort({ host, port: bound.port })}${PPROF_PATH}`;
+    return `${schemeOf(security)}://${formatHostPort({ host, port: bound.port })}${PPROF_PATH}`;
   };
 
   return {
@@ -207,7 +221,7 @@ function createPprof(config: PprofConfig, ctx: ExtensionContext): PprofExtension
     },
     async start() {
       if (server) return;
-      const s = createServer(handle);
+      const s = createSecureServer(security, handle);
       try {
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
@@ -252,6 +266,6 @@ export const pprofExtensionFactory: ExtensionFactory<PprofConfig> = {
   stability: 'development',
   options: describeSchema(PPROF_SCHEMA),
   defaultConfig: () => validateObject(undefined, '', PPROF_SCHEMA),
-  validate: (raw, path) => validateObject(raw, path, PPROF_SCHEMA),
+  validate: validatePprof,
   create: createPprof,
 };

@@ -47,7 +47,7 @@ function get(url: string, method = 'GET'): Promise<Response> {
 
 test('config: default endpoint localhost:1777 as in the Collector; bad endpoints and unknown options are errors', () => {
   assert.equal(DEFAULT_PPROF_ENDPOINT, 'localhost:1777');
-  assert.deepEqual(pprofExtensionFactory.defaultConfig(), { endpoint: 'localhost:1777' });
+  assert.deepEqual(pprofExtensionFactory.defaultConfig(), { endpoint: 'localhost:1777', tls: { min_version: '1.2' }, auth: { basic: {} } });
   assert.throws(() => pprofExtensionFactory.validate({ endpoint: 'nope' }, 'extensions.pprof'), (e: unknown) => e instanceof ConfigError && /extensions\.pprof\.endpoint: expected host:port/.test(e.message));
   assert.throws(
     () => pprofExtensionFactory.validate({ block_profile_fraction: 1 }, 'extensions.pprof'),

@@ -12,6 +12,7 @@ import { afterEach, before, describe, test } from 'node:test';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { prometheusExporterFactory, type PrometheusMetricsExporter } from '../../src/exporters';
 import { healthCheckExtensionFactory, type HealthCheckExtension } from '../../src/extensions/health-check';
+import { pprofExtensionFactory, type PprofExtension } from '../../src/extensions/pprof';
 import { ConfigError } from '../../src/pipeline/component';
 import { freePort } from '../helpers/e2e';
 import { captureLogger } from '../helpers/capture-logger';
@@ -137,6 +138,25 @@ describe('TLS', { skip: !haveOpenssl() && 'openssl not installed' }, () => {
     const ok = await get(health.url, { ca: server.cert, headers: { authorization: 'Bearer s3cr3t-token' } });
     assert.equal(ok.status, 200);
     assert.match(ok.body, /Server available/);
+  });
+});
+
+describe('pprof', () => {
+  test('pprof (heap snapshots hold secrets) over HTTPS with basic auth: 401 without credentials, the index with them', { skip: !haveOpenssl() && 'openssl not installed' }, async () => {
+    const { logger } = captureLogger();
+    const config = pprofExtensionFactory.validate(
+      { endpoint: '127.0.0.1:0', tls: { cert_file: server.certFile, key_file: server.keyFile }, auth: { basic: { username: 'ops', password: 'pprof-pass' } } },
+      'extensions.pprof',
+    );
+    const ext = pprofExtensionFactory.create(config, { id: 'pprof', logger, host: { health: () => ({}) as never } }) as PprofExtension;
+    await ext.start();
+    cleanups.push(() => ext.shutdown());
+    assert.match(ext.url, /^https:\/\/127\.0\.0\.1:\d+\/debug\/pprof\/$/);
+    assert.equal((await get(ext.url, { ca: server.cert })).status, 401);
+    const ok = await get(ext.url, { ca: server.cert, headers: basic('ops', 'pprof-pass') });
+    assert.equal(ok.status, 200);
+    assert.match(ok.body, /heap/);
+    assert.throws(() => pprofExtensionFactory.validate({ auth: { basic: { password: 'x' } } }, 'extensions.pprof'), /extensions\.pprof\.auth\.basic\.username/);
   });
 });
 
