@@ -34,6 +34,7 @@ export { parseCidr, parseIp, cidrContains, formatIp, type Cidr, type IpAddress }
 /** type → factory, for the processors section of the component registry. */
 export { memoryLimiterProcessorFactory, MemoryLimiterProcessor, availableMemory, type MemoryLimiterConfig } from './memory_limiter';
 import { memoryLimiterProcessorFactory } from './memory_limiter';
+import { netenrichProcessorFactories } from './netenrich';
 
 export const processorFactories: Readonly<Record<string, ProcessorFactory<unknown>>> = {
   [filterProcessorFactory.type]: filterProcessorFactory,
@@ -41,4 +42,5 @@ export const processorFactories: Readonly<Record<string, ProcessorFactory<unknow
   [aggregateProcessorFactory.type]: aggregateProcessorFactory,
   [attributesProcessorFactory.type]: attributesProcessorFactory,
   [memoryLimiterProcessorFactory.type]: memoryLimiterProcessorFactory,
+  ...Object.fromEntries(netenrichProcessorFactories.map((f) => [f.type, f])),
 };
