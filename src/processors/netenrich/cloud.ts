@@ -7,7 +7,11 @@
  * written in the config (`attributes`), added to every measurement.
  *
  * Detection runs once, at start: every detector in `detectors` at once, all
- * cut off at `timeout`, so start-up waits at most `timeout`. For each
+ * cut off at `timeout`, so start-up waits at most `timeout`. The default,
+ * `auto`, asks only the metadata service of the cloud the machine's firmware
+ * names (./cloud/dmi.ts: a few files under /sys/class/dmi/id, no network);
+ * on a machine that is not a cloud VM nothing is asked and start-up does not
+ * wait at all. For each
  * attribute the first detector in `detectors` order that found it wins;
  * `attributes` from the config win over detection. Nothing found is not an
  * error: the processor then adds only the configured attributes and logs
@@ -25,6 +29,7 @@ import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/componen
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
 import { throwIfErrors, withMeasurements } from '../common';
 import { DEFAULT_METADATA_ENDPOINT, detectCloud, DETECTOR_NAMES, type CloudAttributes, type DetectionResult, type DetectorName } from './cloud/detectors';
+import { cloudFromDmi } from './cloud/dmi';
 
 const endpointOption = (provider: string) =>
   ({
@@ -37,8 +42,9 @@ const endpointOption = (provider: string) =>
 const cloudSchema = {
   detectors: {
     type: 'string[]',
-    default: [...DETECTOR_NAMES],
-    description: 'Metadata services to ask, among ec2, gcp, azure; all are asked at once, and for each attribute the first in this order that found it wins. [] asks none (only attributes).',
+    default: ['auto'],
+    description:
+      'Metadata services to ask, among ec2, gcp, azure, and auto: the one of the cloud the machine\'s firmware names (DMI: /sys/class/dmi/id), none on a machine that is not a cloud VM (nothing is asked, start-up does not wait). All are asked at once; for each attribute the first in this order that found it wins. [] asks none (only attributes).',
   },
   timeout: {
     type: 'duration',
@@ -67,29 +73,41 @@ const cloudSchema = {
 } as const satisfies Schema;
 
 type RawCloudConfig = SchemaValue<typeof cloudSchema>;
-export type CloudConfig = Omit<RawCloudConfig, 'detectors'> & { readonly detectors: DetectorName[] };
+export type DetectorChoice = DetectorName | 'auto';
+export type CloudConfig = Omit<RawCloudConfig, 'detectors'> & { readonly detectors: DetectorChoice[] };
+const CHOICES: readonly string[] = [...DETECTOR_NAMES, 'auto'];
 
 export function validateCloudConfig(raw: unknown, path: string): CloudConfig {
   const v = validateObject(raw, path, cloudSchema);
   const errors: ConfigError[] = [];
   const seen = new Set<string>();
   v.detectors.forEach((d, i) => {
-    if (!(DETECTOR_NAMES as readonly string[]).includes(d)) errors.push(new ConfigError(childPath(childPath(path, 'detectors'), String(i)), `unknown detector "${d}" (known: ${DETECTOR_NAMES.join(', ')})`));
+    if (!CHOICES.includes(d)) errors.push(new ConfigError(childPath(childPath(path, 'detectors'), String(i)), `unknown detector "${d}" (known: ${CHOICES.join(', ')})`));
     else if (seen.has(d)) errors.push(new ConfigError(childPath(childPath(path, 'detectors'), String(i)), `detector "${d}" is listed twice`));
     seen.add(d);
   });
   throwIfErrors(errors, path);
-  return { ...v, detectors: v.detectors as DetectorName[] };
+  return { ...v, detectors: v.detectors as DetectorChoice[] };
+}
+
+/** The detectors to run: `auto` becomes the one DMI names (or none), duplicates go. */
+export function resolveDetectors(choices: readonly DetectorChoice[], dmi: () => DetectorName | undefined = () => cloudFromDmi()): DetectorName[] {
+  const out: DetectorName[] = [];
+  for (const c of choices) {
+    const d = c === 'auto' ? dmi() : c;
+    if (d !== undefined && !out.includes(d)) out.push(d);
+  }
+  return out;
 }
 
 /** Detections in flight or done, by config: pipelines listing the same `cloud` ask once. */
 const detections = new Map<string, Promise<DetectionResult>>();
 
-function detectOnce(config: CloudConfig): Promise<DetectionResult> {
-  const key = JSON.stringify([config.detectors, config.endpoints, config.timeout]);
+function detectOnce(detectors: DetectorName[], config: CloudConfig): Promise<DetectionResult> {
+  const key = JSON.stringify([detectors, config.endpoints, config.timeout]);
   let p = detections.get(key);
   if (!p) {
-    p = detectCloud(config.detectors, config.endpoints, config.timeout);
+    p = detectCloud(detectors, config.endpoints, config.timeout);
     detections.set(key, p);
     // Only a success is kept: a metadata service that was down is asked again at the next start (reload).
     void p.then((r) => {
@@ -109,8 +127,15 @@ export class CloudProcessor implements MetricsProcessor {
     readonly id: string,
     readonly config: CloudConfig,
     private readonly logger?: Logger,
+    /** Which cloud the firmware names (tests give their own). */
+    private readonly dmi: () => DetectorName | undefined = () => cloudFromDmi(),
   ) {
     this.attributes = { ...config.attributes };
+  }
+
+  /** The detectors start() runs (after resolving `auto`). */
+  get detectors(): DetectorName[] {
+    return resolveDetectors(this.config.detectors, this.dmi);
   }
 
   /** The attributes added to every measurement. */
@@ -119,8 +144,12 @@ export class CloudProcessor implements MetricsProcessor {
   }
 
   async start(): Promise<void> {
-    if (this.config.detectors.length > 0) {
-      const r = await detectOnce(this.config);
+    const detectors = this.detectors;
+    if (detectors.length === 0 && this.config.detectors.includes('auto')) {
+      this.logger?.debug(`${this.id}: the firmware (DMI) names no cloud: no metadata service asked`);
+    }
+    if (detectors.length > 0) {
+      const r = await detectOnce(detectors, this.config);
       this.detection = r;
       this.attributes = { ...r.attributes, ...this.config.attributes };
       if (r.found.length > 0) this.logger?.info({ detectors: r.found, attributes: this.attributes }, `${this.id}: running on ${this.attributes['cloud.provider'] ?? r.found.join(', ')}`);

@@ -7,8 +7,8 @@
  *   `GET /latest/dynamic/instance-identity/document` with the token in
  *   `X-aws-ec2-metadata-token`. IMDSv1 (no token) is not used. In a container
  *   on EC2 the token's PUT needs an instance hop limit of 2 or more.
- * - `gcp`: `GET /computeMetadata/v1/instance/?recursive=true` and
- *   `/computeMetadata/v1/project/project-id` with `Metadata-Flavor: Google`;
+ * - `gcp`: `GET /computeMetadata/v1/instance/?recursive=true`, `/instance/id`
+ *   and `/computeMetadata/v1/project/project-id` with `Metadata-Flavor: Google`;
  *   the answer must carry the same header back (anything else is not GCP).
  * - `azure`: `GET /metadata/instance/compute?api-version=2021-12-13&format=json`
  *   with `Metadata: true`.
@@ -73,11 +73,13 @@ const ec2: Detector = async (endpoint, signal) => {
 
 const gcp: Detector = async (endpoint, signal) => {
   const headers = { 'Metadata-Flavor': 'Google' };
-  const [instance, project] = await Promise.all([
+  // The instance id is a 64-bit number: read as text (JSON.parse would round it).
+  const [instance, id, project] = await Promise.all([
     httpRequest(url(endpoint, '/computeMetadata/v1/instance/?recursive=true&alt=json'), { headers, signal }),
+    httpRequest(url(endpoint, '/computeMetadata/v1/instance/id'), { headers, signal }),
     httpRequest(url(endpoint, '/computeMetadata/v1/project/project-id'), { headers, signal }),
   ]);
-  for (const r of [instance, project]) {
+  for (const r of [instance, id, project]) {
     if (r.status !== 200) throw new Error(`metadata server answered HTTP ${r.status}`);
     if (r.headers['metadata-flavor'] !== 'Google') throw new Error('the answer has no "Metadata-Flavor: Google" header: not a GCP metadata server');
   }
@@ -88,7 +90,7 @@ const gcp: Detector = async (endpoint, signal) => {
   put(out, 'cloud.availability_zone', zone);
   if (zone && /-[a-z]$/.test(zone)) out['cloud.region'] = zone.replace(/-[a-z]$/, '');
   put(out, 'cloud.account.id', project.body.trim());
-  put(out, 'host.id', d.id);
+  if (/^\d+$/.test(id.body.trim())) out['host.id'] = id.body.trim();
   put(out, 'host.name', d.name);
   put(out, 'host.type', typeof d.machineType === 'string' ? d.machineType.split('/').pop() : undefined);
   if (out['host.id'] === undefined) throw new Error('instance metadata has no id');
