@@ -8,7 +8,7 @@
  * `destination.cloud.provider`, `destination.cloud.region` and
  * `destination.cloud.service` (S3, DYNAMODB, AzureStorage, ...; none for a
  * catch-all range such as AWS's `AMAZON`). Provider and region are not
- * overwritten when a processor before (`zone`) set them.
+ * overwritten when a processor before set them (the subnet table of `zone`, if it runs first).
  *
  * With `scope: true`, `destination.network.scope` is `cloud` for an address in
  * a provider range and otherwise its address class (./scope.ts): `external`

@@ -3,8 +3,9 @@
  * (availability zones of both ends, cross-AZ bytes and cost), `nat`
  * (destination NAT from conntrack) and `cloud_services` (provider IP ranges,
  * network scope). Recommended order in a pipeline:
- * `[nat, k8s, cloud, zone, cloud_services]` — nat first so the others name
- * the real backend, cloud before zone so zone knows the local zone.
+ * `[nat, k8s, cloud, cloud_services, zone]` — nat first so the others name
+ * the real backend, cloud before zone so zone knows the local zone, zone
+ * last so its cross-AZ metrics carry the names the others found.
  */
 import type { ProcessorFactory } from '../../pipeline/component';
 import { cloudProcessorFactory } from './cloud';
