@@ -176,6 +176,17 @@ test('UDP to a DNATed address: translated as well', async () => {
   net.exec(C, 'nft', ['delete', 'table', 'ip', 'ennat3']);
 });
 
+test('pipelines listing the same nat share one watcher; it stops with the last of them', async () => {
+  const config = natProcessorFactory.validate({ refresh_interval: '1h' }, 'processors.nat');
+  const other = natProcessorFactory.create(config, { id: 'nat', logger: (await import('pino')).default({ level: 'warn' }) }) as NatProcessor;
+  assert.equal(other.watcher, nat.watcher);
+  await other.start();
+  const namespaces = nat.watcher.namespaceCount;
+  assert.ok(namespaces >= 3, `reads the test namespaces and its own (${namespaces})`);
+  await other.shutdown();
+  assert.equal(nat.watcher.namespaceCount, namespaces, 'still running for the first pipeline');
+});
+
 test('the processor counts what it learned', () => {
   const batch = nat.process({ timeMs: Date.now(), measurements: [], gaugesReplaced: [] });
   const learned = nat.watcher.counters.eventEntries + nat.watcher.counters.dumpEntries;

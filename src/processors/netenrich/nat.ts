@@ -77,6 +77,9 @@ interface Enriched {
   readonly attributes: FlowAttributes;
 }
 
+/** Watchers by config, shared by the pipelines that list the same `nat`. */
+const watchers = new Map<string, { watcher: ConntrackWatcher; users: number; starting: Promise<void> | undefined }>();
+
 export class NatProcessor implements MetricsProcessor {
   readonly watcher: ConntrackWatcher;
   private readonly enriched = new WeakMap<FlowAttributes, Enriched>();
@@ -84,29 +87,60 @@ export class NatProcessor implements MetricsProcessor {
   /** Flows whose connections went to several backends (no translation given). */
   ambiguous = 0;
 
+  private readonly key: string;
+  private started = false;
+
   constructor(
     readonly id: string,
     readonly config: NatConfig,
     logger?: Logger,
-    namespaces?: () => Map<number, string>,
   ) {
-    this.watcher = new ConntrackWatcher({
-      allNamespaces: config.all_network_namespaces,
-      refreshMs: config.refresh_interval,
-      pollMs: config.poll_interval,
-      eventBufferBytes: config.event_buffer_size,
-      maxEntries: config.max_entries,
-      logger,
-      namespaces,
-    });
+    // Pipelines listing the same `nat` share one watcher (one set of sockets, one table).
+    this.key = JSON.stringify(config);
+    let shared = watchers.get(this.key);
+    if (!shared) {
+      shared = {
+        watcher: new ConntrackWatcher({
+          allNamespaces: config.all_network_namespaces,
+          refreshMs: config.refresh_interval,
+          pollMs: config.poll_interval,
+          eventBufferBytes: config.event_buffer_size,
+          maxEntries: config.max_entries,
+          logger,
+        }),
+        users: 0,
+        starting: undefined,
+      };
+      watchers.set(this.key, shared);
+    }
+    this.watcher = shared.watcher;
   }
 
   async start(): Promise<void> {
-    await this.watcher.start();
+    const shared = watchers.get(this.key);
+    if (!shared || shared.watcher !== this.watcher || this.started) return;
+    shared.users++;
+    this.started = true;
+    if (shared.users === 1) shared.starting = this.watcher.start();
+    try {
+      await shared.starting;
+    } catch (e) {
+      shared.users--;
+      this.started = false;
+      if (shared.users === 0) watchers.delete(this.key);
+      throw e;
+    }
   }
 
   async shutdown(): Promise<void> {
-    this.watcher.stop();
+    if (!this.started) return;
+    this.started = false;
+    const shared = watchers.get(this.key);
+    if (!shared || shared.watcher !== this.watcher) return;
+    if (--shared.users === 0) {
+      this.watcher.stop();
+      watchers.delete(this.key);
+    }
   }
 
   process(batch: MeasurementBatch): MeasurementBatch {
