@@ -5,10 +5,11 @@
  * One hash table per prefix length in use (Waldvogel's "binary search on
  * prefix lengths" without the binary search): a lookup masks the address to
  * each length present, longest first, and probes that length's Map. IPv4 keys
- * are the masked address as an unsigned 32-bit number; IPv6 keys are the
- * masked bytes as a latin1 string. A real table uses a few dozen distinct
- * lengths, so a lookup is at most that many Map probes, and memory is one Map
- * entry per prefix.
+ * are the prefix's bits as a number (`address >>> (32 - length)`, a small
+ * integer V8 hashes fast); IPv6 keys are the prefix's hex digits (the last
+ * one masked), cut from one hex string made per lookup. A real table uses a
+ * few dozen distinct lengths, so a lookup is at most that many Map probes,
+ * and memory is one Map entry per prefix. bench/ranges.mjs measures it.
  */
 import { parseIp, type Cidr, type IpAddress } from '../../util/ip';
 
@@ -16,8 +17,9 @@ export class PrefixTable<V> {
   /** prefix length → (masked key → value), for each family. */
   private readonly v4 = new Map<number, Map<number, V>>();
   private readonly v6 = new Map<number, Map<string, V>>();
-  private v4Lengths: number[] = [];
-  private v6Lengths: number[] = [];
+  /** The same maps as [length, map], longest first: what a lookup walks. */
+  private v4Order: Array<readonly [number, Map<number, V>]> = [];
+  private v6Order: Array<readonly [number, Map<string, V>]> = [];
   private count = 0;
 
   get size(): number {
@@ -34,7 +36,7 @@ export class PrefixTable<V> {
       if (!byKey) {
         byKey = new Map();
         this.v4.set(cidr.prefixLength, byKey);
-        this.v4Lengths = [...this.v4.keys()].sort((a, b) => b - a);
+        this.v4Order = [...this.v4.entries()].sort((a, b) => b[0] - a[0]);
       }
       const key = v4Key(cidr.bytes, cidr.prefixLength);
       const old = byKey.get(key);
@@ -45,9 +47,9 @@ export class PrefixTable<V> {
       if (!byKey) {
         byKey = new Map();
         this.v6.set(cidr.prefixLength, byKey);
-        this.v6Lengths = [...this.v6.keys()].sort((a, b) => b - a);
+        this.v6Order = [...this.v6.entries()].sort((a, b) => b[0] - a[0]);
       }
-      const key = v6Key(cidr.bytes, cidr.prefixLength);
+      const key = v6Key(hexOf(cidr.bytes), cidr.prefixLength);
       const old = byKey.get(key);
       if (old === undefined) this.count++;
       byKey.set(key, old !== undefined && merge ? merge(old, value) : value);
@@ -59,15 +61,19 @@ export class PrefixTable<V> {
     if (address.family === 4) {
       const b = address.bytes;
       const whole = (((b[0] as number) << 24) | ((b[1] as number) << 16) | ((b[2] as number) << 8) | (b[3] as number)) >>> 0;
-      for (const length of this.v4Lengths) {
-        const key = length === 0 ? 0 : (whole & (0xffffffff << (32 - length))) >>> 0;
-        const hit = this.v4.get(length)!.get(key);
+      const order = this.v4Order;
+      for (let i = 0; i < order.length; i++) {
+        const [length, byKey] = order[i]!;
+        const hit = byKey.get(length === 0 ? 0 : whole >>> (32 - length));
         if (hit !== undefined) return hit;
       }
       return undefined;
     }
-    for (const length of this.v6Lengths) {
-      const hit = this.v6.get(length)!.get(v6Key(address.bytes, length));
+    const hex = hexOf(address.bytes);
+    const order = this.v6Order;
+    for (let i = 0; i < order.length; i++) {
+      const [length, byKey] = order[i]!;
+      const hit = byKey.get(v6Key(hex, length));
       if (hit !== undefined) return hit;
     }
     return undefined;
@@ -80,16 +86,26 @@ export class PrefixTable<V> {
   }
 }
 
+/** The first `length` bits as a number: below 2^30 (a V8 small integer) up to /30. */
 function v4Key(bytes: Uint8Array, length: number): number {
+  if (length === 0) return 0;
   const whole = (((bytes[0] as number) << 24) | ((bytes[1] as number) << 16) | ((bytes[2] as number) << 8) | (bytes[3] as number)) >>> 0;
-  return length === 0 ? 0 : (whole & (0xffffffff << (32 - length))) >>> 0;
+  return whole >>> (32 - length);
 }
 
-function v6Key(bytes: Uint8Array, length: number): string {
-  const full = length >> 3;
-  let key = '';
-  for (let i = 0; i < full; i++) key += String.fromCharCode(bytes[i] as number);
-  const rest = length & 7;
-  if (rest) key += String.fromCharCode((bytes[full] as number) & ((0xff << (8 - rest)) & 0xff));
-  return key;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hexOf(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < 16; i++) out += HEX[bytes[i] as number];
+  return out;
+}
+
+/** The hex digits of the first `length` bits, the last digit masked when `length` is not a multiple of 4. */
+function v6Key(hex: string, length: number): string {
+  const digits = length >> 2;
+  const rest = length & 3;
+  if (rest === 0) return hex.slice(0, digits);
+  const last = parseInt(hex[digits] as string, 16) & ((0xf << (4 - rest)) & 0xf);
+  return hex.slice(0, digits) + last.toString(16);
 }
