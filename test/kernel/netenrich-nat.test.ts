@@ -111,6 +111,13 @@ test('TCP to a DNATed service address: the flow carries the address dialled and 
   assert.equal(out.measurements[0]!.attributes['destination.translated.address'], S.ip4);
   assert.equal(out.measurements[0]!.attributes['destination.translated.port'], backendPort);
 
+  // A connection log record (both ports) of the same connection gets it too.
+  const record = { timeMs: 0, severityNumber: 9, severityText: 'INFO', body: 'closed', eventName: 'flowtel.tcp.connection_closed', attributes: flow };
+  const { 'destination.translated.address': _a, 'destination.translated.port': _p, ...bare } = flow;
+  const [logged] = nat.processLogs({ records: [{ ...record, attributes: bare }] }).records;
+  assert.equal(logged!.attributes['destination.translated.address'], t.reply.src);
+  assert.equal(logged!.attributes['destination.translated.port'], t.reply.sport);
+
   // The backend's own flow is not translated: it saw the real addresses.
   const serverSide = flows('tcp_bytes_received', { 'source.address': S.ip4, 'source.port': backendPort });
   assert.ok(serverSide.length > 0);

@@ -287,6 +287,16 @@ describe('attributes on measurements and config', () => {
     assert.equal(keep.process({ timeMs: 0, measurements: [m], gaugesReplaced: [] }).measurements[0]!.attributes['host.id'], 'mine');
   });
 
+  test('log records get the same attributes', async () => {
+    const s = await serve(imdsV2);
+    const p = await started({ detectors: ['ec2'], endpoints: { ec2: s.endpoint } });
+    const record = { timeMs: 0, severityNumber: 9, severityText: 'INFO', body: 'x', eventName: 'flowtel.dns.query', attributes: { 'dns.question.name': 'a.example' } };
+    const [r] = p.processLogs({ records: [record] }).records;
+    assert.equal(r!.attributes['cloud.availability_zone'], 'us-east-1b');
+    assert.equal(r!.attributes['dns.question.name'], 'a.example');
+    assert.deepEqual(cloudProcessorFactory.signals, ['metrics', 'logs']);
+  });
+
   test('config errors say what is wrong', () => {
     assert.throws(() => cloudProcessorFactory.validate({ detectors: ['aws'] }, 'processors.cloud'), /processors\.cloud\.detectors\.0: unknown detector "aws" \(known: ec2, gcp, azure, auto\)/);
     assert.throws(() => cloudProcessorFactory.validate({ endpoints: { ec2: 'http://169.254.169.254/latest' } }, 'processors.cloud'), /endpoints\.ec2.*no path/);

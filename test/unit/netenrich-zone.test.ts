@@ -158,6 +158,19 @@ describe('cross-AZ bytes and cost', () => {
   });
 });
 
+describe('logs', () => {
+  test('connection records get the zones and network.cross_az; other records pass', () => {
+    const p = processor();
+    const record = { timeMs: 0, severityNumber: 13, severityText: 'WARN', body: 'x', eventName: 'flowtel.tcp.connection_failed', attributes: flow('10.0.1.5', '10.0.2.9', { 'source.port': 40000 }) };
+    const dns = { ...record, eventName: 'flowtel.dns.query', attributes: { 'dns.question.name': 'a.example' } };
+    const out = p.processLogs({ records: [record, dns] });
+    assert.equal(out.records[0]!.attributes['network.cross_az'], true);
+    assert.equal(out.records[0]!.attributes['destination.cloud.availability_zone'], 'us-east-1b');
+    assert.equal(out.records[1], dns);
+    assert.ok(!('measurements' in out));
+  });
+});
+
 describe('config', () => {
   test('subnets are checked entry by entry', () => {
     assert.throws(() => zoneProcessorFactory.validate({ subnets: [{ cidr: '10.0.0.1/8', availability_zone: 'a' }] }, 'processors.zone'), /processors\.zone\.subnets\.0\.cidr: invalid CIDR .*did you mean "10\.0\.0\.0\/8"/);

@@ -28,7 +28,9 @@ import { describeSchema, validateObject, type Schema, type SchemaValue } from '.
 import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/component';
 import type { AttributeValue, FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
 import { parseIp } from '../../util/ip';
+import type { LogBatch } from '../../pipeline/logs';
 import { isFlow, withMeasurements } from '../common';
+import { enrichLogRecords } from './logs';
 import { mergeRanges, parseRanges, type CloudRange } from './ip-ranges';
 import { PrefixTable } from './prefix-table';
 import { addressScope, type NetworkScope } from './scope';
@@ -179,6 +181,11 @@ export class CloudServicesProcessor implements MetricsProcessor {
     return withMeasurements(batch, out);
   }
 
+  /** In a logs pipeline: the same attributes on connection records. */
+  processLogs(batch: LogBatch): LogBatch {
+    return enrichLogRecords(batch, (a) => this.enrich(a));
+  }
+
   private enrich(a: FlowAttributes): FlowAttributes {
     const translated = a['destination.translated.address'];
     const destination = a['destination.address'];
@@ -200,6 +207,7 @@ export const cloudServicesProcessorFactory: ProcessorFactory<CloudServicesConfig
   kind: 'processor',
   type: 'cloud_services',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: describeSchema(cloudServicesSchema),
   defaultConfig: () => validateCloudServicesConfig(undefined, ''),
   validate: validateCloudServicesConfig,

@@ -27,7 +27,9 @@ import { childPath } from '../../config/location';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/component';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import type { LogBatch } from '../../pipeline/logs';
 import { throwIfErrors, withMeasurements } from '../common';
+import { enrichLogRecords } from './logs';
 import { DEFAULT_METADATA_ENDPOINT, detectCloud, DETECTOR_NAMES, type CloudAttributes, type DetectionResult, type DetectorName } from './cloud/detectors';
 import { cloudFromDmi } from './cloud/dmi';
 
@@ -171,12 +173,19 @@ export class CloudProcessor implements MetricsProcessor {
     });
     return withMeasurements(batch, out);
   }
+
+  /** In a logs pipeline: the same attributes on every record. */
+  processLogs(batch: LogBatch): LogBatch {
+    if (Object.keys(this.attributes).length === 0) return batch;
+    return enrichLogRecords(batch, (a) => (this.config.override ? { ...a, ...this.attributes } : { ...this.attributes, ...a }), false);
+  }
 }
 
 export const cloudProcessorFactory: ProcessorFactory<CloudConfig> = {
   kind: 'processor',
   type: 'cloud',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: describeSchema(cloudSchema),
   defaultConfig: () => validateCloudConfig(undefined, ''),
   validate: validateCloudConfig,

@@ -25,7 +25,9 @@ import type { Logger } from 'pino';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/component';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import type { LogBatch } from '../../pipeline/logs';
 import { isFlow, withMeasurements } from '../common';
+import { enrichLogRecords } from './logs';
 import { ConntrackWatcher, type WatcherCounters } from './conntrack/watcher';
 import { NAT_CONNTRACK_ENTRIES, NAT_ERRORS } from './metrics';
 
@@ -159,6 +161,12 @@ export class NatProcessor implements MetricsProcessor {
     return withMeasurements(batch, out);
   }
 
+  /** In a logs pipeline: connection records get the backend too (they carry both ports: exact). */
+  processLogs(batch: LogBatch): LogBatch {
+    this.watcher.poll();
+    return enrichLogRecords(batch, (a) => this.enrich(a));
+  }
+
   private enrich(a: FlowAttributes): FlowAttributes {
     if (a[TRANSLATED_ADDRESS] !== undefined) return a;
     const proto = PROTOCOLS[String(a['network.transport'])];
@@ -222,6 +230,7 @@ export const natProcessorFactory: ProcessorFactory<NatConfig> = {
   kind: 'processor',
   type: 'nat',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: describeSchema(natSchema),
   defaultConfig: () => validateNatConfig(undefined, ''),
   validate: validateNatConfig,

@@ -37,7 +37,9 @@ import { describeSchema, type Schema, type SchemaValue } from '../../config/sche
 import { isConfigMap } from '../../config/types';
 import type { MetricsProcessor, OptionDoc, ProcessorFactory } from '../../pipeline/component';
 import type { AttributeValue, FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import type { LogBatch } from '../../pipeline/logs';
 import { attributeKey, BoundedCache, isFlow, throwIfErrors, validateWithExtras, withMeasurements } from '../common';
+import { enrichLogRecords } from './logs';
 import { CROSS_AZ_BYTES, CROSS_AZ_COST } from './metrics';
 import { SubnetTable, validateSubnets, type SubnetEntry } from './subnet-table';
 import { zoneSources, type AddressZone, type ZoneSourceRegistry } from './zone-source';
@@ -179,12 +181,18 @@ export class ZoneProcessor implements MetricsProcessor {
     return this.table.size;
   }
 
-  process(batch: MeasurementBatch): MeasurementBatch {
+  /** The registry's generation, with the address cache emptied when it moved. */
+  private syncGeneration(): number {
     const generation = this.registry.generation;
     if (generation !== this.cachedGeneration) {
       this.zoneCache = new BoundedCache(1 << 16);
       this.cachedGeneration = generation;
     }
+    return generation;
+  }
+
+  process(batch: MeasurementBatch): MeasurementBatch {
+    const generation = this.syncGeneration();
     const out: Measurement[] = [];
     const cross = new Map<string, { attributes: FlowAttributes; bytes: number }>();
     for (const m of batch.measurements) {
@@ -213,6 +221,12 @@ export class ZoneProcessor implements MetricsProcessor {
       out.push({ metric: CROSS_AZ_COST, value: (bytes * price) / perGb, attributes });
     }
     return withMeasurements(batch, out);
+  }
+
+  /** In a logs pipeline: zones and network.cross_az on connection records (the cross-AZ metrics come from metrics pipelines). */
+  processLogs(batch: LogBatch): LogBatch {
+    const generation = this.syncGeneration();
+    return enrichLogRecords(batch, (a) => this.enrich(a, generation).attributes);
   }
 
   /** The zone of an address from the registered sources, then the subnet table. */
@@ -303,6 +317,7 @@ export const zoneProcessorFactory: ProcessorFactory<ZoneConfig> = {
   kind: 'processor',
   type: 'zone',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: zoneOptions,
   defaultConfig: () => validateZoneConfig(undefined, ''),
   validate: validateZoneConfig,
