@@ -11,7 +11,10 @@ import { after, before, test } from 'node:test';
 import type { MetricsReceiver } from '../../src/pipeline/component';
 import type { FlowAttributes, MeasurementBatch } from '../../src/pipeline/measurements';
 import { natProcessorFactory, NatProcessor } from '../../src/processors/netenrich/nat';
-import { Capture, startReceiver } from '../helpers/capture';
+import pino from 'pino';
+import { filterProcessorFactory, type FilterProcessor } from '../../src/processors/filter';
+import { ebpfTcpReceiverFactory } from '../../src/receivers/ebpf_tcp/factory';
+import { Capture } from '../helpers/capture';
 import { freePort } from '../helpers/e2e';
 import { TestNet } from '../helpers/netns';
 
@@ -69,8 +72,19 @@ function flows(metric: string, match: FlowAttributes): FlowAttributes[] {
 
 before(async () => {
   net.exec(C, 'ip', ['route', 'add', `${VIP}/32`, 'dev', C.dev]);
-  ({ receiver, capture } = await startReceiver({ include_ephemeral_ports: true }));
-  nat = natProcessorFactory.create(natProcessorFactory.validate({ refresh_interval: '1h' }, 'processors.nat'), { id: 'nat', logger: (await import('pino')).default({ level: 'warn' }) }) as NatProcessor;
+  // One series per connection (both ports), so only this test's connections:
+  // the kernel filter keeps the rest of the host's connections out.
+  const logger = pino({ level: 'warn' });
+  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: [`${C.ip4}/32`, `${S.ip4}/32`] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
+  capture = new Capture();
+  receiver = ebpfTcpReceiverFactory.create(ebpfTcpReceiverFactory.validate({ collection_interval: '1h', include_ephemeral_ports: true }, 'receivers.ebpf_tcp'), {
+    id: 'ebpf_tcp',
+    logger,
+    next: { consume: (b) => capture.consume(filter.process(b)) },
+    filter: filter.kernelPushdown(),
+  });
+  await receiver.start();
+  nat = natProcessorFactory.create(natProcessorFactory.validate({ refresh_interval: '1h' }, 'processors.nat'), { id: 'nat', logger }) as NatProcessor;
   await nat.start();
 });
 
@@ -185,7 +199,7 @@ test('UDP to a DNATed address: translated as well', async () => {
 
 test('pipelines listing the same nat share one watcher; it stops with the last of them', async () => {
   const config = natProcessorFactory.validate({ refresh_interval: '1h' }, 'processors.nat');
-  const other = natProcessorFactory.create(config, { id: 'nat', logger: (await import('pino')).default({ level: 'warn' }) }) as NatProcessor;
+  const other = natProcessorFactory.create(config, { id: 'nat', logger: pino({ level: 'warn' }) }) as NatProcessor;
   assert.equal(other.watcher, nat.watcher);
   await other.start();
   const namespaces = nat.watcher.namespaceCount;
