@@ -6,7 +6,8 @@
  * and the ground truth is what the `conntrack` tool lists for the connection.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import type { MetricsReceiver } from '../../src/pipeline/component';
 import type { FlowAttributes, MeasurementBatch } from '../../src/pipeline/measurements';
@@ -16,12 +17,18 @@ import { filterProcessorFactory, type FilterProcessor } from '../../src/processo
 import { ebpfTcpReceiverFactory } from '../../src/receivers/ebpf_tcp/factory';
 import { Capture } from '../helpers/capture';
 import { freePort } from '../helpers/e2e';
-import { TestNet } from '../helpers/netns';
+import { sh, TestNet, TRAFFIC } from '../helpers/netns';
 
 const net = TestNet.create('ennat', 56);
 const { client: C, server: S } = net;
 /** The "service" address: only routed inside the client namespace. */
 const VIP = '10.56.0.100';
+/**
+ * A routed setup like a Kubernetes node's: the client in its own namespace
+ * (a pod), a "node" namespace that DNATs a service address in PREROUTING and
+ * forwards (kube-proxy's place), and the backend behind it.
+ */
+const ROUTED = { client: '10.59.1.1', nodeIn: '10.59.1.2', nodeOut: '10.59.2.1', backend: '10.59.2.2', vip: '10.59.9.9', ns: ['en-nat-pod', 'en-nat-node', 'en-nat-backend'] as const };
 let receiver: MetricsReceiver;
 let capture: Capture;
 let nat: NatProcessor;
@@ -75,7 +82,7 @@ before(async () => {
   // One series per connection (both ports), so only this test's connections:
   // the kernel filter keeps the rest of the host's connections out.
   const logger = pino({ level: 'warn' });
-  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: [`${C.ip4}/32`, `${S.ip4}/32`] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
+  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: [`${C.ip4}/32`, `${S.ip4}/32`, `${ROUTED.client}/32`] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
   capture = new Capture();
   receiver = ebpfTcpReceiverFactory.create(ebpfTcpReceiverFactory.validate({ collection_interval: '1h', include_ephemeral_ports: true }, 'receivers.ebpf_tcp'), {
     id: 'ebpf_tcp',
@@ -88,7 +95,18 @@ before(async () => {
   await nat.start();
 });
 
+function routedDestroy(): void {
+  for (const ns of ROUTED.ns) {
+    try {
+      sh('ip', ['netns', 'del', ns]);
+    } catch {
+      /* not there */
+    }
+  }
+}
+
 after(async () => {
+  routedDestroy();
   for (const s of servers) s.kill();
   await nat?.shutdown();
   await receiver?.shutdown();
@@ -195,6 +213,54 @@ test('UDP to a DNATed address: translated as well', async () => {
   assert.equal(sum('udp_bytes_sent'), 1000);
   assert.equal(sum('udp_bytes_received'), 1000);
   net.exec(C, 'nft', ['delete', 'table', 'ip', 'ennat3']);
+});
+
+test('DNAT in another namespace (a node forwarding a pod\'s connection, as kube-proxy does): found there', async () => {
+  routedDestroy();
+  const [pod, node, backend] = ROUTED.ns;
+  const inNs = (ns: string, ...args: string[]): string => sh('ip', ['netns', 'exec', ns, ...args]);
+  for (const ns of ROUTED.ns) sh('ip', ['netns', 'add', ns]);
+  sh('ip', ['link', 'add', 'ennatp', 'netns', pod, 'type', 'veth', 'peer', 'name', 'ennatn1', 'netns', node]);
+  sh('ip', ['link', 'add', 'ennatb', 'netns', backend, 'type', 'veth', 'peer', 'name', 'ennatn2', 'netns', node]);
+  const setup: Array<[string, string, string]> = [
+    [pod, 'ennatp', `${ROUTED.client}/24`],
+    [node, 'ennatn1', `${ROUTED.nodeIn}/24`],
+    [node, 'ennatn2', `${ROUTED.nodeOut}/24`],
+    [backend, 'ennatb', `${ROUTED.backend}/24`],
+  ];
+  for (const [ns, dev, addr] of setup) {
+    inNs(ns, 'ip', 'addr', 'add', addr, 'dev', dev);
+    inNs(ns, 'ip', 'link', 'set', dev, 'up');
+    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
+  }
+  inNs(pod, 'ip', 'route', 'add', 'default', 'via', ROUTED.nodeIn);
+  inNs(backend, 'ip', 'route', 'add', 'default', 'via', ROUTED.nodeOut);
+  inNs(node, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
+  const [svcPort, backendPort] = [await freePort(), await freePort()];
+  sh('ip', ['netns', 'exec', node, 'nft', '-f', '-'], `table ip ennode { chain pre { type nat hook prerouting priority -100; ip daddr ${ROUTED.vip} tcp dport ${svcPort} dnat to ${ROUTED.backend}:${backendPort}; }; }`);
+  // The new namespaces are found at the watcher's next refresh (every refresh_interval; now, for the test).
+  await nat.watcher.refresh(false);
+  const spawnIn = (ns: string, args: string[]): ChildProcess => spawn('ip', ['netns', 'exec', ns, process.execPath, TRAFFIC, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawnIn(backend, ['tcp-server', '--host', ROUTED.backend, '--port', String(backendPort), '--reply', '42']);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  const client = spawnIn(pod, ['tcp-client', '--host', ROUTED.vip, '--port', String(svcPort), '--send', '4242']);
+  let out = '';
+  client.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await once(client, 'exit');
+  const result = JSON.parse(out.trim().split('\n').pop()!) as { received: number; localPort: number };
+  assert.equal(result.received, 42);
+  const truth = sh('ip', ['netns', 'exec', node, 'conntrack', '-L', '-p', 'tcp', '--orig-dst', ROUTED.vip]);
+  assert.match(truth, new RegExp(`src=${ROUTED.client} dst=${ROUTED.vip} sport=${result.localPort} dport=${svcPort} .*src=${ROUTED.backend.replace(/\./g, '\\.')} dst=${ROUTED.client} sport=${backendPort}`), 'conntrack in the node namespace');
+  assert.equal(sh('ip', ['netns', 'exec', pod, 'conntrack', '-L']).includes(ROUTED.vip), false, 'nothing about it in the pod\'s own table');
+  const clientSide = { 'source.address': ROUTED.client, 'destination.address': ROUTED.vip, 'destination.port': svcPort };
+  await eventually(() => capture.sum('tcp_connections_closed', clientSide) === 1);
+  const [flow] = flows('tcp_bytes_sent', clientSide);
+  assert.ok(flow, 'the pod\'s flow was reported');
+  assert.equal(flow['source.port'], result.localPort);
+  assert.equal(flow['destination.translated.address'], ROUTED.backend);
+  assert.equal(flow['destination.translated.port'], backendPort);
+  assert.equal(capture.sum('tcp_bytes_sent', clientSide), 4242);
 });
 
 test('pipelines listing the same nat share one watcher; it stops with the last of them', async () => {
