@@ -82,7 +82,7 @@ before(async () => {
   // One series per connection (both ports), so only this test's connections:
   // the kernel filter keeps the rest of the host's connections out.
   const logger = pino({ level: 'warn' });
-  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: [`${C.ip4}/32`, `${S.ip4}/32`, `${ROUTED.client}/32`] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
+  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: [`${C.ip4}/32`, `${S.ip4}/32`, `${ROUTED.client}/32`, `${C.ip6}/128`] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
   capture = new Capture();
   receiver = ebpfTcpReceiverFactory.create(ebpfTcpReceiverFactory.validate({ collection_interval: '1h', include_ephemeral_ports: true }, 'receivers.ebpf_tcp'), {
     id: 'ebpf_tcp',
@@ -183,6 +183,25 @@ test('round-robin DNAT to two backends: each connection gets its own backend, th
   const out = nat.process({ timeMs: Date.now(), measurements: [{ metric: 'tcp_bytes_sent', value: 1, attributes: series }], gaugesReplaced: [] });
   assert.equal(out.measurements[0]!.attributes['destination.translated.address'], undefined, 'no backend is made up for a series that went to two');
   net.exec(C, 'nft', ['delete', 'table', 'ip', 'ennat2']);
+});
+
+test('IPv6: a DNATed service address in the client\'s /64 is translated too', async () => {
+  const vip6 = C.ip6.replace(/::1$/, '::100');
+  const [svcPort, backendPort] = [await freePort(), await freePort()];
+  net.nft(C, `table ip6 ennat6 { chain out { type nat hook output priority -100; ip6 daddr ${vip6} tcp dport ${svcPort} dnat to [${S.ip6}]:${backendPort}; }; }`);
+  servers.push(await net.startServer(S, ['tcp-server', '--host', S.ip6, '--port', String(backendPort), '--reply', '321']));
+  const { result } = await net.traffic<{ received: number; localPort: number }>(C, ['tcp-client', '--host', vip6, '--port', String(svcPort), '--send', '6543']);
+  assert.equal(result.received, 321);
+  const out = net.exec(C, 'conntrack', ['-L', '-f', 'ipv6', '-p', 'tcp', '--orig-dst', vip6]);
+  assert.match(out, new RegExp(`sport=${result.localPort} dport=${svcPort} src=${S.ip6} `), `conntrack: ${out}`);
+  const clientSide = { 'source.address': C.ip6, 'destination.address': vip6, 'destination.port': svcPort };
+  await eventually(() => capture.sum('tcp_connections_closed', clientSide) === 1);
+  const [flow] = flows('tcp_bytes_sent', clientSide);
+  assert.ok(flow, 'the IPv6 client flow was reported');
+  assert.equal(flow['network.type'], 'ipv6');
+  assert.equal(flow['destination.translated.address'], S.ip6);
+  assert.equal(flow['destination.translated.port'], backendPort);
+  net.exec(C, 'nft', ['delete', 'table', 'ip6', 'ennat6']);
 });
 
 test('UDP to a DNATed address: translated as well', async () => {
