@@ -39,6 +39,7 @@ import { batchProcessorFactory } from './batch';
 import { resourceProcessorFactory } from './resource';
 export { batchProcessorFactory, BatchProcessor, LogBatcher, isBatchProcessor, type BatchConfig, type BatchTrigger } from './batch';
 export { resourceProcessorFactory, ResourceProcessor, type ResourceProcessorConfig } from './resource';
+import { netenrichProcessorFactories } from './netenrich';
 
 export const processorFactories: Readonly<Record<string, ProcessorFactory<unknown, PipelineProcessor>>> = {
   [filterProcessorFactory.type]: filterProcessorFactory,
@@ -48,4 +49,5 @@ export const processorFactories: Readonly<Record<string, ProcessorFactory<unknow
   [memoryLimiterProcessorFactory.type]: memoryLimiterProcessorFactory,
   [batchProcessorFactory.type]: batchProcessorFactory,
   [resourceProcessorFactory.type]: resourceProcessorFactory,
+  ...Object.fromEntries(netenrichProcessorFactories.map((f) => [f.type, f])),
 };

@@ -11,6 +11,7 @@ import { listNetworkNamespaces } from '../../flows/netns';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
+import { appendAll } from '../../util/arrays';
 
 /** Errors a person can act on: what is missing and what to do. */
 export class ProbeError extends Error {
@@ -175,7 +176,7 @@ export class TcpProbes {
     const denied: string[] = [];
     for (const [ino, nsPath] of listNetworkNamespaces()) {
       try {
-        out.push(...decodeConnRecords(ino === own ? this.obj.readIterator('dump_tcp') : this.obj.readIterator('dump_tcp', nsPath)));
+        appendAll(out, decodeConnRecords(ino === own ? this.obj.readIterator('dump_tcp') : this.obj.readIterator('dump_tcp', nsPath)));
       } catch (e) {
         if ((e as { code?: unknown }).code === 'EPERM') denied.push(nsPath);
         else logger.warn({ err: e, netns: ino, path: nsPath }, 'cannot walk the sockets of a network namespace: its connections from before the agent started are not seen until they close');

@@ -21,6 +21,7 @@ import type { KernelFilter } from './kernel-filter';
 import { kernelFilterCriteria, type FilterPushdown } from '../../processors/filter';
 import type { LogConsumer } from '../../pipeline/logs';
 import { connectionEventRecord, KtimeClock } from './events';
+import { appendAll } from '../../util/arrays';
 
 export interface ReceiverStats {
   eventRecords: number;
@@ -133,7 +134,7 @@ export class EbpfTcpReceiver {
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
-    batch.measurements.push(...udp.measurements, ...this.selfTelemetry(probes));
+    appendAll(appendAll(batch.measurements, udp.measurements), this.selfTelemetry(probes));
     const us = Number((process.hrtime.bigint() - t0) / 1000n);
     batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
     this.stats.collections++;
