@@ -1,21 +1,40 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * flowtel DNS capture: a socket filter (SEC("socket")) attached to the DNS
+ * flowtel DNS capture.
+ *
+ * dns_filter: a socket filter (SEC("socket")) attached to the DNS
  * receiver's AF_PACKET sockets (SOCK_DGRAM, so the packet starts at the IP
  * header on every device type). It runs for every packet the socket's
  * interface(s) see, so it returns 0 (drop) as early as it can; for UDP or TCP
- * with a DNS port (dns_ports) on either end it returns the snap length: the
- * kernel copies at most that many bytes into the socket's ring.
+ * with a DNS port (dns_port_bits) on either end it returns the snap length:
+ * the kernel copies at most that many bytes into the socket's ring.
  *
  * TCP segments with no payload pass only when they carry SYN, FIN or RST
  * (user space needs them to start and end per-flow reassembly).
  * Non-first IP fragments carry no ports: they are dropped and counted.
  * On loopback every packet is seen twice (transmit and receive); the receive
  * copy is dropped here (skip_lo_incoming).
+ *
+ * Process attribution (optional, on the cgroup v2 root): a captured packet
+ * says nothing about the process that sent it, and a DNS client's socket is
+ * often gone before user space reads the packet (dig, a resolver's
+ * one-query socket). So:
+ *   - cgroup/connect4|6 and cgroup/sendmsg4|6 run in the calling process
+ *     when a socket connect()s or sends to an address; when the port is a
+ *     DNS port they mark the socket (socket storage) with the process
+ *     (tgid and the thread group leader's name). Every other call returns
+ *     after one bit test.
+ *   - cgroup_skb/egress, for each packet leaving a socket, returns after the
+ *     socket's destination port (one bit test) unless the packet goes to a
+ *     DNS port; for a marked socket it writes the packet's source address
+ *     and port → owner into the dns_owners LRU map (once per socket and
+ *     port per second). This runs before the packet reaches any capture
+ *     socket, so user space finds the owner when it parses the query.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "flowtel_dns.h"
 
 #define IPPROTO_HOPOPTS 0
@@ -29,6 +48,9 @@
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define OWNER_REFRESH_NS 1000000000ULL
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -37,12 +59,8 @@ const volatile struct flowtel_dns_options options = {
 	.skip_lo_incoming = 1,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, FLOWTEL_DNS_MAX_PORTS);
-	__type(key, __u16);
-	__type(value, __u8);
-} dns_ports SEC(".maps");
+/* The DNS ports, one bit each: set by user space before load. */
+const volatile __u8 dns_port_bits[FLOWTEL_DNS_PORT_BITS] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -60,7 +78,7 @@ static __always_inline void count(__u32 idx)
 
 static __always_inline int dns_port(__u16 port)
 {
-	return bpf_map_lookup_elem(&dns_ports, &port) != NULL;
+	return (dns_port_bits[port >> 3] >> (port & 7)) & 1;
 }
 
 SEC("socket")
@@ -136,4 +154,142 @@ int dns_filter(struct __sk_buff *skb)
 	}
 	count(FLOWTEL_DNS_CTR_PASSED);
 	return options.snap_len;
+}
+
+/* ---- process attribution ---------------------------------------------- */
+
+/* A socket that connect()ed or sent to a DNS port, and who did it. */
+struct dns_sock {
+	__u64 recorded_ns;  /* when its owner was last written to dns_owners */
+	__u32 pid;
+	__u16 recorded_port; /* the local port of that record */
+	__u8 _pad[2];
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct dns_sock);
+} dns_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct flowtel_dns_owner_key);
+	__type(value, struct flowtel_dns_owner);
+} dns_owners SEC(".maps");
+
+static __always_inline int mark_dns_socket(struct bpf_sock_addr *ctx)
+{
+	if (!dns_port(bpf_ntohs((__u16)ctx->user_port)))
+		return 1;
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return 1;
+	struct dns_sock *ds = bpf_sk_storage_get(&dns_socks, sk, 0, 0);
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (ds && ds->pid == pid)
+		return 1; /* the same process again (a resolver's sendmsg per query) */
+	if (!ds) {
+		ds = bpf_sk_storage_get(&dns_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!ds) {
+			count(FLOWTEL_DNS_CTR_OWNER_STORAGE_FAIL);
+			return 1;
+		}
+		count(FLOWTEL_DNS_CTR_OWNER_SOCKETS);
+	}
+	ds->pid = pid;
+	ds->recorded_ns = 0;
+	/* The process's name (its main thread's), not the calling thread's. */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ_INTO(&ds->comm, task, group_leader, comm))
+		bpf_get_current_comm(ds->comm, sizeof(ds->comm));
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int dns_connect4(struct bpf_sock_addr *ctx)
+{
+	return mark_dns_socket(ctx);
+}
+
+SEC("cgroup/connect6")
+int dns_connect6(struct bpf_sock_addr *ctx)
+{
+	return mark_dns_socket(ctx);
+}
+
+SEC("cgroup/sendmsg4")
+int dns_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return mark_dns_socket(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int dns_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return mark_dns_socket(ctx);
+}
+
+SEC("cgroup_skb/egress")
+int dns_owner_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return 1;
+	/* A connected socket (every TCP one): its peer's port is on the socket. */
+	__u16 dport = bpf_ntohs(sk->dst_port);
+	if (dport && !dns_port(dport))
+		return 1;
+	__u8 version;
+	__u32 l4off;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		version = 4;
+		if (data + 20 > data_end)
+			return 1;
+		l4off = (((__u8 *)data)[0] & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		version = 6;
+		l4off = 40;
+	} else {
+		return 1;
+	}
+	if (!dport) {
+		/* An unconnected UDP socket (sendto): the destination is in the packet. */
+		__be16 p;
+		if (bpf_skb_load_bytes(skb, l4off + 2, &p, sizeof(p)))
+			return 1;
+		dport = bpf_ntohs(p);
+		if (!dns_port(dport))
+			return 1;
+	}
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	struct dns_sock *ds = bpf_sk_storage_get(&dns_socks, sk, 0, 0);
+	if (!ds || !ds->pid)
+		return 1;
+	__u16 sport = sk->src_port;
+	__u64 now = bpf_ktime_get_ns();
+	if (ds->recorded_port == sport && now - ds->recorded_ns < OWNER_REFRESH_NS)
+		return 1;
+	struct flowtel_dns_owner_key k = {};
+	k.port = sport;
+	k.proto = sk->protocol;
+	k.version = version;
+	if (bpf_skb_load_bytes(skb, version == 4 ? 12 : 8, k.addr, version == 4 ? 4 : 16))
+		return 1;
+	struct flowtel_dns_owner o = {};
+	o.ts_ns = now;
+	o.pid = ds->pid;
+	__builtin_memcpy(o.comm, ds->comm, sizeof(o.comm));
+	bpf_map_update_elem(&dns_owners, &k, &o, BPF_ANY);
+	ds->recorded_port = sport;
+	ds->recorded_ns = now;
+	count(FLOWTEL_DNS_CTR_OWNER_RECORDS);
+	return 1;
 }

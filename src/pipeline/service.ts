@@ -15,6 +15,7 @@ import type { MeasurementBatch, MeasurementConsumer } from './measurements';
 import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsProcessor } from './logs';
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
 import type { ServiceObserver } from '../telemetry/observer';
+import { DomainNames } from './domain-names';
 
 /** A pipeline's processors, in order, then its exporters. */
 class ProcessorChain implements MeasurementConsumer {
@@ -124,6 +125,8 @@ export class Service {
   private processors: MetricsProcessor[] = [];
   private started = false;
   private readonly resource = buildResource({});
+  /** Names from DNS answers, shared by this service's receivers (kept across reloads). */
+  private readonly domains = new DomainNames();
   /** Self-telemetry and component status (src/telemetry/observer.ts, attachTelemetry). */
   private observer?: ServiceObserver;
 
@@ -215,7 +218,7 @@ export class Service {
     const logRelay = new LogRelay(input.logs);
     const next: MeasurementConsumer = { consume: (b) => relay.consume(this.observer ? this.observer.receiverBatch(id, b) : b) };
     // Always given, so that a receiver kept across a reload can start (or stop) feeding logs pipelines: `active` says whether anyone listens.
-    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs: logRelay };
+    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs: logRelay, domains: this.domains };
     const receiver = c.factory.create(c.config, rctx) as MetricsReceiver;
     this.observer?.receiverCreated(receiver);
     return { receiver, relay, logRelay, configKey: this.receiverKey(config, id, input.filter) };

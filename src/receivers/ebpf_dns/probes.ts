@@ -1,21 +1,32 @@
 /**
  * The kernel side of the ebpf_dns receiver: bpf/flowtel_dns.bpf.o's socket
  * filter on AF_PACKET sockets, one per network namespace (or one per chosen
- * interface when interface globs are set), read through TPACKET_V3 rings.
+ * interface when interface globs are set), read through TPACKET_V3 rings;
+ * and, for process attribution, its cgroup programs on the cgroup v2 root
+ * that fill the dns_owners map (client socket's address and port → process).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { BpfObject, bumpMemlockRlimit, numPossibleCpus } from '../../native/bpf';
 import { PacketSocket } from '../../native/packet-socket';
 import { compileGlobs } from '../../processors/common';
-import { bpfObjectPath } from '../../util/paths';
+import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
 import { checkPrerequisites, ProbeError } from '../ebpf_tcp/probes';
+import type { QueryOwnerLookup, SocketOwner } from '../../dns/engine';
 
 const BLOCK_SIZE = 256 * 1024;
 const PROGRAM = 'dns_filter';
 /** enum flowtel_dns_counter (bpf/flowtel_dns.h) */
 const CTR_PASSED = 0;
 const CTR_FRAGMENT = 1;
+const CTR_OWNER_SOCKETS = 2;
+const CTR_OWNER_STORAGE_FAIL = 3;
+const CTR_OWNER_RECORDS = 4;
+/** FLOWTEL_DNS_PORT_BITS */
+const PORT_BITS = 8192;
+const OWNER_PROGRAMS = ['dns_connect4', 'dns_connect6', 'dns_sendmsg4', 'dns_sendmsg6', 'dns_owner_egress'];
+/** struct flowtel_dns_owner_key / flowtel_dns_owner (bpf/flowtel_dns.h) */
+const OWNER_KEY_SIZE = 20;
 
 export interface DnsCaptureOptions {
   ports: readonly number[];
@@ -26,6 +37,8 @@ export interface DnsCaptureOptions {
   excludeInterfaces: readonly string[];
   ringBytes: number;
   retireMs?: number;
+  /** Attach the cgroup programs that record the process behind each DNS client socket. */
+  processAttribution?: boolean;
 }
 
 export interface DnsCaptureCounters {
@@ -35,6 +48,8 @@ export interface DnsCaptureCounters {
   drops: number;
   /** Non-first IP fragments the filter dropped (their DNS message is incomplete). */
   fragments: number;
+  /** Sockets whose socket storage could not be allocated: their queries have no process. */
+  ownerStorageFailures: number;
 }
 
 interface OpenSocket {
@@ -51,6 +66,9 @@ export class DnsCapture {
   private closedPackets = 0;
   private closedDrops = 0;
   private closed = false;
+  /** The cgroup v2 root the owner programs are attached to (undefined: process attribution off). */
+  ownerCgroup?: string;
+  private readonly ownerKey = Buffer.alloc(OWNER_KEY_SIZE);
 
   private constructor(
     private readonly obj: BpfObject,
@@ -75,11 +93,17 @@ export class DnsCapture {
       o.writeUInt32LE(opts.snapLength, 0);
       o.writeUInt8(1, 4);
       obj.setGlobal('options', o);
+      obj.setGlobal('dns_port_bits', portBits(opts.ports));
+      let cgroup: string | undefined;
+      if (opts.processAttribution) {
+        cgroup = cgroup2Mount(readFileSync('/proc/mounts', 'utf8'));
+        if (!cgroup) logger.warn('ebpf_dns: no cgroup v2 hierarchy mounted (see /proc/mounts): DNS queries are not attributed to processes');
+      }
+      if (!cgroup) for (const p of OWNER_PROGRAMS) obj.setAutoload(p, false);
       obj.load();
-      for (const port of opts.ports) {
-        const k = Buffer.alloc(2);
-        k.writeUInt16LE(port, 0);
-        obj.mapUpdate('dns_ports', k, Buffer.from([1]));
+      if (cgroup) {
+        for (const p of OWNER_PROGRAMS) obj.attachCgroup(p, cgroup);
+        cap.ownerCgroup = cgroup;
       }
       cap.refresh();
       if (cap.sockets.size === 0) logger.warn({ include: opts.includeInterfaces, exclude: opts.excludeInterfaces }, 'ebpf_dns: no interface matches: nothing is captured until one appears');
@@ -166,8 +190,39 @@ export class DnsCapture {
       packets += st.kernelPackets;
       drops += st.kernelDrops;
     }
-    return { packets, drops, fragments: this.kernelCounter(CTR_FRAGMENT) };
+    return { packets, drops, fragments: this.kernelCounter(CTR_FRAGMENT), ownerStorageFailures: this.kernelCounter(CTR_OWNER_STORAGE_FAIL) };
   }
+
+  /** Sockets marked as DNS clients, and owner records written (the kernel's view, for tests and the bench). */
+  ownerCounters(): { sockets: number; records: number } {
+    return { sockets: this.kernelCounter(CTR_OWNER_SOCKETS), records: this.kernelCounter(CTR_OWNER_RECORDS) };
+  }
+
+  /**
+   * The process that owns (owned) the client socket whose packets leave from
+   * `port` at the address in buf[addrOff, +4 or +16): what the cgroup
+   * programs recorded when it sent its first DNS packet. One map lookup (a
+   * system call); undefined when process attribution is off or nothing was
+   * recorded (a query from another host, or a socket created before the
+   * agent started that never connect()ed or sendmsg()ed since).
+   */
+  readonly owners: QueryOwnerLookup = {
+    lookup: (proto, version, buf, addrOff, port): SocketOwner | undefined => {
+      if (!this.ownerCgroup || this.closed) return undefined;
+      const k = this.ownerKey;
+      k.fill(0);
+      buf.copy(k, 0, addrOff, addrOff + (version === 4 ? 4 : 16));
+      k.writeUInt16LE(port, 16);
+      k[18] = proto;
+      k[19] = version;
+      const v = this.obj.mapLookup('dns_owners', k);
+      if (!v) return undefined;
+      const pid = v.readUInt32LE(8);
+      if (pid === 0) return undefined;
+      const end = v.indexOf(0, 16);
+      return { pid, name: v.toString('utf8', 16, end < 0 || end > 32 ? 32 : end) };
+    },
+  };
 
   /** Packets the filter passed, summed over CPUs (the kernel's view, for tests). */
   passed(): number {
@@ -192,4 +247,11 @@ export class DnsCapture {
     this.closed = true;
     this.obj.close();
   }
+}
+
+/** The .rodata port set of bpf/flowtel_dns.bpf.c: one bit per port. */
+export function portBits(ports: readonly number[]): Buffer {
+  const b = Buffer.alloc(PORT_BITS);
+  for (const p of ports) b[p >> 3] |= 1 << (p & 7);
+  return b;
 }
