@@ -61,7 +61,6 @@ export class DomainNames implements DomainNameLookup {
     const all = Promise.all([...this.sources].map((s) => s.settle().catch(() => undefined)));
     const limit = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
-      timer.unref();
     });
     try {
       await Promise.race([all, limit]);
