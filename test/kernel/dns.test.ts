@@ -7,7 +7,7 @@
  * answers SERVFAIL.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
@@ -334,6 +334,25 @@ test('interface globs: a socket per matching interface, others not captured; pro
   } finally {
     await r.shutdown();
   }
+});
+
+test('process attribution: its cgroup programs are attached while the receiver runs, and gone after shutdown', async () => {
+  const config = ebpfDnsReceiverFactory.validate({ collection_interval: '1h', network_namespaces: [`/run/netns/${S.ns}`] }, 'receivers.ebpf_dns/attr');
+  const r = ebpfDnsReceiverFactory.create(config, { id: 'ebpf_dns/attr', logger: pino({ level: 'warn' }), next: new Capture() }) as EbpfDnsReceiver;
+  await r.start();
+  const progs = r.kernelPrograms();
+  await r.shutdown();
+  const attached = progs.filter((p) => p.attached).map((p) => p.name).sort();
+  assert.deepEqual(attached, ['dns_connect4', 'dns_connect6', 'dns_owner_egress', 'dns_sendmsg4', 'dns_sendmsg6']);
+  assert.ok(progs.some((p) => p.name === 'dns_filter'));
+  // The kernel frees a socket filter after an RCU grace period once its last socket is closed.
+  const left = (): typeof progs => {
+    const live = new Set((JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ id: number }>).map((p) => p.id));
+    return progs.filter((p) => live.has(p.id));
+  };
+  for (let i = 0; i < 50 && left().length > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.deepEqual(left(), [], 'no program of the receiver is left in the kernel');
+  assert.deepEqual(r.kernelPrograms(), []);
 });
 
 test('capture self-telemetry: packets passed, none dropped', async () => {

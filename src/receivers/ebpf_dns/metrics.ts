@@ -90,19 +90,21 @@ export class DnsMetrics implements DnsEvents {
 
   /** Everything since the last call. */
   collect(): Measurement[] {
-    const out: Measurement[] = [];
-    const add = (metric: string, m: Map<FlowAttributes, number>): void => {
-      for (const [attributes, value] of m) out.push({ metric, value, attributes });
-    };
-    add('dns_queries', this.queries);
-    add('dns_responses', this.responses);
-    add('dns_timeouts', this.timeouts);
-    out.push(...this.latency);
+    // Latency samples are one per answered query (hundreds of thousands after a
+    // backlog): the counts are appended to that array, never spread into another.
+    const out = this.latency;
+    const counts: Array<[string, Map<FlowAttributes, number>]> = [
+      ['dns_queries', this.queries],
+      ['dns_responses', this.responses],
+      ['dns_timeouts', this.timeouts],
+    ];
     this.queries = new Map();
     this.responses = new Map();
     this.timeouts = new Map();
     this.latency = [];
     this.top.rotate();
+    for (const [metric, m] of counts) for (const [attributes, value] of m) out.push({ metric, value, attributes });
     return out;
   }
+
 }

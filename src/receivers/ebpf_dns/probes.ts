@@ -193,6 +193,12 @@ export class DnsCapture {
     return { packets, drops, fragments: this.kernelCounter(CTR_FRAGMENT), ownerStorageFailures: this.kernelCounter(CTR_OWNER_STORAGE_FAIL) };
   }
 
+  /** The loaded programs (ids, whether attached by a link), for tests and the bench. */
+  programs(): { name: string; id: number; attached: boolean }[] {
+    if (this.closed) return [];
+    return this.obj.programStats().map((p) => ({ name: p.name, id: p.id, attached: p.attached }));
+  }
+
   /** Sockets marked as DNS clients, and owner records written (the kernel's view, for tests and the bench). */
   ownerCounters(): { sockets: number; records: number } {
     return { sockets: this.kernelCounter(CTR_OWNER_SOCKETS), records: this.kernelCounter(CTR_OWNER_RECORDS) };

@@ -104,6 +104,11 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     }
   }
 
+  /** The receiver's BPF programs while it runs (empty before start and after shutdown). */
+  kernelPrograms(): { name: string; id: number; attached: boolean }[] {
+    return this.capture?.programs() ?? [];
+  }
+
   /** Capture sockets open (one per namespace, or per matching interface). */
   get socketCount(): number {
     return this.capture?.socketCount ?? 0;
@@ -180,7 +185,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     const err = this.engine.takeLastError();
     if (err) this.logger.warn({ err }, 'ebpf_dns: unexpected error decoding a packet (counted as malformed, reason internal)');
     const out = this.metrics.collect();
-    out.push(...this.selfTelemetry());
+    for (const m of this.selfTelemetry()) out.push(m);
     if (++this.collections % 6 === 0 && (this.config.include_interfaces.length || this.config.exclude_interfaces.length)) capture.refresh();
     this.next.consume({ timeMs: Date.now(), measurements: out, gaugesReplaced: ['flowtel_dns_inflight_queries', 'flowtel_dns_name_cache_entries'], source: this.id });
   }

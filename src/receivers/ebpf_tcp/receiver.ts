@@ -143,7 +143,7 @@ export class EbpfTcpReceiver {
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
-    batch.measurements.push(...udp.measurements);
+    for (const m of udp.measurements) batch.measurements.push(m);
     this.domains?.annotate(batch.measurements);
     batch.measurements.push(...this.selfTelemetry(probes));
     const us = Number((process.hrtime.bigint() - t0) / 1000n);
