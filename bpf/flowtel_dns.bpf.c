@@ -27,15 +27,18 @@
  *   - cgroup_skb/egress, for each packet leaving a socket, returns after the
  *     socket's destination port (one bit test) unless the packet goes to a
  *     DNS port; for a marked socket it writes the packet's source address
- *     and port → owner into the dns_owners LRU map (once per socket and
- *     port per second). This runs before the packet reaches any capture
- *     socket, so user space finds the owner when it parses the query.
+ *     and port → owner into dns_owner_table (once per socket and port per
+ *     second), a memory-mapped table user space reads without a system call.
+ *     This runs before the packet reaches any capture socket, so user space
+ *     finds the owner when it parses the query.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
 #include "flowtel_dns.h"
+
+_Static_assert(sizeof(struct flowtel_dns_owner_slot) == 64, "slot layout is shared with src/receivers/ebpf_dns/probes.ts");
 
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_TCP 6
@@ -175,11 +178,66 @@ struct {
 } dns_socks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 32768);
-	__type(key, struct flowtel_dns_owner_key);
-	__type(value, struct flowtel_dns_owner);
-} dns_owners SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FLOWTEL_DNS_OWNER_SETS);
+	__type(key, __u32);
+	__type(value, struct flowtel_dns_owner_set);
+} dns_owner_table SEC(".maps");
+
+/* FNV-1a, 32 bits, over the key's 20 bytes (src/receivers/ebpf_dns/probes.ts computes the same). */
+static __always_inline __u32 owner_hash(const struct flowtel_dns_owner_key *k)
+{
+	const __u8 *b = (const __u8 *)k;
+	__u32 h = 2166136261u;
+#pragma unroll
+	for (int i = 0; i < (int)sizeof(*k); i++) {
+		h ^= b[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static __always_inline int same_key(const struct flowtel_dns_owner_key *a, const struct flowtel_dns_owner_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* Write key → owner into its set: the slot that holds the key, else the oldest. 0 if written. */
+static __always_inline int record_owner(const struct flowtel_dns_owner_key *k, const struct dns_sock *ds, __u64 now)
+{
+	__u32 idx = owner_hash(k) & (FLOWTEL_DNS_OWNER_SETS - 1);
+	struct flowtel_dns_owner_set *set = bpf_map_lookup_elem(&dns_owner_table, &idx);
+	if (!set)
+		return -1;
+	__u32 w = 0;
+	__u64 oldest = ~0ULL;
+#pragma unroll
+	for (__u32 i = 0; i < FLOWTEL_DNS_OWNER_WAYS; i++) {
+		struct flowtel_dns_owner_slot *s = &set->way[i];
+		if (same_key(&s->key, k)) {
+			w = i;
+			break;
+		}
+		if (s->ts_ns < oldest) {
+			oldest = s->ts_ns;
+			w = i;
+		}
+	}
+	struct flowtel_dns_owner_slot *s = &set->way[w & (FLOWTEL_DNS_OWNER_WAYS - 1)];
+	__u64 seq = s->seq;
+	if (seq & 1)
+		return -1; /* another CPU is writing it */
+	if (__sync_val_compare_and_swap(&s->seq, seq, seq + 1) != seq)
+		return -1;
+	__builtin_memcpy(&s->key, k, sizeof(*k));
+	s->pid = ds->pid;
+	s->ts_ns = now;
+	__builtin_memcpy(s->comm, ds->comm, sizeof(s->comm));
+	__sync_fetch_and_add(&s->seq, 1);
+	return 0;
+}
 
 static __always_inline int mark_dns_socket(struct bpf_sock_addr *ctx)
 {
@@ -283,11 +341,8 @@ int dns_owner_egress(struct __sk_buff *skb)
 	k.version = version;
 	if (bpf_skb_load_bytes(skb, version == 4 ? 12 : 8, k.addr, version == 4 ? 4 : 16))
 		return 1;
-	struct flowtel_dns_owner o = {};
-	o.ts_ns = now;
-	o.pid = ds->pid;
-	__builtin_memcpy(o.comm, ds->comm, sizeof(o.comm));
-	bpf_map_update_elem(&dns_owners, &k, &o, BPF_ANY);
+	if (record_owner(&k, ds, now))
+		return 1;
 	ds->recorded_port = sport;
 	ds->recorded_ns = now;
 	count(FLOWTEL_DNS_CTR_OWNER_RECORDS);

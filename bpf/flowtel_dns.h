@@ -20,10 +20,20 @@ struct flowtel_dns_options {
 };
 
 /*
- * dns_owners (LRU hash): the local end of a DNS client socket, as it appears
- * in the packets it sends, → the process that connect()ed it to, or sent
- * with sendmsg() to, a DNS port. 20 bytes.
+ * dns_owner_table: the local end of a DNS client socket, as it appears in the
+ * packets it sends, → the process that connect()ed it to, or sent with
+ * sendmsg() to, a DNS port. A BPF_F_MMAPABLE array that user space reads in
+ * place (no system call per query): FLOWTEL_DNS_OWNER_SETS sets of
+ * FLOWTEL_DNS_OWNER_WAYS slots; a key lives in set
+ * fnv1a32(key) & (FLOWTEL_DNS_OWNER_SETS - 1), in the slot that holds it or
+ * replaces the oldest. A slot's seq is odd while a program writes it (one
+ * writer at a time: compare-and-swap); a reader that sees it odd or changed
+ * ignores the slot.
  */
+#define FLOWTEL_DNS_OWNER_SETS 8192
+#define FLOWTEL_DNS_OWNER_WAYS 4
+
+/* 20 bytes. */
 struct flowtel_dns_owner_key {
 	__u8 addr[16];          /* source address of the packet (IPv4: first 4 bytes, rest 0) */
 	__u16 port;             /* source port, host order */
@@ -31,12 +41,19 @@ struct flowtel_dns_owner_key {
 	__u8 version;           /* IP version of the packet: 4 or 6 */
 };
 
-/* 32 bytes. */
-struct flowtel_dns_owner {
-	__u64 ts_ns;            /* bpf_ktime_get_ns when recorded */
-	__u32 pid;              /* tgid */
-	__u32 _pad;
+/* 64 bytes: seq 0, pid 8, ts_ns 16, key 24, comm 44. */
+struct flowtel_dns_owner_slot {
+	__u64 seq;              /* odd: being written (64 bits: BPF atomics without alu32) */
+	__u32 pid;              /* tgid; 0: empty */
+	__u32 _pad0;
+	__u64 ts_ns;            /* bpf_ktime_get_ns (CLOCK_MONOTONIC) when written */
+	struct flowtel_dns_owner_key key;
 	char comm[16];          /* the process's (thread group leader's) name */
+	__u32 _pad1;
+};
+
+struct flowtel_dns_owner_set {
+	struct flowtel_dns_owner_slot way[FLOWTEL_DNS_OWNER_WAYS];
 };
 
 /* Indexes of the per-CPU dns_counters array (__u64 each). */

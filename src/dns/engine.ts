@@ -20,11 +20,12 @@ export type { SocketOwner };
 
 /**
  * Who sent a query: the owner of the socket whose packets leave from
- * `port` at the address in buf[addrOff, +4 (version 4) or +16 (version 6)).
+ * `port` at the address in buf[addrOff, +4 (version 4) or +16 (version 6)),
+ * as known at `tsUs` (the query's capture time, µs since the epoch).
  * Asked once per query, while the query's packet is being handled.
  */
 export interface QueryOwnerLookup {
-  lookup(proto: number, version: 4 | 6, buf: Buffer, addrOff: number, port: number): SocketOwner | undefined;
+  lookup(proto: number, version: 4 | 6, buf: Buffer, addrOff: number, port: number, tsUs: number): SocketOwner | undefined;
 }
 
 export interface DnsEngineOptions {
@@ -152,7 +153,7 @@ export class DnsEngine {
     const meta: DnsPacketMeta = { tsUs, transport, networkType: p.networkType, src: p.src, sport: p.sport, dst: p.dst, dport: p.dport };
     if (!msg.qr) {
       this.stats.queries++;
-      const owner = this.owners?.lookup(p.proto, p.version, this.packetBuf, p.srcOff, p.sport);
+      const owner = this.owners?.lookup(p.proto, p.version, this.packetBuf, p.srcOff, p.sport, tsUs);
       this.events.query(meta, msg, owner);
       this.correlator.query(meta, msg, owner);
       return;

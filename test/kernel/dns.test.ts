@@ -14,7 +14,8 @@ import pino from 'pino';
 import type { EbpfDnsReceiver } from '../../src/receivers/ebpf_dns/receiver';
 import { ebpfDnsReceiverFactory } from '../../src/receivers/ebpf_dns/factory';
 import type { DnsTransaction } from '../../src/dns/transaction';
-import { Capture } from '../helpers/capture';
+import { Capture, memoryLogger } from '../helpers/capture';
+import { DnsCapture } from '../../src/receivers/ebpf_dns/probes';
 import { TestNet, type TestHost } from '../helpers/netns';
 
 const net = TestNet.create('dns', 41);
@@ -353,6 +354,28 @@ test('process attribution: its cgroup programs are attached while the receiver r
   for (let i = 0; i < 50 && left().length > 0; i++) await new Promise((res) => setTimeout(res, 100));
   assert.deepEqual(left(), [], 'no program of the receiver is left in the kernel');
   assert.deepEqual(r.kernelPrograms(), []);
+});
+
+test('process attribution cannot attach (not a cgroup v2 directory): a warning, and capture works unattributed', async () => {
+  const { logger, lines } = memoryLogger();
+  let packets = 0;
+  const cap = DnsCapture.open(
+    { ports: [53], snapLength: 512, namespaces: [`/run/netns/${S.ns}`], includeInterfaces: [], excludeInterfaces: [], ringBytes: 1 << 20, processAttribution: true, cgroupPath: '/tmp' },
+    (_batch, count) => (packets += count),
+    logger,
+  );
+  try {
+    assert.equal(cap.ownerCgroup, undefined);
+    assert.ok(lines.some((l) => l.level === 40 && String(l.msg).includes('not attributed')), JSON.stringify(lines));
+    assert.deepEqual(cap.programs().filter((p) => p.attached), []);
+    assert.equal(dig(C, [`@${S.ip4}`, 'known.test']).status, 'NOERROR');
+    await cap.flush();
+    assert.equal(packets, 2, 'the query and its response, captured in the server namespace');
+    const key = Buffer.alloc(4);
+    assert.equal(cap.owners.lookup(17, 4, key, 0, 1, Date.now() * 1000), undefined);
+  } finally {
+    cap.close();
+  }
 });
 
 test('capture self-telemetry: packets passed, none dropped', async () => {

@@ -25,8 +25,36 @@ const CTR_OWNER_RECORDS = 4;
 /** FLOWTEL_DNS_PORT_BITS */
 const PORT_BITS = 8192;
 const OWNER_PROGRAMS = ['dns_connect4', 'dns_connect6', 'dns_sendmsg4', 'dns_sendmsg6', 'dns_owner_egress'];
-/** struct flowtel_dns_owner_key / flowtel_dns_owner (bpf/flowtel_dns.h) */
+/** struct flowtel_dns_owner_key / flowtel_dns_owner_slot / FLOWTEL_DNS_OWNER_* (bpf/flowtel_dns.h) */
 const OWNER_KEY_SIZE = 20;
+const OWNER_SETS = 8192;
+const OWNER_WAYS = 4;
+const SLOT_SIZE = 64;
+const SLOT_PID = 8;
+const SLOT_TS = 16;
+const SLOT_KEY = 24;
+const SLOT_COMM = 44;
+/**
+ * A record is for the packet's socket if it was written at most this long
+ * before the packet (a socket's record is refreshed at least once a second
+ * while it sends), or up to OWNER_MAX_NEWER_US after it (refreshed since, by
+ * the same socket, while the agent had a backlog). An older one is from a
+ * socket that had the port before.
+ */
+const OWNER_MAX_AGE_US = 1_500_000;
+const OWNER_MAX_NEWER_US = 5_000_000;
+
+/** FNV-1a, 32 bits (owner_hash in bpf/flowtel_dns.bpf.c). */
+export function ownerHash(key: Buffer): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < OWNER_KEY_SIZE; i++) h = Math.imul(h ^ key[i]!, 0x01000193) >>> 0;
+  return h;
+}
+
+/** CLOCK_REALTIME − CLOCK_MONOTONIC in µs (bpf_ktime_get_ns and process.hrtime are CLOCK_MONOTONIC). */
+function monotonicToRealtimeUs(): number {
+  return Date.now() * 1000 - Number(process.hrtime.bigint() / 1000n);
+}
 
 export interface DnsCaptureOptions {
   ports: readonly number[];
@@ -39,6 +67,8 @@ export interface DnsCaptureOptions {
   retireMs?: number;
   /** Attach the cgroup programs that record the process behind each DNS client socket. */
   processAttribution?: boolean;
+  /** Where to attach them (default: the cgroup v2 mount found in /proc/mounts). */
+  cgroupPath?: string;
 }
 
 export interface DnsCaptureCounters {
@@ -69,6 +99,9 @@ export class DnsCapture {
   /** The cgroup v2 root the owner programs are attached to (undefined: process attribution off). */
   ownerCgroup?: string;
   private readonly ownerKey = Buffer.alloc(OWNER_KEY_SIZE);
+  /** dns_owner_table, mapped read-only. */
+  private ownerTable?: Buffer;
+  private clockOffsetUs = monotonicToRealtimeUs();
 
   private constructor(
     private readonly obj: BpfObject,
@@ -96,14 +129,22 @@ export class DnsCapture {
       obj.setGlobal('dns_port_bits', portBits(opts.ports));
       let cgroup: string | undefined;
       if (opts.processAttribution) {
-        cgroup = cgroup2Mount(readFileSync('/proc/mounts', 'utf8'));
+        cgroup = opts.cgroupPath ?? cgroup2Mount(readFileSync('/proc/mounts', 'utf8'));
         if (!cgroup) logger.warn('ebpf_dns: no cgroup v2 hierarchy mounted (see /proc/mounts): DNS queries are not attributed to processes');
       }
       if (!cgroup) for (const p of OWNER_PROGRAMS) obj.setAutoload(p, false);
       obj.load();
       if (cgroup) {
-        for (const p of OWNER_PROGRAMS) obj.attachCgroup(p, cgroup);
-        cap.ownerCgroup = cgroup;
+        try {
+          cap.ownerTable = obj.mapMemory('dns_owner_table');
+          for (const p of OWNER_PROGRAMS) obj.attachCgroup(p, cgroup);
+          cap.ownerCgroup = cgroup;
+        } catch (e) {
+          // Capture works without them: DNS is still counted, just not attributed.
+          for (const p of OWNER_PROGRAMS) obj.detach(p);
+          cap.ownerTable = undefined;
+          logger.warn({ err: e, cgroup }, 'ebpf_dns: cannot attach the process attribution programs to the cgroup v2 root: DNS queries are not attributed to processes');
+        }
       }
       cap.refresh();
       if (cap.sockets.size === 0) logger.warn({ include: opts.includeInterfaces, exclude: opts.excludeInterfaces }, 'ebpf_dns: no interface matches: nothing is captured until one appears');
@@ -204,29 +245,46 @@ export class DnsCapture {
     return { sockets: this.kernelCounter(CTR_OWNER_SOCKETS), records: this.kernelCounter(CTR_OWNER_RECORDS) };
   }
 
+  /** Re-read the offset between the kernel's monotonic clock and wall-clock time (once per collection). */
+  refreshClock(): void {
+    this.clockOffsetUs = monotonicToRealtimeUs();
+  }
+
   /**
    * The process that owns (owned) the client socket whose packets leave from
-   * `port` at the address in buf[addrOff, +4 or +16): what the cgroup
-   * programs recorded when it sent its first DNS packet. One map lookup (a
-   * system call); undefined when process attribution is off or nothing was
-   * recorded (a query from another host, or a socket created before the
-   * agent started that never connect()ed or sendmsg()ed since).
+   * `port` at the address in buf[addrOff, +4 or +16), as the cgroup programs
+   * recorded it when the socket sent DNS: read in place from the
+   * memory-mapped dns_owner_table (no system call). Undefined when process
+   * attribution is off or nothing valid was recorded (a query from another
+   * host; a socket created before the agent started that never connect()ed
+   * or sendto()ed since; a record from a socket that had the port before).
    */
   readonly owners: QueryOwnerLookup = {
-    lookup: (proto, version, buf, addrOff, port): SocketOwner | undefined => {
-      if (!this.ownerCgroup || this.closed) return undefined;
+    lookup: (proto, version, buf, addrOff, port, tsUs): SocketOwner | undefined => {
+      const table = this.ownerTable;
+      if (!table || !this.ownerCgroup) return undefined;
       const k = this.ownerKey;
       k.fill(0);
       buf.copy(k, 0, addrOff, addrOff + (version === 4 ? 4 : 16));
       k.writeUInt16LE(port, 16);
       k[18] = proto;
       k[19] = version;
-      const v = this.obj.mapLookup('dns_owners', k);
-      if (!v) return undefined;
-      const pid = v.readUInt32LE(8);
-      if (pid === 0) return undefined;
-      const end = v.indexOf(0, 16);
-      return { pid, name: v.toString('utf8', 16, end < 0 || end > 32 ? 32 : end) };
+      const set = (ownerHash(k) & (OWNER_SETS - 1)) * OWNER_WAYS * SLOT_SIZE;
+      for (let w = 0; w < OWNER_WAYS; w++) {
+        const o = set + w * SLOT_SIZE;
+        const seq = table.readUInt32LE(o);
+        if (seq & 1 || table.compare(k, 0, OWNER_KEY_SIZE, o + SLOT_KEY, o + SLOT_KEY + OWNER_KEY_SIZE) !== 0) continue;
+        const pid = table.readUInt32LE(o + SLOT_PID);
+        const atUs = Number(table.readBigUInt64LE(o + SLOT_TS) / 1000n) + this.clockOffsetUs;
+        let end = table.indexOf(0, o + SLOT_COMM);
+        if (end < 0 || end > o + SLOT_COMM + 16) end = o + SLOT_COMM + 16;
+        const name = table.toString('utf8', o + SLOT_COMM, end);
+        // Written meanwhile: not a whole record.
+        if (table.readUInt32LE(o) !== seq) return undefined;
+        if (pid === 0 || atUs < tsUs - OWNER_MAX_AGE_US || atUs > tsUs + OWNER_MAX_NEWER_US) return undefined;
+        return { pid, name };
+      }
+      return undefined;
     },
   };
 

@@ -79,7 +79,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
         maxTcpFlows: config.max_tcp_flows,
         tcp: config.tcp,
         nameCache: config.name_cache_size > 0 ? this.nameCache : undefined,
-        owners: config.process_attribution ? { lookup: (proto, version, buf, off, port) => this.capture?.owners.lookup(proto, version, buf, off, port) } : undefined,
+        owners: config.process_attribution ? { lookup: (proto, version, buf, off, port, tsUs) => this.capture?.owners.lookup(proto, version, buf, off, port, tsUs) } : undefined,
       },
       this.metrics,
     );
@@ -180,6 +180,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     const nowUs = Date.now() * 1000;
     await capture.flush();
     this.engine.expire(nowUs);
+    capture.refreshClock();
     this.sendLogs();
     this.nameCache.prune();
     const err = this.engine.takeLastError();
