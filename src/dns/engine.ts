@@ -18,6 +18,9 @@ export type MalformedReason = ParseFailure | 'not_ip' | 'internal';
 
 export type { SocketOwner };
 
+const EXPIRE_EVERY_PACKETS = 4096;
+const EXPIRE_MARGIN_US = 1_000_000;
+
 /**
  * Who sent a query: the owner of the socket whose packets leave from
  * `port` at the address in buf[addrOff, +4 (version 4) or +16 (version 6)),
@@ -72,6 +75,9 @@ export class DnsEngine {
   private packetBuf: Buffer = Buffer.alloc(0);
   private readonly followTcp: boolean;
   private readonly owners?: QueryOwnerLookup;
+  /** Latest capture time seen, and packets since the last expiry by capture time. */
+  private maxTsUs = 0;
+  private sinceExpiry = 0;
   private lastError?: unknown;
 
   constructor(
@@ -100,6 +106,15 @@ export class DnsEngine {
   /** One captured packet: buf[off, off + caplen), starting at its IP header. */
   onPacket(buf: Buffer, off: number, caplen: number, tsUs: number): void {
     this.stats.packets++;
+    if (tsUs > this.maxTsUs) this.maxTsUs = tsUs;
+    if (++this.sinceExpiry >= EXPIRE_EVERY_PACKETS) {
+      // Timeouts by capture time too, not only at collections: when the agent
+      // is behind (a flood), a collection can wait seconds for the capture to
+      // drain, and unanswered queries would fill max_inflight meanwhile. One
+      // second of margin covers capture sockets delivering a little out of step.
+      this.sinceExpiry = 0;
+      this.correlator.expire(this.maxTsUs - EXPIRE_MARGIN_US);
+    }
     try {
       const p = this.l4;
       this.packetBuf = buf;
