@@ -38,7 +38,7 @@
 #include <bpf/bpf_core_read.h>
 #include "flowtel_dns.h"
 
-_Static_assert(sizeof(struct flowtel_dns_owner_slot) == 64, "slot layout is shared with src/receivers/ebpf_dns/probes.ts");
+_Static_assert(sizeof(struct flowtel_dns_owner_slot) == 80, "slot layout is shared with src/receivers/ebpf_dns/probes.ts");
 
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_TCP 6
@@ -205,7 +205,7 @@ static __always_inline int same_key(const struct flowtel_dns_owner_key *a, const
 }
 
 /* Write key → owner into its set: the slot that holds the key, else the oldest. 0 if written. */
-static __always_inline int record_owner(const struct flowtel_dns_owner_key *k, const struct dns_sock *ds, __u64 now)
+static __always_inline int record_owner(const struct flowtel_dns_owner_key *k, const struct dns_sock *ds, __u64 cookie, __u64 now)
 {
 	__u32 idx = owner_hash(k) & (FLOWTEL_DNS_OWNER_SETS - 1);
 	struct flowtel_dns_owner_set *set = bpf_map_lookup_elem(&dns_owner_table, &idx);
@@ -231,7 +231,12 @@ static __always_inline int record_owner(const struct flowtel_dns_owner_key *k, c
 		return -1; /* another CPU is writing it */
 	if (__sync_val_compare_and_swap(&s->seq, seq, seq + 1) != seq)
 		return -1;
+	/* A refresh by the same socket and process keeps its first time: user space
+	 * attributes a query only to a record that existed when it was sent. */
+	if (!(same_key(&s->key, k) && s->cookie == cookie && s->pid == ds->pid))
+		s->first_ns = now;
 	__builtin_memcpy(&s->key, k, sizeof(*k));
+	s->cookie = cookie;
 	s->pid = ds->pid;
 	s->ts_ns = now;
 	__builtin_memcpy(s->comm, ds->comm, sizeof(s->comm));
@@ -341,7 +346,7 @@ int dns_owner_egress(struct __sk_buff *skb)
 	k.version = version;
 	if (bpf_skb_load_bytes(skb, version == 4 ? 12 : 8, k.addr, version == 4 ? 4 : 16))
 		return 1;
-	if (record_owner(&k, ds, now))
+	if (record_owner(&k, ds, bpf_get_socket_cookie(skb), now))
 		return 1;
 	ds->recorded_port = sport;
 	ds->recorded_ns = now;

@@ -41,12 +41,14 @@ struct flowtel_dns_owner_key {
 	__u8 version;           /* IP version of the packet: 4 or 6 */
 };
 
-/* 64 bytes: seq 0, pid 8, ts_ns 16, key 24, comm 44. */
+/* 80 bytes: seq 0, pid 8, ts_ns 16, first_ns 24, cookie 32, key 40, comm 60. */
 struct flowtel_dns_owner_slot {
 	__u64 seq;              /* odd: being written (64 bits: BPF atomics without alu32) */
 	__u32 pid;              /* tgid; 0: empty */
 	__u32 _pad0;
-	__u64 ts_ns;            /* bpf_ktime_get_ns (CLOCK_MONOTONIC) when written */
+	__u64 ts_ns;            /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the latest write */
+	__u64 first_ns;         /* ... of the first write for this socket, key and process */
+	__u64 cookie;           /* the socket's cookie */
 	struct flowtel_dns_owner_key key;
 	char comm[16];          /* the process's (thread group leader's) name */
 	__u32 _pad1;

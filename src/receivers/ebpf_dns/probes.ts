@@ -29,20 +29,22 @@ const OWNER_PROGRAMS = ['dns_connect4', 'dns_connect6', 'dns_sendmsg4', 'dns_sen
 const OWNER_KEY_SIZE = 20;
 const OWNER_SETS = 8192;
 const OWNER_WAYS = 4;
-const SLOT_SIZE = 64;
+const SLOT_SIZE = 80;
 const SLOT_PID = 8;
 const SLOT_TS = 16;
-const SLOT_KEY = 24;
-const SLOT_COMM = 44;
+const SLOT_FIRST = 24;
+const SLOT_KEY = 40;
+const SLOT_COMM = 60;
 /**
- * A record is for the packet's socket if it was written at most this long
- * before the packet (a socket's record is refreshed at least once a second
- * while it sends), or up to OWNER_MAX_NEWER_US after it (refreshed since, by
- * the same socket, while the agent had a backlog). An older one is from a
- * socket that had the port before.
+ * A record is the packet's socket's if the packet was sent after the record's
+ * first write (the egress program writes it before the packet reaches any
+ * capture; OWNER_CLOCK_SLACK_US covers converting between the two clocks) and
+ * at most OWNER_MAX_AGE_US after its latest write (a socket's record is
+ * refreshed at least once a second while it sends: an older one belongs to a
+ * socket that had the port before).
  */
 const OWNER_MAX_AGE_US = 1_500_000;
-const OWNER_MAX_NEWER_US = 5_000_000;
+const OWNER_CLOCK_SLACK_US = 5_000;
 
 /** FNV-1a, 32 bits (owner_hash in bpf/flowtel_dns.bpf.c). */
 export function ownerHash(key: Buffer): number {
@@ -275,13 +277,14 @@ export class DnsCapture {
         const seq = table.readUInt32LE(o);
         if (seq & 1 || table.compare(k, 0, OWNER_KEY_SIZE, o + SLOT_KEY, o + SLOT_KEY + OWNER_KEY_SIZE) !== 0) continue;
         const pid = table.readUInt32LE(o + SLOT_PID);
-        const atUs = Number(table.readBigUInt64LE(o + SLOT_TS) / 1000n) + this.clockOffsetUs;
+        const lastUs = Number(table.readBigUInt64LE(o + SLOT_TS) / 1000n) + this.clockOffsetUs;
+        const firstUs = Number(table.readBigUInt64LE(o + SLOT_FIRST) / 1000n) + this.clockOffsetUs;
         let end = table.indexOf(0, o + SLOT_COMM);
         if (end < 0 || end > o + SLOT_COMM + 16) end = o + SLOT_COMM + 16;
         const name = table.toString('utf8', o + SLOT_COMM, end);
         // Written meanwhile: not a whole record.
         if (table.readUInt32LE(o) !== seq) return undefined;
-        if (pid === 0 || atUs < tsUs - OWNER_MAX_AGE_US || atUs > tsUs + OWNER_MAX_NEWER_US) return undefined;
+        if (pid === 0 || tsUs < firstUs - OWNER_CLOCK_SLACK_US || tsUs > lastUs + OWNER_MAX_AGE_US) return undefined;
         return { pid, name };
       }
       return undefined;
