@@ -109,6 +109,16 @@ describe('correlation over UDP', () => {
     assert.equal(rec.tx.filter((t) => t.outcome === 'timeout').length, N, 'each query times out exactly once');
   });
 
+  test("copies from a capture socket read seconds after the other's are still recognised", () => {
+    const { e, rec, feed } = engine({ maxInflight: 10_000 });
+    const pkts = Array.from({ length: 3000 }, (_, i) => udp(CLIENT, 1024 + i, SERVER, 53, query(i)));
+    // Socket A: 3,000 queries over 3 s of capture time; socket B's copies of the same packets (1 µs later each) are read after all of A's.
+    pkts.forEach((p, i) => feed(p, T0 + i * 1000));
+    pkts.forEach((p, i) => feed(p, T0 + i * 1000 + 1));
+    assert.equal(rec.queries.length, 3000);
+    assert.equal(e.stats.duplicates, 3000);
+  });
+
   test('in-flight queries are bounded; overflow is counted', () => {
     const { e, rec, feed } = engine({ maxInflight: 10 });
     for (let i = 0; i < 15; i++) feed(udp(CLIENT, 40000 + i, SERVER, 53, query(i)), T0 + i);
