@@ -39,6 +39,12 @@ export interface DnsEngineOptions {
   tcp?: boolean;
   nameCache?: DnsNameCache;
   dedupWindowMs?: number;
+  /**
+   * How long capture copies are remembered (default 5 s): at least the lag
+   * between the capture sockets that can see the same packet (one socket: the
+   * window is enough).
+   */
+  dedupKeepMs?: number;
   /** Process attribution of queries (absent: none). */
   owners?: QueryOwnerLookup;
 }
@@ -86,7 +92,7 @@ export class DnsEngine {
   ) {
     this.correlator = new DnsCorrelator(opts.timeoutMs * 1000, opts.maxInflight, (t) => events.transaction(t));
     this.tcp = new TcpDnsReassembler(opts.maxTcpFlows);
-    this.dedup = new CaptureDedup((opts.dedupWindowMs ?? 500) * 1000);
+    this.dedup = new CaptureDedup((opts.dedupWindowMs ?? 500) * 1000, 200_000, (opts.dedupKeepMs ?? 5000) * 1000);
     this.nameCache = opts.nameCache;
     this.followTcp = opts.tcp ?? true;
     this.owners = opts.owners;

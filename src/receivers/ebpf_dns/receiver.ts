@@ -79,6 +79,9 @@ export class EbpfDnsReceiver implements MetricsReceiver {
         maxTcpFlows: config.max_tcp_flows,
         tcp: config.tcp,
         nameCache: config.name_cache_size > 0 ? this.nameCache : undefined,
+        // Several capture sockets (namespaces, or one per interface) can see one packet, each read by its own
+        // thread: remember copies for seconds. One socket sees its copies in order: the match window is enough.
+        dedupKeepMs: config.network_namespaces.length > 1 || config.include_interfaces.length > 0 || config.exclude_interfaces.length > 0 ? 5000 : 500,
         owners: config.process_attribution ? { lookup: (proto, version, buf, off, port, tsUs) => this.capture?.owners.lookup(proto, version, buf, off, port, tsUs) } : undefined,
       },
       this.metrics,
