@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config iproute2)
 if [[ "${1:-}" == "--test-tools" ]]; then
-  packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils util-linux procps openssl)
+  packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils util-linux procps openssl prometheus)
 fi
 
 SUDO=""

@@ -11,7 +11,8 @@
  */
 
 /** Features some panels need that a plain Linux host (and the test run) does not have. */
-export type Feature = 'k8s' | 'cloud' | 'cross_az' | 'incident';
+/** `occurrence`: a series that exists only once something happened (a loss, a duplicate) that a healthy run lacks. */
+export type Feature = 'k8s' | 'cloud' | 'cross_az' | 'occurrence';
 
 export interface Requirement {
   readonly feature: Feature;

@@ -1,11 +1,15 @@
 /** Agent health: flowtel's own telemetry (flowtel_*). */
-import type { DashboardSpec } from '../grafana';
+import type { DashboardSpec, Requirement } from '../grafana';
 import { AGENT, AGENT_VARIABLES, L, RATE } from '../labels';
 
-const HEALTHY_EMPTY = {
-  feature: 'incident',
+const HEALTHY_EMPTY: Requirement = {
+  feature: 'occurrence',
   reason: 'the series exists only once something was lost; a healthy run (the test) loses nothing',
-} as const;
+};
+const DUPLICATES: Requirement = {
+  feature: 'occurrence',
+  reason: 'the series exists only once a DNS packet was captured twice (loopback, both ends of a veth pair, a bridge); the test captures one namespace',
+};
 
 export const agentHealth: DashboardSpec = {
   uid: 'flowtel-agent-health',
@@ -29,7 +33,7 @@ export const agentHealth: DashboardSpec = {
         { title: 'Records from the kernel', type: 'timeseries', unit: 'short', description: 'Connection records per second: event (ring buffer) and snapshot (socket walk).', queries: [{ expr: `sum by (${L.host}, kind) (rate(flowtel_ebpf_records_total{${AGENT}}[${RATE}]))`, legend: '{{host_name}} {{kind}}' }] },
         { title: 'Tracked connections', type: 'timeseries', unit: 'short', description: 'TCP connections the agent holds counters for.', queries: [{ expr: `sum by (${L.host}) (flowtel_tracked_connections{${AGENT}})`, legend: '{{host_name}}' }] },
         { title: 'Collection time', type: 'timeseries', unit: 'µs', description: '99th percentile time of one collection (ring-buffer drain, socket walk, UDP map read, deltas).', queries: [{ expr: `histogram_quantile(0.99, sum by (le, ${L.host}) (rate(flowtel_collection_duration_us_bucket{${AGENT}}[${RATE}])))`, legend: 'p99 {{host_name}}' }] },
-        { title: 'DNS capture', type: 'timeseries', unit: 'pps', description: 'Packets the DNS socket filter passed, and duplicates counted once (a packet seen on both ends of a veth, on loopback, …).', queries: [{ expr: `sum by (${L.host}) (rate(flowtel_dns_capture_packets_total{${AGENT}}[${RATE}]))`, legend: 'captured {{host_name}}' }, { expr: `sum by (${L.host}) (rate(flowtel_dns_duplicates_total{${AGENT}}[${RATE}]))`, legend: 'duplicates {{host_name}}' }] },
+        { title: 'DNS capture', type: 'timeseries', unit: 'pps', description: 'Packets the DNS socket filter passed, and duplicates counted once (a packet seen on both ends of a veth, on loopback, …).', queries: [{ expr: `sum by (${L.host}) (rate(flowtel_dns_capture_packets_total{${AGENT}}[${RATE}]))`, legend: 'captured {{host_name}}' }, { expr: `sum by (${L.host}) (rate(flowtel_dns_duplicates_total{${AGENT}}[${RATE}]))`, legend: 'duplicates {{host_name}}', requires: DUPLICATES }] },
         { title: 'Collections failed', type: 'timeseries', unit: 'short', description: 'Failed collections per second by receiver (nothing was sent for them).', queries: [{ expr: `sum by (${L.host}, ${L.receiver}) (rate(flowtel_receiver_failed_collections_total{${AGENT}}[${RATE}]))`, legend: '{{host_name}} {{receiver}}' }] },
       ],
     },
