@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { DASHBOARDS, renderDashboard } from '../../dashboards/src/index';
-import { buildDashboard, type GrafanaPanel } from '../../dashboards/src/grafana';
+import { buildDashboard, queriesOf, type GrafanaPanel } from '../../dashboards/src/grafana';
 import { packageRoot } from '../../src/util/paths';
 
 const dir = path.join(packageRoot(), 'dashboards');
@@ -112,4 +112,14 @@ test('the service map is a Node Graph fed by a nodes and an edges query', () => 
   for (const field of ['"id"', '"source"', '"target"']) assert.ok(edges.includes(field), field);
   assert.ok(graph.targets![0]!.expr.includes('"title"'));
   assert.deepEqual((graph.transformations?.[0]?.options as { renameByName: Record<string, string> }).renameByName, { 'Value #nodes': 'mainstat', 'Value #edges': 'mainstat' });
+});
+
+test('docs/deploy.md lists every panel that needs a feature the test host lacks', () => {
+  const doc = readFileSync(path.join(packageRoot(), 'docs', 'deploy.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('### Panels that need more than a plain host'), doc.indexOf('## On a host with systemd'));
+  for (const { spec } of DASHBOARDS) {
+    for (const { panel, requires } of queriesOf(spec)) {
+      if (requires) assert.ok(section.includes(panel.title), `docs/deploy.md does not list "${panel.title}" (${spec.title})`);
+    }
+  }
 });
