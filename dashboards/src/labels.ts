@@ -104,15 +104,22 @@ export const DNS_VARIABLES: readonly VariableSpec[] = [
 
 export const DNS = `${L.cluster}=~"$cluster", ${L.srcNamespace}=~"$namespace", ${L.srcService}=~"$service", ${L.host}=~"$host", ${L.dnsServer}=~"$server"`;
 
-/** Agent health: cluster → host. */
+/**
+ * Agent health: cluster → namespace → service → agent. The agent's own
+ * metrics are scraped from the agent itself on both paths (its `prometheus`
+ * exporter, or its self-telemetry endpoint `service.telemetry.metrics.address`,
+ * which carries no resource labels), so an agent is Prometheus' `instance`.
+ */
+export const AGENT_KEY = 'instance';
+
 export const AGENT_VARIABLES: readonly VariableSpec[] = [
-  { name: 'cluster', label: 'Cluster', labelName: L.cluster, metric: 'flowtel_process_memory_rss', description: 'k8s.cluster.name (resource attribute). All also matches series without it.' },
-  { name: 'namespace', label: 'Namespace', labelName: 'k8s_namespace_name', metric: 'flowtel_process_memory_rss', matchers: `${L.cluster}=~"$cluster"`, description: 'Namespace the agent runs in (k8s.namespace.name resource attribute).' },
-  { name: 'service', label: 'Service', labelName: 'service_name', metric: 'flowtel_process_memory_rss', matchers: `${L.cluster}=~"$cluster"`, description: 'service.name of the agent (default flowtel; OTEL_SERVICE_NAME).' },
-  { name: 'host', label: 'Host', labelName: L.host, metric: 'flowtel_process_memory_rss', matchers: `${L.cluster}=~"$cluster", service_name=~"$service"`, description: 'host.name of the agent.' },
+  { name: 'cluster', label: 'Cluster', labelName: L.cluster, metric: 'flowtel_process_memory_rss', description: 'k8s.cluster.name (resource attribute, on the agent\'s own endpoint with resource_to_telemetry_conversion). All also matches series without it.' },
+  { name: 'namespace', label: 'Namespace', labelName: 'k8s_namespace_name', metric: 'flowtel_process_memory_rss', matchers: `${L.cluster}=~"$cluster"`, description: 'Namespace the agent runs in (k8s.namespace.name resource attribute, or a relabelled scrape label).' },
+  { name: 'service', label: 'Service', labelName: 'service_name', metric: 'flowtel_process_memory_rss', matchers: `${L.cluster}=~"$cluster"`, description: 'service.name of the agent (default flowtel; OTEL_SERVICE_NAME), where resource attributes are labels.' },
+  { name: 'agent', label: 'Agent', labelName: AGENT_KEY, metric: 'flowtel_process_memory_rss', matchers: `${L.cluster}=~"$cluster", k8s_namespace_name=~"$namespace", service_name=~"$service"`, description: 'The scrape target of each agent (its :9464 or self-telemetry :9465 endpoint).' },
 ];
 
-export const AGENT = `${L.cluster}=~"$cluster", k8s_namespace_name=~"$namespace", service_name=~"$service", ${L.host}=~"$host"`;
+export const AGENT = `${L.cluster}=~"$cluster", k8s_namespace_name=~"$namespace", service_name=~"$service", ${AGENT_KEY}=~"$agent"`;
 
 export const RATE = '$__rate_interval';
 export const RANGE = '$__range';
