@@ -6,10 +6,10 @@
  * `_bucket`/`_sum`/`_count`.
  *
  * The Kubernetes, cloud and cross-AZ names are the ones the enrichment
- * processors add (`source.`/`destination.` prefixes on the k8s.* and
- * cloud.* semantic-convention attributes; `k8s.cluster.name` and the local
- * `cloud.availability_zone` as resource attributes, which become labels with
- * `resource_to_telemetry_conversion`).
+ * processors add (docs/metrics.md): `source.`/`destination.` prefixes on the
+ * k8s.* and cloud.* semantic-convention attributes, `network.io.direction` on
+ * network_cross_az_*; `k8s.cluster.name` is a resource attribute, a label
+ * with `resource_to_telemetry_conversion`.
  */
 import type { Requirement, VariableSpec } from './grafana';
 
@@ -33,7 +33,7 @@ export const L = {
   srcPod: 'source_k8s_pod_name',
   dstPod: 'destination_k8s_pod_name',
   dstDomain: 'destination_domain',
-  zone: 'cloud_availability_zone',
+  ioDirection: 'network_io_direction',
   srcZone: 'source_cloud_availability_zone',
   dstZone: 'destination_cloud_availability_zone',
   dnsName: 'dns_question_name',
@@ -74,7 +74,7 @@ export const K8S: Requirement = {
 };
 export const CLOUD: Requirement = {
   feature: 'cloud',
-  reason: 'needs the cloud processor and a zone for remote addresses (cloud.availability_zone, destination.cloud.availability_zone)',
+  reason: 'needs the cloud and zone processors (source.cloud.availability_zone, destination.cloud.availability_zone); without them the grouping labels are empty',
 };
 export const CROSS_AZ: Requirement = {
   feature: 'cross_az',

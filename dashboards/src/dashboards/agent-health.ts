@@ -6,6 +6,10 @@ const HEALTHY_EMPTY: Requirement = {
   feature: 'occurrence',
   reason: 'the series exists only once something was lost; a healthy run (the test) loses nothing',
 };
+const K8S_PROCESSOR: Requirement = {
+  feature: 'k8s',
+  reason: 'flowtel_k8s_* exist only when the k8s processor runs (in a cluster)',
+};
 const DUPLICATES: Requirement = {
   feature: 'occurrence',
   reason: 'the series exists only once a DNS packet was captured twice (loopback, both ends of a veth pair, a bridge); the test captures one namespace',
@@ -34,6 +38,7 @@ export const agentHealth: DashboardSpec = {
         { title: 'Tracked connections', type: 'timeseries', unit: 'short', description: 'TCP connections the agent holds counters for.', queries: [{ expr: `sum by (${AGENT_KEY}) (flowtel_tracked_connections{${AGENT}})`, legend: '{{instance}}' }] },
         { title: 'Collection time', type: 'timeseries', unit: 'µs', description: '99th percentile time of one collection (ring-buffer drain, socket walk, UDP map read, deltas).', queries: [{ expr: `histogram_quantile(0.99, sum by (le, ${AGENT_KEY}) (rate(flowtel_collection_duration_us_bucket{${AGENT}}[${RATE}])))`, legend: 'p99 {{instance}}' }] },
         { title: 'DNS capture', type: 'timeseries', unit: 'pps', description: 'Packets the DNS socket filter passed, and duplicates counted once (a packet seen on both ends of a veth, on loopback, …).', queries: [{ expr: `sum by (${AGENT_KEY}) (rate(flowtel_dns_capture_packets_total{${AGENT}}[${RATE}]))`, legend: 'captured {{instance}}' }, { expr: `sum by (${AGENT_KEY}) (rate(flowtel_dns_duplicates_total{${AGENT}}[${RATE}]))`, legend: 'duplicates {{instance}}', requires: DUPLICATES }] },
+        { title: 'Kubernetes API', type: 'timeseries', unit: 'short', requires: K8S_PROCESSOR, description: 'The k8s processor\'s view of the API server: 1 while reachable (the last known metadata is used during an outage), and failed lists and watches per second by resource and reason (http_403: RBAC).', queries: [{ expr: `min by (${AGENT_KEY}) (flowtel_k8s_api_reachable{${AGENT}})`, legend: 'reachable {{instance}}' }, { expr: `sum by (${AGENT_KEY}, resource, ${L.reason}) (rate(flowtel_k8s_api_errors_total{${AGENT}}[${RATE}]))`, legend: 'errors {{instance}} {{resource}} {{reason}}' }] },
         { title: 'Collections failed', type: 'timeseries', unit: 'short', description: 'Failed collections per second by receiver (nothing was sent for them).', queries: [{ expr: `sum by (${AGENT_KEY}, ${L.receiver}) (rate(flowtel_receiver_failed_collections_total{${AGENT}}[${RATE}]))`, legend: '{{instance}} {{receiver}}' }] },
       ],
     },

@@ -25,9 +25,9 @@ export const crossAz: DashboardSpec = {
     {
       row: 'By zone pair',
       panels: [
-        { title: 'Cross-AZ bytes by zone pair', type: 'timeseries', unit: 'Bps', stack: true, requires: CROSS_AZ, description: 'Bytes per second from each zone to each other zone.', queries: [{ expr: `sum by (${ZONES}) (rate(${M.crossAzBytes}{${FLOW}}[${RATE}]))`, legend: `{{${L.srcZone}}} → {{${L.dstZone}}}` }] },
+        { title: 'Cross-AZ bytes by zone pair', type: 'timeseries', unit: 'Bps', stack: true, requires: CROSS_AZ, description: 'Bytes per second between each pair of zones, by network.io.direction as the local end sees it (transmit: sent to the other zone, receive: received from it). Where both ends run flowtel each byte is counted by both: each side pays for it.', queries: [{ expr: `sum by (${ZONES}, ${L.ioDirection}) (rate(${M.crossAzBytes}{${FLOW}}[${RATE}]))`, legend: `{{${L.srcZone}}} → {{${L.dstZone}}} {{${L.ioDirection}}}` }] },
         { title: 'Cost rate by zone pair', type: 'timeseries', unit: 'currencyUSD', stack: true, requires: CROSS_AZ, description: 'Estimated USD per hour by zone pair.', queries: [{ expr: `sum by (${ZONES}) (rate(${M.crossAzCost}{${FLOW}}[${RATE}])) * 3600`, legend: `{{${L.srcZone}}} → {{${L.dstZone}}} per hour` }] },
-        { title: 'All traffic by local zone', type: 'timeseries', unit: 'Bps', requires: CLOUD, description: 'TCP bytes per second sent, by the zone of the local host (cloud.availability_zone) and of the remote end when known.', queries: [{ expr: `sum by (${L.zone}, ${L.dstZone}) (rate(${M.tcpBytesSent}{${FLOW}}[${RATE}]))`, legend: `{{${L.zone}}} → {{${L.dstZone}}}` }] },
+        { title: 'All traffic by zone pair', type: 'timeseries', unit: 'Bps', requires: CLOUD, description: 'TCP bytes per second sent, by the zone of the local end (source.cloud.availability_zone) and of the remote end when known: same-zone traffic included.', queries: [{ expr: `sum by (${L.srcZone}, ${L.dstZone}) (rate(${M.tcpBytesSent}{${FLOW}}[${RATE}]))`, legend: `{{${L.srcZone}}} → {{${L.dstZone}}}` }] },
       ],
     },
     {
