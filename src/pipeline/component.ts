@@ -94,6 +94,12 @@ export interface ReceiverContext extends ComponentContext {
   readonly filter?: import('../processors/filter').FilterPushdown;
   /** Where the receiver's log records go, when it is in a logs pipeline. */
   readonly logs?: import('./logs').LogConsumer;
+  /**
+   * Address → domain name learned from DNS answers, one per service, shared
+   * by its receivers: ebpf_dns provides names, ebpf_tcp reads them for
+   * destination.domain (src/pipeline/domain-names.ts).
+   */
+  readonly domains?: import('./domain-names').DomainNames;
 }
 
 export interface MetricsReceiver extends Lifecycle {

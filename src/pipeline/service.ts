@@ -28,6 +28,7 @@ import { exporterResource, isResourceTransformer, type ResourceTransformer } fro
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
 import { isBatchProcessor } from '../processors/batch';
 import type { LogsRemovalReason, ProcessorInService, ServiceObserver, ServiceView } from '../telemetry/observer';
+import { DomainNames } from './domain-names';
 
 /** A pipeline's processors, in order, then its exporters. */
 class ProcessorChain implements MeasurementConsumer {
@@ -195,6 +196,8 @@ export class Service {
   private pipelines: ValidatedConfig['pipelines'] = [];
   private started = false;
   private readonly resource = buildResource({});
+  /** Names from DNS answers, shared by this service's receivers (kept across reloads). */
+  private readonly domains = new DomainNames();
   /** Self-telemetry and component status (src/telemetry/observer.ts, attachTelemetry). */
   private observer?: ServiceObserver;
 
@@ -328,7 +331,7 @@ export class Service {
         logRelay.consumeLogs(batch);
       },
     };
-    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs };
+    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs, domains: this.domains };
     const receiver = c.factory.create(c.config, rctx) as MetricsReceiver;
     this.observer?.receiverCreated(receiver);
     return { receiver, relay, logRelay, configKey: this.receiverKey(config, id, input.filter) };
