@@ -21,7 +21,7 @@ import {
   type ReceiverContext,
 } from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
-import { FlowHistograms, FLOWTEL_SCOPE } from './flow-histograms';
+import { FlowMetrics, FLOWTEL_SCOPE } from './flow-metrics';
 import type { MeasurementBatch, MeasurementConsumer } from './measurements';
 import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsProcessor } from './logs';
 import { exporterResource, isResourceTransformer, type ResourceTransformer } from './pipeline-resource';
@@ -234,18 +234,18 @@ export class Service {
         continue;
       }
       const resource = this.exporterResource(config, resourceIds);
-      // Histograms are kept by flowtel (flow-histograms.ts) and collected by the exporter's reader.
-      const histograms = new FlowHistograms(DEFAULT_CARDINALITY_LIMIT);
-      const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [histograms] };
+      // Counters and histograms are kept by flowtel (flow-metrics.ts) and collected by the exporter's reader.
+      const flowMetrics = new FlowMetrics({ cardinalityLimit: DEFAULT_CARDINALITY_LIMIT });
+      const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [flowMetrics] };
       const exporter = c.factory.create(c.config, ctx) as MetricsExporter;
-      histograms.bind(exporter.reader);
+      flowMetrics.bind(exporter.reader);
       exporter.logs?.useResource(resource);
       const provider = new MeterProvider({
         resource,
         readers: [exporter.reader],
         views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
       });
-      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter(FLOWTEL_SCOPE.name), histograms), configKey });
+      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter(FLOWTEL_SCOPE.name), flowMetrics), configKey });
       this.observer?.exporterCreated(exporter, provider);
     }
     return out;
