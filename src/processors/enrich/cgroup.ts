@@ -42,7 +42,7 @@ const SCOPE = new RegExp(`^(docker|cri-containerd|crio|libpod|nerdctl)-(${ID})(?
 /** `<slice>:<prefix>:<id>`: the systemd cgroup name some setups write as a cgroupfs path. */
 const COLON_FORM = new RegExp(`:(docker|cri-containerd|crio|libpod|containerd):(${ID})$`);
 const BARE = new RegExp(`^${ID}$`);
-const POD = /(?:^|-)pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?$/;
+const POD = /(?:^|-)pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?(?::|$)/;
 
 const RUNTIME_OF: Readonly<Record<string, ContainerRuntimeName>> = {
   docker: 'docker',
