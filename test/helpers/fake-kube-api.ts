@@ -224,6 +224,8 @@ export class FakeKubeApi {
       const from = Number(url.searchParams.get('resourceVersion') ?? '0');
       this.requests.push(`watch ${resource} rv=${from}${node ? ` node=${node}` : ''}`);
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      // As the API server does: the answer starts at once, events follow when they happen.
+      res.flushHeaders();
       if (from < this.minRv) {
         this.send(res, { type: 'ERROR', object: gone(this.rv) });
         res.end();

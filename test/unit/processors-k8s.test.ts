@@ -6,6 +6,7 @@
  * node-local pods, and container.id association.
  */
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { TempDir, until } from '../helpers/e2e';
 import { FakeKubeApi, endpointSlice, node, pod, replicaSet, service } from '../helpers/fake-kube-api';
@@ -231,6 +232,31 @@ test('API server down: names stay, the outage is counted, and it recovers', asyn
   await until('reachable again', () => own(p).find((m) => m.metric === 'flowtel_k8s_api_reachable')?.value === 1, 15_000);
   api.upsert('pods', pod({ namespace: 'shop', name: 'after-0', uid: 'uid-after', node: 'node-a', ip: '10.244.1.70' }));
   await named(p, flow('10.244.1.10', '10.244.1.70'), 'destination.k8s.pod.name', 'after-0');
+});
+
+test('a hung API server (accepts, never answers): requests time out, counted; shutdown does not wait for it', async () => {
+  const sockets: Socket[] = [];
+  const hung = createServer((s) => sockets.push(s));
+  await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+  const fake = new FakeKubeApi();
+  fake.port = (hung.address() as { port: number }).port;
+  const c = k8sProcessorFactory.validate({ auth_type: 'kubeConfig', kubeconfig: fake.kubeconfig(tmp.dir), request_timeout: '300ms' }, 'processors.k8s');
+  const p = new K8sProcessor('k8s', c, undefined, {});
+  await p.start();
+  // A processor whose requests would wait a minute: stopping it must not.
+  const patient = new K8sProcessor('k8s/patient', k8sProcessorFactory.validate({ auth_type: 'kubeConfig', kubeconfig: fake.kubeconfig(tmp.dir), request_timeout: '1m', pod_labels: ['x'] }, 'processors.k8s'), undefined, {});
+  await patient.start();
+  try {
+    await until('timeouts counted', () => own(p).find((m) => m.metric === 'flowtel_k8s_api_reachable')?.value === 0 && counted(p, 'flowtel_k8s_api_errors', { resource: 'pods', reason: 'unreachable' }) > 0);
+    await until('the patient processor waits on its lists', () => sockets.length >= 10);
+  } finally {
+    const t0 = Date.now();
+    await patient.shutdown();
+    assert.ok(Date.now() - t0 < 30_000, `shutdown waited for the hung server (${Date.now() - t0} ms)`);
+    await p.shutdown();
+    for (const s of sockets) s.destroy();
+    hung.close();
+  }
 });
 
 test('start fails clearly outside a cluster with serviceAccount auth; config is validated', async () => {

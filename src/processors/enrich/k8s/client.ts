@@ -60,17 +60,35 @@ interface Page {
   metadata?: { resourceVersion?: string; _continue?: string };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * `p`, or a rejection after `ms` or when `signal` aborts — whichever comes
+ * first. A value that arrives too late is handed to `late` (to close it).
+ */
+function bounded<T>(p: Promise<T>, ms: number, what: string, signal: AbortSignal | undefined, late?: (value: T) => void): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    let settled = false;
+    const finish = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const onAbort = (): void => {
+      if (finish()) reject(Object.assign(new Error(`${what}: stopped`), { name: 'AbortError' }));
+    };
+    const timer = setTimeout(() => {
+      if (finish()) reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: 'ETIMEDOUT' }));
+    }, ms);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     p.then(
       (v) => {
-        clearTimeout(timer);
-        resolve(v);
+        if (finish()) resolve(v);
+        else late?.(v);
       },
       (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
+        if (finish()) reject(e);
       },
     );
   });
@@ -88,31 +106,39 @@ export async function resourceClients(kc: K8s.KubeConfig, options: ConnectionOpt
   const limit = 500;
 
   const make = (watchPath: string, listPage: (cont: string | undefined) => Promise<Page>, fieldSelector?: string): ResourceClient => ({
-    async list() {
+    async list(signal) {
       const items: unknown[] = [];
       let cont: string | undefined;
       let resourceVersion = '';
       do {
-        const page = await withTimeout(listPage(cont), options.requestTimeoutMs, `list ${watchPath}`);
+        const page = await bounded(listPage(cont), options.requestTimeoutMs, `list ${watchPath}`, signal);
         items.push(...page.items);
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
         cont = page.metadata?._continue || undefined;
       } while (cont);
       return { items, resourceVersion };
     },
-    async watch(resourceVersion, onEvent): Promise<WatchHandle> {
+    async watch(resourceVersion, onEvent, signal): Promise<WatchHandle> {
       let settle!: { resolve: () => void; reject: (e: unknown) => void };
       const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
       // Watches end on the server's side after 5 to 10 minutes (as client-go's do) and are opened again.
       const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
       const query: Record<string, string | number | boolean> = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds };
       if (fieldSelector) query.fieldSelector = fieldSelector;
-      const controller = await watch.watch(
-        watchPath,
-        query,
-        (type: string, object: unknown) => onEvent(type, object),
-        (err: unknown) => (err ? settle.reject(err) : settle.resolve()),
+      // The answer's headers must come within the request timeout (a hung server must not hold the reflector).
+      const controller = await bounded(
+        watch.watch(
+          watchPath,
+          query,
+          (type: string, object: unknown) => onEvent(type, object),
+          (err: unknown) => (err ? settle.reject(err) : settle.resolve()),
+        ),
+        options.requestTimeoutMs,
+        `watch ${watchPath}`,
+        signal,
+        (late) => late.abort(),
       );
+      done.catch(() => undefined);
       return { done, abort: () => controller.abort() };
     },
   });

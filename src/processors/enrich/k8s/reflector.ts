@@ -21,8 +21,10 @@ export interface WatchHandle {
 
 /** List and watch of one resource, implemented over the Kubernetes client (./client.ts) or anything else. */
 export interface ResourceClient {
-  list(): Promise<{ items: readonly unknown[]; resourceVersion: string }>;
-  watch(resourceVersion: string, onEvent: (type: string, object: unknown) => void): Promise<WatchHandle>;
+  /** `signal` aborts the request (the reflector stops). */
+  list(signal?: AbortSignal): Promise<{ items: readonly unknown[]; resourceVersion: string }>;
+  /** Resolves once the server answered (the stream is open); `signal` aborts the wait. */
+  watch(resourceVersion: string, onEvent: (type: string, object: unknown) => void, signal?: AbortSignal): Promise<WatchHandle>;
 }
 
 /** An error's HTTP status, from the client's errors (ApiException.code, watch errors' statusCode) or a Status object. */
@@ -39,7 +41,8 @@ export function failureReason(error: unknown): string {
   const status = httpStatusOf(error);
   if (status !== undefined) return `http_${status}`;
   const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? ''} ${String((error as { cause?: { code?: unknown } })?.cause?.code ?? '')}`;
-  if (/ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|fetch failed|EPIPE/i.test(text)) return 'unreachable';
+  // Connection refused or lost (a watch stream cut off: node-fetch's "Premature close"), no answer, no route.
+  if (/ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|fetch failed|EPIPE|Premature close|ERR_STREAM_PREMATURE_CLOSE/i.test(text)) return 'unreachable';
   return 'other';
 }
 
@@ -52,6 +55,7 @@ export class Reflector<R> {
   private loop?: Promise<void>;
   private wake?: () => void;
   private backoffMs = 0;
+  private stopper = new AbortController();
   /** True once a list succeeded. */
   synced = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -70,11 +74,13 @@ export class Reflector<R> {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.stopper = new AbortController();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopper.abort();
     this.watch?.abort();
     this.wake?.();
     await this.loop;
@@ -120,7 +126,7 @@ export class Reflector<R> {
   }
 
   private async relist(reason: string): Promise<void> {
-    const list = await this.client.list();
+    const list = await this.client.list(this.stopper.signal);
     this.status.succeeded(this.resource);
     this.status.relisted(this.resource, reason);
     const fresh = new Map<string, R>();
@@ -180,7 +186,7 @@ export class Reflector<R> {
       }
       const rv = (object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
       if (typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
-    });
+    }, this.stopper.signal);
     if (closedByUs || this.stopped) handle.abort();
     this.watch = handle;
     this.status.succeeded(this.resource);
