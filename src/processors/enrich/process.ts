@@ -13,7 +13,9 @@
  * time in /proc/PID/stat: a pid the kernel gave to a new process is read again.
  * A process that exited keeps its last description (its last connections are
  * still reported after it is gone), until its entry is evicted or the pid is
- * reused. A pid never seen alive gets nothing.
+ * reused. A pid never seen alive gets nothing: /proc is read at collection
+ * time, so a process that exited before the first collection reporting its
+ * flow (a short-lived client) keeps only the receiver's pid and comm.
  *
  * In a container, mount the host's /proc (e.g. at /host/proc) and set
  * `proc_path`; the pids in flows are the host's.
