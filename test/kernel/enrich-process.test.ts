@@ -250,3 +250,17 @@ test('container: names from the engine API for the container id of a real proces
   assert.equal(none.process(batch(f)).measurements[0]!.attributes, f);
   await none.shutdown();
 });
+
+test('logs pipelines: log records of a flow get the same attributes; records without flow attributes pass untouched', async () => {
+  const child = await sleeper(['341']);
+  const p = processor();
+  const record = { timeMs: Date.now(), severityNumber: 13, severityText: 'WARN', body: 'tcp connection failed', eventName: 'flowtel.tcp.connection_failed', attributes: flowOf(child.pid!, 'sleep') };
+  const other = { ...record, eventName: 'flowtel.dns.query', attributes: { 'dns.question.name': 'example.com' } };
+  const input = { records: [record, other], source: 'ebpf_tcp' };
+  const out = p.processLogs(input);
+  assert.notEqual(out, input, 'a new batch');
+  assert.equal(out.records[0]!.attributes['process.executable.path'], realpathSync(sh('which', ['sleep']).trim()));
+  assert.equal(out.records[0]!.body, record.body);
+  assert.equal(out.records[1], other);
+  assert.equal(record.attributes['process.executable.path' as keyof typeof record.attributes], undefined, 'the input record is not changed');
+});
