@@ -8,7 +8,8 @@
         "src/libbpf_log.cc",
         "src/bpf_object.cc",
         "src/ringbuf_reader.cc",
-        "src/packet_socket.cc"
+        "src/packet_socket.cc",
+        "src/netlink_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -171,13 +171,21 @@ function reportStartFailure(e: unknown, logger: Logger): void {
 
 const KIND_ORDER = ['receiver', 'processor', 'exporter', 'extension'] as const;
 
+/** The pipelines a component can be in (extensions are in none). */
+export function componentSignals(f: AnyComponentFactory): readonly string[] {
+  return f.kind === 'extension' ? [] : (f.signals ?? ['metrics']);
+}
+
 /** Every component and option as the markdown tables of docs/configuration.md (a test keeps the two equal). */
 export function componentsMarkdown(): string {
   const cell = (t: string): string => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
   let out = '';
   for (const kind of KIND_ORDER) {
     for (const f of FACTORIES.filter((x) => x.kind === kind)) {
-      out += `### \`${f.type}\` (${kind}, ${f.stability})\n\n| option | type | default | meaning |\n|---|---|---|---|\n`;
+      const signals = componentSignals(f);
+      out += `### \`${f.type}\` (${kind}, ${f.stability})\n\n`;
+      if (signals.length > 0) out += `Pipelines: ${signals.map((x) => `\`${x}\``).join(', ')}.\n\n`;
+      out += `| option | type | default | meaning |\n|---|---|---|---|\n`;
       for (const o of f.options) {
         const def = o.default === undefined ? '' : `\`${typeof o.default === 'string' ? o.default : JSON.stringify(o.default)}\``;
         out += `| \`${o.name}\` | ${cell(o.type)} | ${def} | ${cell(o.description)} |\n`;
@@ -194,7 +202,8 @@ function components(markdown: boolean): void {
     return;
   }
   for (const f of FACTORIES) {
-    process.stdout.write(`${f.kind} ${f.type} (${f.stability})\n`);
+    const signals = componentSignals(f);
+    process.stdout.write(`${f.kind} ${f.type} (${f.stability})${signals.length > 0 ? ` [${signals.join(', ')}]` : ''}\n`);
     for (const o of f.options) {
       const def = o.default === undefined ? '' : ` [default: ${JSON.stringify(o.default)}]`;
       process.stdout.write(`  ${o.name}: ${o.type}${def} — ${o.description}\n`);

@@ -1,6 +1,7 @@
 /**
  * The config used when no `--config` file is given: the eBPF TCP receiver,
- * the console top-flows table (`debug`), a Prometheus endpoint, and — only
+ * the `cloud` processor (only on a machine whose firmware names a cloud:
+ * `detectors: [auto]`), the console top-flows table (`debug`), a Prometheus endpoint, and — only
  * when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
  * is set — an `otlp` exporter that takes everything (endpoint, headers, TLS,
  * timeout, compression, temporality) from the standard OTEL_* variables.
@@ -30,7 +31,7 @@ export function inKubernetes(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 function renderDefaultConfig(withOtlp: boolean, withK8s = false): string {
-  const processors = withK8s ? 'process, k8s' : 'process';
+  const processors = withK8s ? 'process, cloud, k8s' : 'process, cloud';
   const k8s = withK8s
     ? `  # Added because KUBERNETES_SERVICE_HOST is set: pod, owner and service names
   # of both ends, through the pod's service account (this node: KUBE_NODE_NAME).
@@ -53,6 +54,10 @@ receivers:
 processors:
   # Each flow's process (executable path, owner) and container id, from /proc.
   process: {}
+  # cloud.provider/region/availability_zone, host.id from the metadata service of
+  # the cloud the firmware (DMI) names; elsewhere nothing is asked and nothing added.
+  cloud:
+    detectors: [auto]
 ${k8s}
 exporters:
   # Top-flows table on stdout.

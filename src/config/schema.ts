@@ -36,7 +36,8 @@
  * - Types: `string` (numbers and booleans are accepted and turned into strings,
  *   since `${env:X}` can yield them), `number` (numeric strings accepted),
  *   `boolean` (`"true"`/`"false"` accepted), `duration` (`500ms`, `10s`,
- *   `1h30m`; result in milliseconds; bare numbers are rejected as ambiguous),
+ *   `1h30m`; result in milliseconds; bare numbers other than 0 are rejected
+ *   as ambiguous),
  *   `string[]`, `map<string,string>` (scalar values stringified), `enum`
  *   (case-insensitive, result is the canonical spelling), `object` (nested schema).
  * - All problems in one object are reported together (ConfigErrorList).
@@ -273,12 +274,13 @@ function checkOption(value: unknown, path: string, spec: Exclude<OptionSpec, Obj
       return fail(`expected a boolean (true or false), got ${describeValue(value)}`);
     }
     case 'duration': {
-      if (typeof value !== 'string') {
+      // A bare 0 is unambiguous (Go's time.ParseDuration takes it too: `timeout: 0`).
+      if (typeof value !== 'string' && value !== 0) {
         return fail(`expected a duration with a unit (e.g. 500ms, 10s, 1m), got ${describeValue(value)}`);
       }
       let ms: number;
       try {
-        ms = parseDuration(value);
+        ms = value === 0 ? 0 : parseDuration(value as string);
       } catch (error) {
         return fail(error instanceof Error ? error.message : String(error));
       }

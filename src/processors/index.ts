@@ -1,9 +1,10 @@
 /**
- * Processor factories: `filter`, `sampling`, `aggregate`, `attributes`.
+ * Processor factories: `filter`, `sampling`, `aggregate`, `attributes`,
+ * `memory_limiter`, `batch`, `resource`.
  * Each processor returns a new batch and never changes the one it is given
  * (a receiver's batch is shared by every pipeline it feeds).
  */
-import type { ProcessorFactory } from '../pipeline/component';
+import type { PipelineProcessor, ProcessorFactory } from '../pipeline/component';
 import { aggregateProcessorFactory } from './aggregate';
 import { attributesProcessorFactory } from './attributes';
 import { filterProcessorFactory } from './filter';
@@ -37,8 +38,13 @@ import { memoryLimiterProcessorFactory } from './memory_limiter';
 import { containerProcessorFactory } from './enrich/container';
 import { k8sProcessorFactory } from './enrich/k8s/factory';
 import { processProcessorFactory } from './enrich/process';
+import { batchProcessorFactory } from './batch';
+import { resourceProcessorFactory } from './resource';
+export { batchProcessorFactory, BatchProcessor, LogBatcher, isBatchProcessor, type BatchConfig, type BatchTrigger } from './batch';
+export { resourceProcessorFactory, ResourceProcessor, type ResourceProcessorConfig } from './resource';
+import { netenrichProcessorFactories } from './netenrich';
 
-export const processorFactories: Readonly<Record<string, ProcessorFactory<unknown>>> = {
+export const processorFactories: Readonly<Record<string, ProcessorFactory<unknown, PipelineProcessor>>> = {
   [filterProcessorFactory.type]: filterProcessorFactory,
   [samplingProcessorFactory.type]: samplingProcessorFactory,
   [aggregateProcessorFactory.type]: aggregateProcessorFactory,
@@ -47,4 +53,7 @@ export const processorFactories: Readonly<Record<string, ProcessorFactory<unknow
   [processProcessorFactory.type]: processProcessorFactory,
   [containerProcessorFactory.type]: containerProcessorFactory,
   [k8sProcessorFactory.type]: k8sProcessorFactory,
+  [batchProcessorFactory.type]: batchProcessorFactory,
+  [resourceProcessorFactory.type]: resourceProcessorFactory,
+  ...Object.fromEntries(netenrichProcessorFactories.map((f) => [f.type, f])),
 };

@@ -11,12 +11,17 @@
  * the cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) when there is
  * one, else the machine's memory. Self-telemetry (no flow attributes) always
  * passes, so the agent can still report that it is dropping.
+ *
+ * In a logs pipeline it refuses every log record while above the soft limit
+ * (counted in `refusedRecords`, and by self-telemetry as
+ * flowtel_receiver_refused_log_records of the receiver they came from).
  */
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigError, type MetricsProcessor, type ProcessorFactory } from '../pipeline/component';
 import type { MeasurementBatch } from '../pipeline/measurements';
+import { withRecords, type LogBatch, type LogsProcessor } from '../pipeline/logs';
 import { isFlow, withMeasurements } from './common';
 
 const MIB = 1024 * 1024;
@@ -71,7 +76,11 @@ export function availableMemory(read: (f: string) => string = (f) => readFileSyn
   return machine;
 }
 
-export class MemoryLimiterProcessor implements MetricsProcessor {
+export class MemoryLimiterProcessor implements MetricsProcessor, LogsProcessor {
+  /** Removed log records are refused, not dropped on purpose. */
+  readonly refuses = true;
+  /** Log records refused while above the soft limit. */
+  refusedRecords = 0;
   readonly hardLimit: number;
   readonly softLimit: number;
   private timer?: NodeJS.Timeout;
@@ -126,12 +135,19 @@ export class MemoryLimiterProcessor implements MetricsProcessor {
     const gauges = new Set(kept.map((m) => m.metric));
     return { ...withMeasurements(batch, kept), gaugesReplaced: batch.gaugesReplaced.filter((g) => gauges.has(g)) };
   }
+
+  processLogs(batch: LogBatch): LogBatch {
+    if (!this.refusing || batch.records.length === 0) return batch;
+    this.refusedRecords += batch.records.length;
+    return withRecords(batch, []);
+  }
 }
 
 export const memoryLimiterProcessorFactory: ProcessorFactory<MemoryLimiterConfig> = {
   kind: 'processor',
   type: 'memory_limiter',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: describeSchema(memoryLimiterSchema),
   defaultConfig: () => validateObject({ limit_percentage: 80 }, '', memoryLimiterSchema),
   validate,

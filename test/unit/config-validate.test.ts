@@ -13,7 +13,7 @@ import {
   type SchemaValue,
 } from '../../src/config';
 import { exporterFactories } from '../../src/exporters';
-import { processProcessorFactory } from '../../src/processors/enrich/process';
+import { processorFactories } from '../../src/processors';
 import type { ComponentFactory } from '../../src/pipeline/component';
 
 const receiverSchema = {
@@ -33,8 +33,8 @@ const ebpfTcpStub: ComponentFactory<StubReceiverConfig, { started: boolean }> = 
 };
 
 const registry: ComponentRegistry = { receivers: { ebpf_tcp: ebpfTcpStub }, exporters: exporterFactories };
-/** For the embedded default, whose pipeline has the `process` processor. */
-const defaultRegistry: ComponentRegistry = { ...registry, processors: { process: processProcessorFactory } };
+/** For the embedded default, which lists processors. */
+const defaultRegistry: ComponentRegistry = { ...registry, processors: processorFactories };
 
 /** otlp's retry_on_failure and sending_queue, always present with the Collector's defaults. */
 const EXPORTER_HELPER_DEFAULTS = {
@@ -60,7 +60,7 @@ test('the embedded default config validates (with and without OTLP env)', () => 
   const plain = validateConfig(loadConfig([], [], { env: {} }), defaultRegistry);
   assert.deepEqual([...plain.receivers.keys()], ['ebpf_tcp']);
   assert.deepEqual([...plain.exporters.keys()], ['debug', 'prometheus']);
-  assert.deepEqual(plain.pipelines, [{ id: 'metrics', signal: 'metrics', receivers: ['ebpf_tcp'], processors: ['process'], exporters: ['debug', 'prometheus'] }]);
+  assert.deepEqual(plain.pipelines, [{ id: 'metrics', signal: 'metrics', receivers: ['ebpf_tcp'], processors: ['process', 'cloud'], exporters: ['debug', 'prometheus'] }]);
   assert.deepEqual(plain.receivers.get('ebpf_tcp')?.config, { collection_interval: 10_000 });
   assert.equal(plain.service.telemetry.logs.level, 'info');
   assert.deepEqual(plain.warnings, []);
@@ -205,7 +205,7 @@ test('missing pipelines and bad service sections', () => {
 
 test('registry inputs: per-kind object, flat Map, list of factories', () => {
   const raw = loadConfig([], [], { env: {} });
-  const factories = [ebpfTcpStub, processProcessorFactory, ...Object.values(exporterFactories)];
+  const factories = [ebpfTcpStub, ...Object.values(processorFactories), ...Object.values(exporterFactories)];
   for (const input of [defaultRegistry, createRegistry(factories), new Map(factories.map((f) => [f.type, f])), factories]) {
     assert.deepEqual([...validateConfig(raw, input).exporters.keys()], ['debug', 'prometheus']);
   }

@@ -7,11 +7,13 @@ import { inKubernetes } from '../../src/config/default-config';
 
 test('default config: process on; k8s only when KUBERNETES_SERVICE_HOST is set', () => {
   const plain = defaultConfigObject({});
-  assert.deepEqual(plain.processors, { process: {} });
-  assert.deepEqual((plain.service as { pipelines: { metrics: { processors: string[] } } }).pipelines.metrics.processors, ['process']);
+  assert.deepEqual(Object.keys(plain.processors as object), ['process', 'cloud']);
+  assert.deepEqual((plain.processors as Record<string, unknown>).process, {});
+  assert.deepEqual((plain.service as { pipelines: { metrics: { processors: string[] } } }).pipelines.metrics.processors, ['process', 'cloud']);
   const pod = defaultConfigObject({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' });
-  assert.deepEqual(pod.processors, { process: {}, k8s: {} });
-  assert.deepEqual((pod.service as { pipelines: { metrics: { processors: string[] } } }).pipelines.metrics.processors, ['process', 'k8s']);
+  assert.deepEqual(Object.keys(pod.processors as object), ['process', 'cloud', 'k8s']);
+  assert.deepEqual((pod.processors as Record<string, unknown>).k8s, {});
+  assert.deepEqual((pod.service as { pipelines: { metrics: { processors: string[] } } }).pipelines.metrics.processors, ['process', 'cloud', 'k8s']);
   assert.equal(inKubernetes({ KUBERNETES_SERVICE_HOST: ' ' }), false);
 });
 
@@ -19,7 +21,7 @@ test('default config validates on this machine and in a pod', () => {
   for (const env of [{}, { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', KUBERNETES_SERVICE_HOST: '10.96.0.1' }]) {
     const cfg = validateConfig(loadConfig([], [], { env }), FACTORIES);
     const types = [...cfg.processors.values()].map((p) => p.type);
-    assert.deepEqual(types, 'KUBERNETES_SERVICE_HOST' in env ? ['process', 'k8s'] : ['process']);
+    assert.deepEqual(types, 'KUBERNETES_SERVICE_HOST' in env ? ['process', 'cloud', 'k8s'] : ['process', 'cloud']);
     assert.deepEqual(cfg.warnings, []);
   }
 });

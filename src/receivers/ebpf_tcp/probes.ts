@@ -11,6 +11,7 @@ import { listNetworkNamespaces } from '../../flows/netns';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
+import { appendAll } from '../../util/arrays';
 
 /** Errors a person can act on: what is missing and what to do. */
 export class ProbeError extends Error {
@@ -167,7 +168,7 @@ export class TcpProbes {
     const out: ConnRecord[] = [];
     for (const [ino, nsPath] of listNetworkNamespaces()) {
       try {
-        out.push(...decodeConnRecords(this.obj.readIterator('dump_tcp', nsPath)));
+        appendAll(out, decodeConnRecords(this.obj.readIterator('dump_tcp', nsPath)));
       } catch (e) {
         logger.warn({ err: e, netns: ino, path: nsPath }, 'cannot walk the sockets of a network namespace: its connections from before the agent started are not seen until they close');
       }
