@@ -13,6 +13,7 @@ import { FakeKubeApi, endpointSlice, node, pod, replicaSet, service } from '../h
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
 import { K8sProcessor, k8sProcessorFactory } from '../../src/processors/enrich/k8s/factory';
 import { METRICS } from '../../src/metrics/definitions';
+import { zoneSources } from '../../src/processors/netenrich/zone-source';
 
 const tmp = new TempDir();
 const apis: FakeKubeApi[] = [];
@@ -146,6 +147,26 @@ test('both ends named: pods, owners, service backends, ClusterIPs, nodes, labels
   const tel = own(p);
   assert.deepEqual(tel.filter((m) => m.metric === 'flowtel_k8s_api_reachable').map((m) => m.value), [1]);
   assert.equal(tel.find((m) => m.metric === 'flowtel_k8s_objects' && m.attributes.resource === 'pods')?.value, 4);
+});
+
+test('zones for the zone processor: the node labels of the pod an address belongs to, while the processor runs', async () => {
+  // The registry is process-wide: the processors of earlier tests (same addresses, other API servers) go first.
+  for (const q of processors) await q.shutdown();
+  const api = await cluster();
+  const p = await start(api);
+  await named(p, flow('10.244.1.10', '10.244.2.30'), 'destination.k8s.pod.name', 'api-7xk2p');
+  assert.deepEqual(zoneSources.zoneOf('10.244.2.30'), { availabilityZone: 'zone-b' });
+  assert.deepEqual(zoneSources.zoneOf('10.244.1.20'), { availabilityZone: 'zone-a' });
+  assert.deepEqual(zoneSources.zoneOf('192.168.77.2'), { availabilityZone: 'zone-b' }, 'a node address');
+  assert.equal(zoneSources.zoneOf('10.96.0.20'), undefined, 'a ClusterIP is in no zone');
+  assert.equal(zoneSources.zoneOf('10.9.9.9'), undefined);
+  // A pod that moves to another zone: the registry's generation moves, so zone caches are refreshed.
+  const gen = zoneSources.generation;
+  api.upsert('pods', pod({ namespace: 'infra', name: 'api-7xk2p', uid: 'uid-api', node: 'node-a', ip: '10.244.2.30', labels: { app: 'api' }, owner: { kind: 'DaemonSet', name: 'api' } }));
+  await until('moved to zone-a', () => zoneSources.zoneOf('10.244.2.30')?.availabilityZone === 'zone-a');
+  assert.ok(zoneSources.generation > gen);
+  await p.shutdown();
+  assert.equal(zoneSources.zoneOf('10.244.2.30'), undefined, 'unregistered at shutdown');
 });
 
 test('only pods of this node are local ends; container.id finds the pod first', async () => {

@@ -121,6 +121,8 @@ export async function resourceClients(kc: K8s.KubeConfig, options: ConnectionOpt
     async watch(resourceVersion, onEvent, signal): Promise<WatchHandle> {
       let settle!: { resolve: () => void; reject: (e: unknown) => void };
       const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      // Handled by whoever awaits it; a watch abandoned before it opened (stopped, timed out) ends unheard.
+      done.catch(() => undefined);
       // Watches end on the server's side after 5 to 10 minutes (as client-go's do) and are opened again.
       const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
       const query: Record<string, string | number | boolean> = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds };
@@ -138,7 +140,6 @@ export async function resourceClients(kc: K8s.KubeConfig, options: ConnectionOpt
         signal,
         (late) => late.abort(),
       );
-      done.catch(() => undefined);
       return { done, abort: () => controller.abort() };
     },
   });

@@ -10,6 +10,11 @@
  *   only this node's (`spec.nodeName=<node>`) when `remote_pods` is false;
  * - services, EndpointSlices (discovery.k8s.io/v1), nodes, ReplicaSets:
  *   cluster-wide.
+ *
+ * While it runs it answers the `zone` processor's "which zone is this
+ * address in?" (netenrich/zone-source.ts): the topology.kubernetes.io/zone
+ * and region labels of the node the address's pod runs on (or of the node
+ * whose address it is).
  */
 import type { Logger } from 'pino';
 import { loadKubeConfig, resourceClients, type ConnectionOptions, type ResourceName } from './client';
@@ -17,6 +22,7 @@ import { MetadataIndex } from './metadata';
 import { toEndpointSlice, toNode, toPod, toReplicaSet, toService, metadataOf, type EndpointSliceRecord, type NodeRecord, type PodRecord, type ReplicaSetRecord, type ServiceRecord } from './objects';
 import { Reflector, type ResourceClient } from './reflector';
 import { ApiStatus } from './status';
+import { zoneSources, type AddressZone } from '../../netenrich/zone-source';
 
 export interface ClusterOptions {
   readonly connection: ConnectionOptions;
@@ -54,6 +60,8 @@ export class ClusterMetadata {
     replicaSets: new Map<string, ReplicaSetRecord>(),
   };
   private started?: Promise<void>;
+  private unregisterZones?: () => void;
+  private zoneGeneration = -1;
 
   constructor(
     readonly options: ClusterOptions,
@@ -92,7 +100,27 @@ export class ClusterMetadata {
       reflector('replicasets', this.sources.replicaSets, keyed(toReplicaSet, nsName)),
     ] as Reflector<unknown>[];
     for (const r of this.reflectors) r.start();
+    this.unregisterZones = zoneSources.register({ name: 'k8s', zoneOf: (address) => this.zoneOf(address) });
     this.logger?.info({ node: o.node ?? null, remote_pods: o.remotePods, pod_selector: podSelector ?? null }, 'k8s: watching the API server');
+  }
+
+  /** Rebuild the indexes if something changed (once per batch); zone caches are told. */
+  refresh(): void {
+    this.index.refresh();
+    if (this.index.generation === this.zoneGeneration) return;
+    if (this.zoneGeneration >= 0) zoneSources.changed();
+    this.zoneGeneration = this.index.generation;
+  }
+
+  /** The zone and region of the node an address's pod runs on, or of the node it is. */
+  zoneOf(address: string): AddressZone | undefined {
+    this.refresh();
+    const node = this.index.remote(address)?.['k8s.node.name'];
+    if (!node) return undefined;
+    const zone = this.index.nodeZone(node);
+    const region = this.index.nodeRegion(node);
+    if (zone === undefined && region === undefined) return undefined;
+    return { ...(zone !== undefined ? { availabilityZone: zone } : {}), ...(region !== undefined ? { region } : {}) };
   }
 
   /** Wait until every resource was listed once, at most `timeoutMs`; false on timeout. */
@@ -104,6 +132,8 @@ export class ClusterMetadata {
 
   async stop(): Promise<void> {
     await this.started?.catch(() => undefined);
+    this.unregisterZones?.();
+    this.unregisterZones = undefined;
     await Promise.all(this.reflectors.map((r) => r.stop()));
   }
 }

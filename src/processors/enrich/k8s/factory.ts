@@ -113,7 +113,7 @@ export class K8sProcessor extends Enricher<number> {
   }
 
   protected override beginBatch(): void {
-    this.cluster?.index.refresh();
+    this.cluster?.refresh();
   }
 
   protected token(): number | undefined {

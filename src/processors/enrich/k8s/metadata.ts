@@ -43,6 +43,7 @@ export class MetadataIndex {
   private backendByIp = new Map<string, K8sAttributes>();
   private nodeByIp = new Map<string, K8sAttributes>();
   private nodeZones = new Map<string, string>();
+  private nodeRegions = new Map<string, string>();
 
   constructor(
     private readonly sources: MetadataSources,
@@ -81,6 +82,11 @@ export class MetadataIndex {
   /** The zone label (topology.kubernetes.io/zone) of a node, for zone-aware processors. */
   nodeZone(node: string): string | undefined {
     return this.nodeZones.get(node);
+  }
+
+  /** The region label (topology.kubernetes.io/region) of a node. */
+  nodeRegion(node: string): string | undefined {
+    return this.nodeRegions.get(node);
   }
 
   private rebuild(): void {
@@ -128,10 +134,13 @@ export class MetadataIndex {
     }
     const nodeByIp = new Map<string, K8sAttributes>();
     const nodeZones = new Map<string, string>();
+    const nodeRegions = new Map<string, string>();
     for (const n of nodes.values()) {
       for (const ip of n.addresses) nodeByIp.set(ip, { 'k8s.node.name': n.name });
       const zone = n.labels['topology.kubernetes.io/zone'];
       if (zone) nodeZones.set(n.name, zone);
+      const region = n.labels['topology.kubernetes.io/region'];
+      if (region) nodeRegions.set(n.name, region);
     }
     this.podByIp = podByIp;
     this.localPodByIp = localPodByIp;
@@ -140,6 +149,7 @@ export class MetadataIndex {
     this.backendByIp = backendByIp;
     this.nodeByIp = nodeByIp;
     this.nodeZones = nodeZones;
+    this.nodeRegions = nodeRegions;
   }
 
   private podAttributes(pod: PodRecord, replicaSets: ReadonlyMap<string, ReplicaSetRecord>, service: string | undefined): K8sAttributes {
