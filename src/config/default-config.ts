@@ -5,6 +5,9 @@
  * when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
  * is set — an `otlp` exporter that takes everything (endpoint, headers, TLS,
  * timeout, compression, temporality) from the standard OTEL_* variables.
+ * The `process` processor names each flow's process and container; in a
+ * Kubernetes pod (`KUBERNETES_SERVICE_HOST` set) the `k8s` processor names
+ * both ends' pods and services too.
  */
 import { parse as parseYaml } from 'yaml';
 import { isConfigMap, type ConfigMap } from './types';
@@ -22,7 +25,19 @@ export function otlpEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): strin
   return undefined;
 }
 
-function renderDefaultConfig(withOtlp: boolean): string {
+/** True in a Kubernetes pod: the default config adds the `k8s` processor. */
+export function inKubernetes(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.KUBERNETES_SERVICE_HOST?.trim());
+}
+
+function renderDefaultConfig(withOtlp: boolean, withK8s = false): string {
+  const processors = withK8s ? 'process, cloud, k8s' : 'process, cloud';
+  const k8s = withK8s
+    ? `  # Added because KUBERNETES_SERVICE_HOST is set: pod, owner and service names
+  # of both ends, through the pod's service account (this node: KUBE_NODE_NAME).
+  k8s: {}
+`
+    : '';
   const exporters = withOtlp ? 'debug, prometheus, otlp' : 'debug, prometheus';
   const otlp = withOtlp
     ? `
@@ -37,11 +52,13 @@ receivers:
     collection_interval: 10s
 
 processors:
+  # Each flow's process (executable path, owner) and container id, from /proc.
+  process: {}
   # cloud.provider/region/availability_zone, host.id from the metadata service of
   # the cloud the firmware (DMI) names; elsewhere nothing is asked and nothing added.
   cloud:
     detectors: [auto]
-
+${k8s}
 exporters:
   # Top-flows table on stdout.
   debug:
@@ -53,7 +70,7 @@ service:
   pipelines:
     metrics:
       receivers: [ebpf_tcp]
-      processors: [cloud]
+      processors: [${processors}]
       exporters: [${exporters}]
 `;
 }
@@ -63,7 +80,7 @@ export const EMBEDDED_DEFAULT_CONFIG: string = renderDefaultConfig(false);
 
 /** The default config text for this environment (adds `otlp` when an OTLP endpoint env var is set). */
 export function defaultConfigText(env: NodeJS.ProcessEnv = process.env): string {
-  return renderDefaultConfig(otlpEndpointFromEnv(env) !== undefined);
+  return renderDefaultConfig(otlpEndpointFromEnv(env) !== undefined, inKubernetes(env));
 }
 
 /** The default config as data. */

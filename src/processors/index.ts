@@ -35,6 +35,9 @@ export { parseCidr, parseIp, cidrContains, formatIp, type Cidr, type IpAddress }
 /** type → factory, for the processors section of the component registry. */
 export { memoryLimiterProcessorFactory, MemoryLimiterProcessor, availableMemory, type MemoryLimiterConfig } from './memory_limiter';
 import { memoryLimiterProcessorFactory } from './memory_limiter';
+import { containerProcessorFactory } from './enrich/container';
+import { k8sProcessorFactory } from './enrich/k8s/factory';
+import { processProcessorFactory } from './enrich/process';
 import { batchProcessorFactory } from './batch';
 import { resourceProcessorFactory } from './resource';
 export { batchProcessorFactory, BatchProcessor, LogBatcher, isBatchProcessor, type BatchConfig, type BatchTrigger } from './batch';
@@ -47,6 +50,9 @@ export const processorFactories: Readonly<Record<string, ProcessorFactory<unknow
   [aggregateProcessorFactory.type]: aggregateProcessorFactory,
   [attributesProcessorFactory.type]: attributesProcessorFactory,
   [memoryLimiterProcessorFactory.type]: memoryLimiterProcessorFactory,
+  [processProcessorFactory.type]: processProcessorFactory,
+  [containerProcessorFactory.type]: containerProcessorFactory,
+  [k8sProcessorFactory.type]: k8sProcessorFactory,
   [batchProcessorFactory.type]: batchProcessorFactory,
   [resourceProcessorFactory.type]: resourceProcessorFactory,
   ...Object.fromEntries(netenrichProcessorFactories.map((f) => [f.type, f])),

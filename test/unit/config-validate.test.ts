@@ -60,7 +60,7 @@ test('the embedded default config validates (with and without OTLP env)', () => 
   const plain = validateConfig(loadConfig([], [], { env: {} }), defaultRegistry);
   assert.deepEqual([...plain.receivers.keys()], ['ebpf_tcp']);
   assert.deepEqual([...plain.exporters.keys()], ['debug', 'prometheus']);
-  assert.deepEqual(plain.pipelines, [{ id: 'metrics', signal: 'metrics', receivers: ['ebpf_tcp'], processors: ['cloud'], exporters: ['debug', 'prometheus'] }]);
+  assert.deepEqual(plain.pipelines, [{ id: 'metrics', signal: 'metrics', receivers: ['ebpf_tcp'], processors: ['process', 'cloud'], exporters: ['debug', 'prometheus'] }]);
   assert.deepEqual(plain.receivers.get('ebpf_tcp')?.config, { collection_interval: 10_000 });
   assert.equal(plain.service.telemetry.logs.level, 'info');
   assert.deepEqual(plain.warnings, []);
