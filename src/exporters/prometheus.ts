@@ -32,11 +32,10 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { ComponentFactory, ExporterContext, MetricsExporter } from '../pipeline/component';
 import type { Server } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
-import { ConfigErrorList } from '../config/errors';
 import {
   HTTP_SERVER_AUTH_OPTION,
   HTTP_SERVER_TLS_OPTION,
-  checkHttpServerSecurity,
+  assertHttpServerSecurity,
   closeServer,
   createSecureServer,
   httpServerSecurity,
@@ -135,9 +134,7 @@ function listenErrorMessage(id: string, address: string, error: unknown): string
 
 function validatePrometheusConfig(raw: unknown, path: string): PrometheusExporterConfig {
   const config = validateObject(raw, path, PROMETHEUS_SCHEMA);
-  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  assertHttpServerSecurity(config, path);
   return config;
 }
 

@@ -16,11 +16,10 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
-import { ConfigErrorList } from '../config/errors';
 import {
   HTTP_SERVER_AUTH_OPTION,
   HTTP_SERVER_TLS_OPTION,
-  checkHttpServerSecurity,
+  assertHttpServerSecurity,
   closeServer,
   createSecureServer,
   httpServerSecurity,
@@ -82,9 +81,7 @@ export function healthResponse(report: HealthReport): { status: number; body: st
 
 function validateHealthCheck(raw: unknown, path: string): HealthCheckConfig {
   const config = validateObject(raw, path, HEALTH_CHECK_SCHEMA);
-  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  assertHttpServerSecurity(config, path);
   return config;
 }
 

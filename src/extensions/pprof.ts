@@ -31,8 +31,7 @@ import type { AddressInfo } from 'node:net';
 import { getHeapSnapshot } from 'node:v8';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { formatHostPort, parseHostPort, type HostPort } from '../exporters/endpoint';
-import { ConfigErrorList } from '../config/errors';
-import { HTTP_SERVER_AUTH_OPTION, HTTP_SERVER_TLS_OPTION, checkHttpServerSecurity, createSecureServer, httpServerSecurity, schemeOf } from '../util/http-server';
+import { HTTP_SERVER_AUTH_OPTION, HTTP_SERVER_TLS_OPTION, assertHttpServerSecurity, createSecureServer, httpServerSecurity, schemeOf } from '../util/http-server';
 import type { Extension, ExtensionContext, ExtensionFactory } from './extension';
 
 export const DEFAULT_PPROF_ENDPOINT = 'localhost:1777';
@@ -96,9 +95,7 @@ function listenErrorMessage(id: string, address: string, error: unknown): string
 
 function validatePprof(raw: unknown, path: string): PprofConfig {
   const config = validateObject(raw, path, PPROF_SCHEMA);
-  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  assertHttpServerSecurity(config, path);
   return config;
 }
 

@@ -29,6 +29,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ObjectOption, SchemaValue } from '../config/schema';
 import { ConfigError } from '../pipeline/component';
+import { ConfigErrorList } from '../config/errors';
 
 const TLS_SCHEMA = {
   cert_file: { type: 'string', description: 'PEM certificate (chain) the endpoint serves; with key_file, the endpoint is HTTPS.' },
@@ -82,6 +83,13 @@ export function checkHttpServerSecurity(tls: HttpServerTlsConfig, auth: HttpServ
     errors.push(new ConfigError(`${path}.auth.basic.username`, 'a basic-auth user name cannot contain ":"'));
   }
   return errors;
+}
+
+/** checkHttpServerSecurity, thrown: one ConfigError, or a ConfigErrorList of them. */
+export function assertHttpServerSecurity(config: { readonly tls: HttpServerTlsConfig; readonly auth: HttpServerAuthConfig }, path: string): void {
+  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigErrorList(path, errors);
 }
 
 /** What a server is built from, files already read. */

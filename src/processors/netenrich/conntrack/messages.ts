@@ -8,6 +8,7 @@
  * type u16 with NLA_F_NESTED 0x8000 / NLA_F_NET_BYTEORDER 0x4000, padded to
  * 4 bytes). Integers inside ctnetlink attributes are big-endian.
  */
+import { formatIp, isV4Mapped } from '../../../util/ip';
 
 export const NFNL_SUBSYS_CTNETLINK = 1;
 export const IPCTNL_MSG_CT_NEW = 0;
@@ -142,28 +143,9 @@ function formatV4(buf: Buffer, at: number): string {
 }
 
 function formatV6(buf: Buffer, at: number): string {
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(buf.readUInt16BE(at + i));
+  const bytes = buf.subarray(at, at + 16);
   // ::ffff:a.b.c.d is IPv4, as flows report it.
-  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) return formatV4(buf, at + 12);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return isV4Mapped(bytes) ? formatV4(buf, at + 12) : formatIp({ family: 6, bytes });
 }
 
 function parseTuple(buf: Buffer, start: number, end: number): Tuple | string {
