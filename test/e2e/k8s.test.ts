@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { after, test } from 'node:test';
 import { Agent, TempDir, freePort, until } from '../helpers/e2e';
 import { cgroup2Root, TestCgroups } from '../helpers/cgroups';
@@ -31,7 +32,8 @@ let receiver: OtlpTestReceiver | undefined;
 
 after(async () => {
   await agent?.kill();
-  for (const c of children) c.kill();
+  for (const c of children) c.kill('SIGKILL');
+  await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, 'exit') : undefined)));
   await api?.stop();
   await receiver?.close();
   cgroups.cleanup();

@@ -20,6 +20,19 @@ export function cgroup2Root(): string {
   throw new Error('no cgroup2 hierarchy in /proc/mounts');
 }
 
+/** rmdir, retried for a second while the kernel still counts a process that is exiting (EBUSY). */
+function removeDir(dir: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 20) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+  }
+}
+
 export class TestCgroups {
   private readonly made: string[] = [];
   private v1Mount?: string;
@@ -65,7 +78,7 @@ export class TestCgroups {
             /* exited meanwhile */
           }
         }
-        rmdirSync(dir);
+        removeDir(dir);
       } catch {
         /* already gone */
       }
