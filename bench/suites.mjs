@@ -1,0 +1,188 @@
+// Renders the named benchmark suites' runs.jsonl (bench/suites/*.sh) as
+// markdown, and puts a rendered table into docs/performance.md between the
+// suite's own markers.
+//   node bench/suites.mjs render SUITE RUNS.jsonl        > table.md
+//   node bench/suites.mjs insert SUITE DOC table.md
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+const begin = (suite) => `<!-- bench:${suite}:begin (written by bash bench/run.sh ${suite}) -->`;
+const end = (suite) => `<!-- bench:${suite}:end -->`;
+
+// ------------------------------------------------------------------ helpers
+export function median(xs) {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+const fix = (x, d) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const mb = (kb) => (Number.isFinite(kb) && kb > 0 ? `${(kb / 1024).toFixed(0)} MB` : '–');
+const mark = (ok) => (ok ? '✓' : '✗');
+const range = (xs, d) => {
+  const v = xs.filter(Number.isFinite);
+  return v.length ? `${Math.min(...v).toFixed(d)}–${Math.max(...v).toFixed(d)}` : '–';
+};
+
+function readRuns(path) {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+function header(meta, extra = '') {
+  const dirty = meta.dirty ? ' (with uncommitted changes)' : '';
+  return (
+    `Measured ${meta.date} on ${meta.cpus} × ${meta.cpu}, kernel ${meta.kernel}, Node ${meta.node}, flowtel ${meta.commit}${dirty}${extra}; ` +
+    `load average ${meta.loadavg_at_start} at the start (the machine was ${Number.parseFloat(meta.loadavg_at_start) > 1 ? '**shared with other work**' : 'quiet'}). ` +
+    `Command: \`${meta.env ? `${meta.env.trim()} ` : ''}${meta.command}\`.`
+  );
+}
+
+/** Load of the runs: "0.4–3.2 / 0–85 %" (+ other tracers loaded). */
+function loadCell(runs) {
+  const tr = Math.max(0, ...runs.map((r) => r.other_tracers ?? 0));
+  return `${range(runs.map((r) => r.loadavg), 1)} / ${range(runs.map((r) => r.foreign_cpu_pct), 0)} %${tr ? ` (+${tr} other tracer${tr > 1 ? 's' : ''})` : ''}`;
+}
+/** Other processes used more than this much CPU (% of one core) during a run: a ratio of a few % is noise then. */
+const NOISY_CPU = 20;
+const noisy = (runs) => median(runs.map((r) => r.foreign_cpu_pct)) > NOISY_CPU || runs.some((r) => (r.other_tracers ?? 0) > 0);
+/** ✓/✗ against a goal, or "~" when the machine was too busy for the verdict to mean anything. */
+const verdict = (ok, runs) => (noisy(runs) ? `${ok ? '(✓)' : '(✗)'} noisy` : mark(ok));
+const NOISE_NOTE =
+  `A verdict in brackets marked *noisy* comes from runs during which other processes used more than ${NOISY_CPU} % of a core (median) ` +
+  'or another flowtel/floor was loaded: on 2 cores that disturbs a few-per-cent comparison more than the agent does; rerun on a quiet machine.';
+
+// --------------------------------------------------------------- throughput
+const WORKLOAD_NAMES = {
+  'iperf1-lo': 'iperf3, 1 stream, loopback',
+  'iperf4-lo': 'iperf3, 4 streams, loopback',
+  'iperf1-veth': 'iperf3, 1 stream, veth',
+  'iperf4-veth': 'iperf3, 4 streams, veth',
+  'wrk-lo': 'wrk keep-alive, loopback',
+  'wrk-veth': 'wrk keep-alive, veth',
+};
+
+function renderThroughput(rows) {
+  const meta = rows.find((r) => r.section === 'meta') ?? {};
+  const runs = rows.filter((r) => r.section === 'run');
+  const out = [header(meta, `, iperf3 ${meta.iperf3}, nginx ${meta.nginx}`), ''];
+  out.push(
+    `${meta.reps} repetitions × ${meta.seconds} s per workload and configuration; in each repetition every workload runs without the agent and with flowtel ` +
+      `(configuration order alternated, workload order rotated). Ratio = with ÷ without within a repetition; the table gives the median ratio and its range, ` +
+      `and median throughputs. wrk: 1 thread, ${meta.connections} connections, nginx 1 worker, 1 KiB page. veth: namespaces \`bn-tc\` → \`bn-ts\`. ` +
+      `Load = load average (1 min) / CPU of other processes during the runs (% of one core). Goal: ratio ≥ 0.98.`,
+  );
+  out.push('');
+  out.push('| workload | without agent | with flowtel | ratio (range) | flowtel CPU | load / others’ CPU |');
+  out.push('|---|---:|---:|---:|---:|---:|');
+  const missed = [];
+  for (const w of Object.keys(WORKLOAD_NAMES)) {
+    const of = (cfg) => runs.filter((r) => r.workload === w && r.config === cfg);
+    if (!of('off').length) continue;
+    const ratios = of('off')
+      .map((off) => {
+        const on = of('agent').find((r) => r.rep === off.rep);
+        return on ? on.value / off.value : NaN;
+      })
+      .filter(Number.isFinite);
+    const m = median(ratios);
+    if (!(m >= 0.98)) missed.push(`${WORKLOAD_NAMES[w]} ${fix(m, 3)}`);
+    const unit = of('off')[0].unit;
+    const v = (cfg) => `${unit === 'Gbit/s' ? fix(median(of(cfg).map((r) => r.value)), 2) : int(median(of(cfg).map((r) => r.value)))} ${unit}`;
+    out.push(
+      `| ${WORKLOAD_NAMES[w]} | ${v('off')} | ${v('agent')} | ${verdict(m >= 0.98, [...of('off'), ...of('agent')])} **${fix(m, 3)}** (${range(ratios, 2)}) | ` +
+        `${fix(median(of('agent').map((r) => r.agent?.cpu_pct)), 1)} % | ${loadCell([...of('off'), ...of('agent')])} |`,
+    );
+  }
+  out.push('');
+  out.push(NOISE_NOTE);
+  out.push('');
+  out.push(conclusion(missed, noisy(runs)));
+  return out.join('\n');
+}
+
+function conclusion(missed, wasNoisy) {
+  const base = missed.length ? `Goal missed: ${missed.join('; ')}.` : 'Goal met on every row.';
+  return wasNoisy ? `${base} (Measured on a busy machine: not conclusive.)` : base;
+}
+
+// ------------------------------------------------------------------ latency
+function renderLatency(rows) {
+  const meta = rows.find((r) => r.section === 'meta') ?? {};
+  const runs = rows.filter((r) => r.section === 'run');
+  const out = [header(meta, `, nginx ${meta.nginx}`), ''];
+  out.push(
+    `HTTP GET at a constant ${int(meta.rate)} requests/s over ${meta.connections} keep-alive connections (\`bench/latency\`, open loop: latency from the time ` +
+      `each request was due, so stalls are not hidden), nginx 1 worker, 1 KiB page; ${meta.reps} repetitions × ${meta.seconds} s per path and configuration, ` +
+      `without agent and with flowtel alternated. Percentiles: medians over repetitions; p99 ratio: median of the per-repetition ratios. Goal: p99 within +5 %.`,
+  );
+  out.push('');
+  out.push('| path | p50 without → with | p99 without → with | p99 ratio (range) | p99.9 without → with | errors | load / others’ CPU |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|');
+  const missed = [];
+  const names = { lo: 'loopback', veth: 'veth (namespaces)' };
+  for (const p of ['lo', 'veth']) {
+    const of = (cfg) => runs.filter((r) => r.path === p && r.config === cfg);
+    if (!of('off').length) continue;
+    const q = (cfg, k) => median(of(cfg).map((r) => r.client[k]));
+    const ratios = of('off')
+      .map((off) => {
+        const on = of('agent').find((r) => r.rep === off.rep);
+        return on ? on.client.p99_us / off.client.p99_us : NaN;
+      })
+      .filter(Number.isFinite);
+    const m = median(ratios);
+    if (!(m <= 1.05)) missed.push(`${names[p]} p99 ×${fix(m, 2)}`);
+    const errs = [...of('off'), ...of('agent')].reduce((s, r) => s + r.client.errors + r.client.unfinished, 0);
+    out.push(
+      `| ${names[p]} | ${int(q('off', 'p50_us'))} → ${int(q('agent', 'p50_us'))} µs | ${int(q('off', 'p99_us'))} → ${int(q('agent', 'p99_us'))} µs | ` +
+        `${verdict(m <= 1.05, [...of('off'), ...of('agent')])} **${fix(m, 3)}** (${range(ratios, 2)}) | ${int(q('off', 'p999_us'))} → ${int(q('agent', 'p999_us'))} µs | ${errs} | ` +
+        `${loadCell([...of('off'), ...of('agent')])} |`,
+    );
+  }
+  out.push('');
+  out.push(NOISE_NOTE);
+  out.push('');
+  out.push(conclusion(missed, noisy(runs)));
+  return out.join('\n');
+}
+
+// ------------------------------------------------------------------- suites
+const RENDER = {
+  throughput: renderThroughput,
+  latency: renderLatency,
+};
+
+function render(suite, runsPath) {
+  const f = RENDER[suite];
+  if (!f) throw new Error(`no renderer for suite ${suite}`);
+  return `${f(readRuns(runsPath), { results: join(HERE, '.results') })}\n`;
+}
+
+function insert(suite, docPath, tablePath) {
+  const table = readFileSync(tablePath, 'utf8').trimEnd();
+  const block = `${begin(suite)}\n${table}\n${end(suite)}`;
+  let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Performance\n\n';
+  const a = doc.indexOf(begin(suite));
+  const b = doc.indexOf(end(suite));
+  if (a >= 0 && b > a) doc = doc.slice(0, a) + block + doc.slice(b + end(suite).length);
+  else doc = `${doc.trimEnd()}\n\n${block}\n`;
+  writeFileSync(docPath, doc);
+}
+
+export { RENDER };
+
+const [cmd, ...args] = process.argv.slice(2);
+if (cmd === 'render') process.stdout.write(render(args[0], args[1]));
+else if (cmd === 'insert') insert(args[0], args[1], args[2]);
+else if (cmd !== undefined) {
+  process.stderr.write('usage: node bench/suites.mjs render SUITE RUNS.jsonl | insert SUITE DOC TABLE.md\n');
+  process.exit(2);
+}
