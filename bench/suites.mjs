@@ -154,10 +154,62 @@ function renderLatency(rows) {
   return out.join('\n');
 }
 
+// ------------------------------------------------------------- churn ladder
+function renderChurnLadder(rows) {
+  const meta = rows.find((r) => r.section === 'meta') ?? {};
+  const runs = rows.filter((r) => r.section === 'run');
+  const out = [header(meta), ''];
+  out.push(
+    `Per rate: a fresh flowtel (\`collection_interval: 1s\`) and ${meta.seconds} s of \`bench/churn\` between namespaces \`bn-cc\` → \`bn-cs\` (veth; the server ` +
+      `closes each connection at once). Kernel = nstat deltas (client: TcpActiveOpens − TcpAttemptFails; server: TcpPassiveOpens); ` +
+      `lost = kernel − flowtel, per side, for opened and closed. Goal: nothing lost at 20,000/s.`,
+  );
+  out.push('');
+  out.push(
+    '| asked /s | achieved /s | connections (kernel, client / server) | lost opened (client / server) | lost closed (client / server) | ring buffer full / recursion skips | flowtel CPU | flowtel RSS max | load / others’ CPU |',
+  );
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  let best = 0;
+  let firstLoss;
+  for (const r of runs.sort((a, b) => a.rate - b.rate)) {
+    const kc = r.nstat.active_opens - r.nstat.attempt_fails;
+    const ks = r.nstat.passive_opens;
+    const a = r.agent;
+    const lost = [kc - a.opened_out, ks - a.opened_in, kc - a.closed_out, ks - a.closed_in];
+    const ok = lost.every((x) => x === 0);
+    if (ok && firstLoss === undefined) best = Math.max(best, r.client.rate);
+    if (!ok && firstLoss === undefined) firstLoss = r.rate;
+    out.push(
+      `| ${int(r.rate)} | ${int(r.client.rate)} | ${int(kc)} / ${int(ks)} | ${mark(lost[0] === 0 && lost[1] === 0)} ${int(lost[0])} / ${int(lost[1])} | ` +
+        `${mark(lost[2] === 0 && lost[3] === 0)} ${int(lost[2])} / ${int(lost[3])} | ${int(a.dropped_ringbuf)} / ${int(a.dropped_recursion)} | ` +
+        `${fix(r.cpu_pct, 0)} % | ${mb(r.rss_max_kb)} | ${loadCell([r])} |`,
+    );
+  }
+  out.push('');
+  const at20k = runs.find((r) => r.rate === 20000);
+  const ok20 = at20k && [at20k].every((r) => {
+    const kc = r.nstat.active_opens - r.nstat.attempt_fails;
+    return kc === r.agent.opened_out && kc === r.agent.closed_out && r.nstat.passive_opens === r.agent.opened_in && r.nstat.passive_opens === r.agent.closed_in;
+  });
+  out.push(
+    `Highest rate with nothing lost (every lower rate lossless too): **${int(best)} connections/s** achieved` +
+      `${firstLoss ? `; first loss at ${int(firstLoss)}/s asked` : ''}. ` +
+      `Goal (no loss at 20,000/s): ${at20k ? (ok20 ? (at20k.client.rate >= 19000 ? '✓ met' : `~ no loss, but only ${int(at20k.client.rate)}/s achieved`) : '✗ missed') : 'not measured'}.` +
+      (noisy(runs) ? ' (Busy machine: the achieved rates are lower than a quiet machine gives.)' : ''),
+  );
+  out.push('');
+  out.push(
+    '“Ring buffer full” is `flowtel_ebpf_dropped{reason="ringbuf_full"}`; “recursion skips” is `reason="program_recursion"`: runs of `handle_set_state` the kernel skipped ' +
+      'because it was already running on that CPU; their connections are still counted closed once they are gone from the socket walk.',
+  );
+  return out.join('\n');
+}
+
 // ------------------------------------------------------------------- suites
 const RENDER = {
   throughput: renderThroughput,
   latency: renderLatency,
+  'churn-ladder': renderChurnLadder,
 };
 
 function render(suite, runsPath) {
