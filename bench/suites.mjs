@@ -205,11 +205,54 @@ function renderChurnLadder(rows) {
   return out.join('\n');
 }
 
+// -------------------------------------------------------------- concurrency
+function renderConcurrency(rows) {
+  const meta = rows.find((r) => r.section === 'meta') ?? {};
+  const runs = rows.filter((r) => r.section === 'run');
+  const out = [header(meta), ''];
+  out.push(
+    `Per level: a fresh flowtel (\`collection_interval: 1s\`), N connections opened at ${int(meta.open_rate)}/s from ${meta.sources} source addresses in \`bn-xc\` ` +
+      `to one server in \`bn-xs\` and held open; both ends are on this host, so flowtel tracks **2·N sockets**. Measured over ${meta.settle} s of steady state once ` +
+      `\`flowtel_tracked_connections\` had seen them all. Collection = \`flowtel_collection_duration_us\` (ring-buffer drain, socket walk, UDP map, deltas): mean, and the ` +
+      `upper bound of the histogram bucket of the slowest. BPF maps = \`bytes_memlock\` of the maps flowtel holds (bpftool; per-socket storage is charged to the sockets, not the map). ` +
+      `Goals: RSS ≤ 150 MB at 65k connections; one collection of 65k connections ≤ 100 ms.`,
+  );
+  out.push('');
+  out.push('| connections (sockets tracked) | opened in | flowtel RSS idle → max (peak) | flowtel CPU | one collection: mean (slowest ≤) | BPF maps | map full / ring full / recursion | load / others’ CPU |');
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const missed = [];
+  for (const r of runs.sort((a, b) => a.level - b.level)) {
+    const c = r.collection;
+    const meanMs = c.mean / 1000;
+    const rssMb = r.rss_max_kb / 1024;
+    const atGoal = r.level >= 60000 && r.level <= 70000;
+    if (atGoal && rssMb > 150) missed.push(`RSS ${fix(rssMb, 0)} MB at ${int(r.level)}`);
+    if (atGoal && meanMs > 100) missed.push(`collection ${fix(meanMs, 0)} ms at ${int(r.level)}`);
+    const d = r.dropped;
+    out.push(
+      `| ${int(r.client.held)}${r.client.failed ? ` (${int(r.client.failed)} failed)` : ''} (${int(r.tracked)}) | ${fix(r.client.seconds, 1)} s | ` +
+        `${mb(r.rss_idle_kb)} → ${atGoal ? `${mark(rssMb <= 150)} ` : ''}**${mb(r.rss_max_kb)}** (${mb(r.hwm_kb)}) | ${fix(r.cpu_pct, 0)} % | ` +
+        `${atGoal ? `${mark(meanMs <= 100)} ` : ''}**${fix(meanMs, 1)} ms** (${c.max_le === null ? '> top bucket' : `${fix(c.max_le / 1000, 0)} ms`}; ${c.count} collections) | ` +
+        `${fix(r.maps.total / 1048576, 1)} MiB | ${int(d.storage_alloc_failed + d.listener_map_full)} / ${int(d.ringbuf_full)} / ${int(d.program_recursion)} | ${loadCell([r])} |`,
+    );
+  }
+  out.push('');
+  const big = runs.sort((a, b) => b.level - a.level)[0];
+  if (big) {
+    const top = Object.entries(big.maps.maps ?? {}).sort((a, b) => b[1] - a[1]).slice(0, 4);
+    out.push(`Largest BPF maps at ${int(big.level)}: ${top.map(([k, v]) => `\`${k}\` ${fix(v / 1048576, 1)} MiB`).join(', ')}.`);
+    out.push('');
+  }
+  out.push(conclusion(missed, noisy(runs)));
+  return out.join('\n');
+}
+
 // ------------------------------------------------------------------- suites
 const RENDER = {
   throughput: renderThroughput,
   latency: renderLatency,
   'churn-ladder': renderChurnLadder,
+  concurrency: renderConcurrency,
 };
 
 function render(suite, runsPath) {
