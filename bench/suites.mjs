@@ -294,6 +294,108 @@ function renderIngest(rows) {
   return out.join('\n');
 }
 
+// ------------------------------------------------------------------- export
+function renderExport(rows) {
+  const meta = rows.find((r) => r.section === 'meta') ?? {};
+  const runs = rows.filter((r) => r.section === 'run');
+  const out = [header(meta), ''];
+  out.push(
+    'One export of N series (N/4 flows × `tcp_bytes_sent`, `tcp_bytes_received`, `tcp_connections_opened`, `tcp_rtt_us` histogram) through flowtel’s `otlp` exporter ' +
+      'to a local OTLP/gRPC receiver (grpc-js defaults: requests over 4 MiB refused, as by the Collector), each size in a fresh process (`bench/export/export-cost.mjs`). ' +
+      'Record = handing the measurements to the OpenTelemetry SDK (`InstrumentSink`); export = collect + serialize + send (`forceFlush`), CPU of the process (user + system). ' +
+      'One request = the size of the whole collection as a single request; it is split into requests under 4 MiB (`src/exporters/otlp-split.ts`). ' +
+      'Goal: 65k series exported in ≤ 1 s of CPU with event-loop delay p99 ≤ 50 ms, never rejected.',
+  );
+  out.push('');
+  out.push('| series | record CPU | export CPU (wall) | heap before → peak | event-loop delay p99 (max) | one request would be | requests received | data points received | load / others’ CPU |');
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const missed = [];
+  for (const r of runs.sort((a, b) => a.series - b.series)) {
+    const all = r.received.points === r.series && r.failed_batches === 0;
+    const at65 = r.series >= 60000 && r.series <= 70000;
+    if (at65 && r.cpu_ms > 1000) missed.push(`export CPU ${int(r.cpu_ms)} ms at ${int(r.series)} series`);
+    if (at65 && r.eld_p99_ms > 50) missed.push(`event-loop delay p99 ${fix(r.eld_p99_ms, 0)} ms at ${int(r.series)}`);
+    if (!all) missed.push(`${int(r.series)} series: ${int(r.received.points)} received`);
+    out.push(
+      `| ${int(r.series)} | ${int(r.record_cpu_ms)} ms | ${at65 ? `${mark(r.cpu_ms <= 1000)} ` : ''}**${int(r.cpu_ms)} ms** (${int(r.wall_ms)} ms) | ${fix(r.heap_before_mb, 0)} → ${fix(r.heap_peak_mb, 0)} MB | ` +
+        `${at65 ? `${mark(r.eld_p99_ms <= 50)} ` : ''}${fix(r.eld_p99_ms, 1)} ms (${fix(r.eld_max_ms, 0)} ms) | ${fix(r.payload_bytes / 1048576, 2)} MiB${r.over_limit ? ' (> 4 MiB)' : ''} | ` +
+        `${int(r.received.requests)} (largest ${fix(r.received.largest / 1048576, 2)} MiB) | ${mark(all)} ${int(r.received.points)} of ${int(r.series)} | ${loadCell([r])} |`,
+    );
+  }
+  out.push('');
+  out.push(conclusion(missed, noisy(runs)));
+  return out.join('\n');
+}
+
+// -------------------------------------------------------------------- hooks
+const HOOKS = {
+  handle_set_state: 'tp_btf/inet_sock_set_state: every TCP state change',
+  handle_send_reset: 'tp_btf/tcp_send_reset',
+  handle_receive_reset: 'tp_btf/tcp_receive_reset',
+  dump_tracked: 'iter/bpf_sk_storage_map: per tracked socket, each collection',
+  dump_tcp: 'iter/tcp: at start',
+  udp_egress: 'cgroup_skb/egress: every packet sent',
+  udp_ingress: 'cgroup_skb/ingress: every packet received',
+  udp_sock_create: 'cgroup/sock_create: every socket created',
+};
+
+function renderHooks(_rows, { results }) {
+  const load = (suite) => readRuns(join(results, suite, 'runs.jsonl'));
+  const sources = [
+    { suite: 'throughput', label: 'throughput (iperf3, wrk)', runs: load('throughput').filter((r) => r.section === 'run' && r.agent).map((r) => ({ ...r, bpf: r.agent.bpf })) },
+    { suite: 'latency', label: 'latency (fixed-rate HTTP)', runs: load('latency').filter((r) => r.section === 'run' && r.agent).map((r) => ({ ...r, bpf: r.agent.bpf })) },
+    { suite: 'churn-ladder', label: 'churn ladder', runs: load('churn-ladder').filter((r) => r.section === 'run') },
+  ].filter((s) => s.runs.length);
+  const out = [];
+  if (!sources.length) return '(no results: run `bash bench/run.sh throughput latency churn-ladder hooks`)';
+  for (const s of sources) {
+    const meta = load(s.suite).find((r) => r.section === 'meta') ?? {};
+    out.push(`- ${s.label}: measured ${meta.date}, flowtel ${meta.commit}, \`${meta.env ? `${meta.env.trim()} ` : ''}${meta.command}\`, load ${range(s.runs.map((r) => r.loadavg), 1)}.`);
+  }
+  out.push('');
+  out.push(
+    'Per program: ns per run = ΣΔ`run_time_ns` ÷ ΣΔ`run_cnt` over all runs of that suite with flowtel (`kernel.bpf_stats_enabled=1`, which itself adds ' +
+      'two clock reads per run); runs/s = ΣΔ`run_cnt` ÷ Σ seconds. One run is one event (a packet, a state change, a socket). Goal: ≤ 150 ns per event on the hottest hooks ' +
+      '(the three with the most runs). The overhead section above has the same numbers for its own runs.',
+  );
+  out.push('');
+  out.push(`| program | hook | ${sources.map((s) => `${s.label}: ns/run | runs/s`).join(' | ')} | verdict |`);
+  out.push(`|---|---|${sources.map(() => '---:|---:').join('|')}|---|`);
+  const names = [...new Set(sources.flatMap((s) => s.runs.flatMap((r) => Object.keys(r.bpf ?? {}))))];
+  const order = Object.keys(HOOKS);
+  names.sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
+  const totals = new Map();
+  for (const n of names) {
+    let ns = 0;
+    let cnt = 0;
+    for (const s of sources) for (const r of s.runs) if (r.bpf?.[n]) (ns += r.bpf[n].ns), (cnt += r.bpf[n].cnt);
+    totals.set(n, { ns, cnt });
+  }
+  const hottest = [...totals].sort((a, b) => b[1].cnt - a[1].cnt).slice(0, 3).map(([n]) => n);
+  const missed = [];
+  for (const n of names) {
+    const cells = sources.map((s) => {
+      let ns = 0;
+      let cnt = 0;
+      let secs = 0;
+      for (const r of s.runs) {
+        secs += r.seconds ?? 0;
+        if (r.bpf?.[n]) (ns += r.bpf[n].ns), (cnt += r.bpf[n].cnt);
+      }
+      return cnt ? `${int(ns / cnt)} | ${int(cnt / secs)}` : '– | 0';
+    });
+    const t = totals.get(n);
+    const avg = t.cnt ? t.ns / t.cnt : NaN;
+    const hot = hottest.includes(n);
+    if (hot && !(avg <= 150)) missed.push(`\`${n}\` ${int(avg)} ns`);
+    out.push(`| \`${n}\` | ${HOOKS[n] ?? ''} | ${cells.join(' | ')} | ${hot ? `${mark(avg <= 150)} ${int(avg)} ns (hot)` : `${int(avg)} ns`} |`);
+  }
+  out.push('');
+  const all = sources.flatMap((s) => s.runs);
+  out.push(conclusion(missed, noisy(all)));
+  return out.join('\n');
+}
+
 // ------------------------------------------------------------------- suites
 const RENDER = {
   throughput: renderThroughput,
@@ -301,11 +403,15 @@ const RENDER = {
   'churn-ladder': renderChurnLadder,
   concurrency: renderConcurrency,
   ingest: renderIngest,
+  export: renderExport,
+  hooks: renderHooks,
 };
 
 function render(suite, runsPath) {
   const f = RENDER[suite];
   if (!f) throw new Error(`no renderer for suite ${suite}`);
+  // hooks reads the other suites' results: its argument is the results directory.
+  if (suite === 'hooks') return `${f([], { results: runsPath })}\n`;
   return `${f(readRuns(runsPath), { results: join(HERE, '.results') })}\n`;
 }
 
