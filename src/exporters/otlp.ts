@@ -41,7 +41,7 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality } from '@opentelemetry/sdk-metrics';
-import { ConfigError, type ComponentContext, type ComponentFactory } from '../pipeline/component';
+import { ConfigError, type ComponentFactory, type ExporterContext } from '../pipeline/component';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigErrorList } from '../config/errors';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
@@ -209,7 +209,7 @@ export function otlpGrpcLogsOptions(config: OtlpExporterConfig, path = 'exporter
   return options;
 }
 
-function createOtlpExporter(config: OtlpExporterConfig, ctx: ComponentContext, env: NodeJS.ProcessEnv = process.env): OtlpMetricsExporter {
+function createOtlpExporter(config: OtlpExporterConfig, ctx: ExporterContext, env: NodeJS.ProcessEnv = process.env): OtlpMetricsExporter {
   const path = `exporters.${ctx.id}`;
   // The SDK's own limit on exports in flight must not be what limits num_consumers.
   const inner = new OTLPMetricExporter({ ...otlpGrpcOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 });

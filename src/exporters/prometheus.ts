@@ -25,7 +25,7 @@
  * - `without_scope_info`, `without_target_info` (SDK names, snake_cased).
  */
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import type { ComponentContext, ComponentFactory, MetricsExporter } from '../pipeline/component';
+import type { ComponentFactory, ExporterContext, MetricsExporter } from '../pipeline/component';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { formatHostPort, parseHostPort, type HostPort } from './endpoint';
 
@@ -115,7 +115,7 @@ function listenErrorMessage(id: string, address: string, error: unknown): string
   }
 }
 
-function createPrometheusExporter(config: PrometheusExporterConfig, ctx: ComponentContext): PrometheusMetricsExporter {
+function createPrometheusExporter(config: PrometheusExporterConfig, ctx: ExporterContext): PrometheusMetricsExporter {
   const address = prometheusListenAddress(config);
   const endpoint = formatHostPort(address);
   const withResourceConstantLabels = resourceLabelPattern(config);
@@ -130,6 +130,7 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Compone
     withoutTargetInfo: config.without_target_info,
     ...(withResourceConstantLabels ? { withResourceConstantLabels } : {}),
     preventServerStart: true,
+    metricProducers: ctx.metricProducers,
   });
   const urlHost = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
   let started = false;

@@ -12,7 +12,8 @@
 import { constants as osConstants } from 'node:os';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
 import { formatAddress, isLoopback, TCP_STATE_NAMES } from './addresses';
-import { ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from './records';
+import { AF_INET, ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from './records';
+import { isV4Mapped } from '../util/ip';
 
 const ERRNO = osConstants.errno;
 const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
@@ -67,9 +68,29 @@ interface Counters {
   retrans: number;
 }
 
+/**
+ * One flow: the attribute set a connection is reported under, interned so
+ * that every connection of the flow (a pool, or a stream of short
+ * connections to one server) shares one attribute object and one set of
+ * totals. Processors and exporters see the same object every interval.
+ */
+interface Flow extends Counters {
+  readonly attrs: FlowAttributes;
+  readonly key: string;
+  opened: number;
+  closed: number;
+  /** Connections tracked under this flow (it is forgotten at a collection when none is left). */
+  conns: number;
+  /** Collection generation in which the totals were last changed. */
+  dirtyGen: number;
+  /** attrs + network.connection.state, per state (tcp_connections). */
+  byState?: Map<string, FlowAttributes>;
+  /** attrs + error.type, per error (tcp_connection_failures). */
+  byError?: Map<string, FlowAttributes>;
+}
+
 interface Tracked extends Counters {
-  attrs: FlowAttributes;
-  key: string;
+  flow: Flow;
   seenGen: number;
   rttGen: number;
   /** Kernel time of its open event, when seen. */
@@ -79,25 +100,16 @@ interface Tracked extends Counters {
   dport: number;
 }
 
-interface FlowTotals extends Counters {
-  attrs: FlowAttributes;
-  opened: number;
-  closed: number;
-}
-
 const ZERO: Counters = { sent: 0, received: 0, segsOut: 0, segsIn: 0, retrans: 0 };
+
+/** Payload bytes sent: bytes_sent includes retransmitted payload; bytes_retrans is exactly that part. */
+const payloadSent = (rec: ConnRecord): number => Math.max(0, rec.bytesSent - rec.bytesRetrans);
+/** Payload bytes received: bytes_received counts the peer's FIN as one byte of sequence space. */
+const payloadReceived = (rec: ConnRecord): number => Math.max(0, rec.bytesReceived - (rec.flags & ConnFlags.FinReceived ? 1 : 0));
 
 /** The kernel's counters, adjusted to payload bytes (see bpf/flowtel_tcp.h). */
 export function countersOf(rec: ConnRecord): Counters {
-  return {
-    // bytes_sent includes retransmitted payload; bytes_retrans is exactly that part.
-    sent: Math.max(0, rec.bytesSent - rec.bytesRetrans),
-    // bytes_received counts the peer's FIN as one byte of sequence space.
-    received: Math.max(0, rec.bytesReceived - (rec.flags & ConnFlags.FinReceived ? 1 : 0)),
-    segsOut: rec.segsOut,
-    segsIn: rec.segsIn,
-    retrans: rec.totalRetrans,
-  };
+  return { sent: payloadSent(rec), received: payloadReceived(rec), segsOut: rec.segsOut, segsIn: rec.segsIn, retrans: rec.totalRetrans };
 }
 
 /** error.type of a connection attempt that never established. */
@@ -117,11 +129,19 @@ export function closeFailureType(rec: ConnRecord): string | undefined {
   return ERRNO_NAMES.get(rec.err) ?? `errno_${rec.err}`;
 }
 
+/** An address of a record as a short key part (IPv4 and IPv4-mapped IPv6 alike: the same attributes). */
+function addressKey(family: number, a: Buffer): string | number {
+  if (family === AF_INET) return a.readUInt32BE(0);
+  if (isV4Mapped(a)) return a.readUInt32BE(12);
+  return a.toString('hex', 0, 16);
+}
+
 export class TcpConnectionTracker {
   private readonly conns = new Map<bigint, Tracked>();
   private readonly recentlyClosed = new Map<bigint, number>();
   private readonly listeningPorts = new Set<string>();
-  private readonly flows = new Map<string, FlowTotals>();
+  /** Interned flows by key; kept while a connection is tracked under them or they have totals to report. */
+  private readonly flows = new Map<string, Flow>();
   private readonly samples: Measurement[] = [];
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
@@ -154,7 +174,7 @@ export class TcpConnectionTracker {
     for (const rec of recs) {
       if (rec.kind === ConnEventKind.Listener) this.listeningPorts.add(`${rec.netns}:${rec.sport}`);
     }
-    const gauge = new Map<string, { attrs: FlowAttributes; n: number }>();
+    const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
     for (const rec of recs) {
       if (rec.kind !== ConnEventKind.Snapshot) continue;
       if (this.recentlyClosed.has(rec.cookie)) {
@@ -162,31 +182,30 @@ export class TcpConnectionTracker {
         continue;
       }
       let t = this.conns.get(rec.cookie);
-      const now = countersOf(rec);
       if (!t) {
         // Already open at start: baseline now. Opened later without an open
         // event (lost): everything it counted is new.
         const preExisting = !this.primed || (rec.flags & ConnFlags.PreExisting) !== 0;
-        t = this.track(rec, preExisting ? now : ZERO);
+        t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
       }
-      this.addDelta(t, now);
+      this.addDelta(t, rec);
       t.seenGen = this.gen;
       this.sampleRtt(t, rec);
-      const state = TCP_STATE_NAMES[rec.state] ?? String(rec.state);
-      const gkey = `${t.key}|${state}`;
-      const g = gauge.get(gkey);
+      const attrs = this.stateAttributes(t.flow, TCP_STATE_NAMES[rec.state] ?? String(rec.state));
+      const g = gauge.get(attrs);
       if (g) g.n++;
-      else gauge.set(gkey, { attrs: { ...t.attrs, 'network.connection.state': state }, n: 1 });
+      else gauge.set(attrs, { attrs, n: 1 });
     }
-    this.openGauge = [...gauge.values()].map((g) => ({ metric: 'tcp_connections', value: g.n, attributes: g.attrs }));
+    this.openGauge = [];
+    for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
     // A connection neither seen in two walks nor closed lost its close event
     // (the kernel skips a tracing program that fires while it already runs
     // on that CPU). Its socket is gone, so it did close: count it, with the
     // counters it had at its last walk (what came after is lost).
     for (const [cookie, t] of this.conns) {
       if (t.seenGen < this.gen - 1) {
-        this.conns.delete(cookie);
-        this.flow(t).closed++;
+        this.untrack(cookie, t);
+        this.touch(t.flow).closed++;
         this.stats.staleRemoved++;
       }
     }
@@ -205,17 +224,20 @@ export class TcpConnectionTracker {
   /** Everything measured since the last call, as one batch. */
   collect(timeMs: number): MeasurementBatch {
     const out: Measurement[] = this.samples.splice(0);
-    for (const f of this.flows.values()) {
-      const a = f.attrs;
-      if (f.sent) out.push({ metric: 'tcp_bytes_sent', value: f.sent, attributes: a });
-      if (f.received) out.push({ metric: 'tcp_bytes_received', value: f.received, attributes: a });
-      if (f.segsOut) out.push({ metric: 'tcp_segments_sent', value: f.segsOut, attributes: a });
-      if (f.segsIn) out.push({ metric: 'tcp_segments_received', value: f.segsIn, attributes: a });
-      if (f.retrans) out.push({ metric: 'tcp_retransmits', value: f.retrans, attributes: a });
-      if (f.opened) out.push({ metric: 'tcp_connections_opened', value: f.opened, attributes: a });
-      if (f.closed) out.push({ metric: 'tcp_connections_closed', value: f.closed, attributes: a });
+    for (const [key, f] of this.flows) {
+      if (f.dirtyGen === this.gen) {
+        const a = f.attrs;
+        if (f.sent) out.push({ metric: 'tcp_bytes_sent', value: f.sent, attributes: a });
+        if (f.received) out.push({ metric: 'tcp_bytes_received', value: f.received, attributes: a });
+        if (f.segsOut) out.push({ metric: 'tcp_segments_sent', value: f.segsOut, attributes: a });
+        if (f.segsIn) out.push({ metric: 'tcp_segments_received', value: f.segsIn, attributes: a });
+        if (f.retrans) out.push({ metric: 'tcp_retransmits', value: f.retrans, attributes: a });
+        if (f.opened) out.push({ metric: 'tcp_connections_opened', value: f.opened, attributes: a });
+        if (f.closed) out.push({ metric: 'tcp_connections_closed', value: f.closed, attributes: a });
+        f.sent = f.received = f.segsOut = f.segsIn = f.retrans = f.opened = f.closed = 0;
+      }
+      if (f.conns === 0) this.flows.delete(key);
     }
-    this.flows.clear();
     out.push(...this.openGauge);
     for (const [cookie, g] of this.recentlyClosed) if (g < this.gen - 2) this.recentlyClosed.delete(cookie);
     this.gen++;
@@ -227,10 +249,10 @@ export class TcpConnectionTracker {
     if (!t) t = this.track(rec, ZERO);
     t.seenGen = this.gen;
     t.openedNs = rec.tsNs;
-    this.addDelta(t, countersOf(rec));
-    this.flow(t).opened++;
+    this.addDelta(t, rec);
+    this.touch(t.flow).opened++;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
-      this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: t.attrs });
+      this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: t.flow.attrs });
     }
   }
 
@@ -243,40 +265,39 @@ export class TcpConnectionTracker {
       const preExisting = (rec.flags & ConnFlags.PreExisting) !== 0;
       t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
     }
-    this.addDelta(t, countersOf(rec));
+    this.addDelta(t, rec);
     this.sampleRtt(t, rec);
-    this.flow(t).closed++;
+    this.touch(t.flow).closed++;
     const failure = closeFailureType(rec);
-    if (failure) this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: { ...t.attrs, 'error.type': failure } });
+    if (failure) this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: this.errorAttributes(t.flow, failure) });
     const want = this.options.events;
     if (want && ((failure && want.failures) || want.closed)) {
-      const c = countersOf(rec);
       this.events.push({
         kind: failure && want.failures ? 'failed' : 'closed',
         tsNs: rec.tsNs,
-        attributes: this.eventAttributes(t.attrs, rec, t),
+        attributes: this.eventAttributes(t.flow.attrs, rec, t),
         ...(failure ? { errorType: failure } : {}),
         ...this.stateBefore(rec),
-        bytesSent: c.sent,
-        bytesReceived: c.received,
-        retransmits: c.retrans,
+        bytesSent: payloadSent(rec),
+        bytesReceived: payloadReceived(rec),
+        retransmits: rec.totalRetrans,
         srttUs: rec.srttUs,
         ...(t.openedNs !== undefined && rec.tsNs >= t.openedNs ? { durationNs: rec.tsNs - t.openedNs } : {}),
       });
     }
-    this.conns.delete(rec.cookie);
+    this.untrack(rec.cookie, t);
     this.recentlyClosed.set(rec.cookie, this.gen);
   }
 
   private onFailed(rec: ConnRecord): void {
     const t = this.conns.get(rec.cookie);
-    const attrs = t ? t.attrs : this.attributesOf(rec);
+    const flow = t ? t.flow : this.flowOf(rec);
     const errorType = connectFailureType(rec.err);
-    this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: { ...attrs, 'error.type': errorType } });
+    this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: this.errorAttributes(flow, errorType) });
     if (this.options.events?.failures) {
-      this.events.push({ kind: 'failed', tsNs: rec.tsNs, attributes: this.eventAttributes(attrs, rec, t), errorType, ...this.stateBefore(rec) });
+      this.events.push({ kind: 'failed', tsNs: rec.tsNs, attributes: this.eventAttributes(flow.attrs, rec, t), errorType, ...this.stateBefore(rec) });
     }
-    this.conns.delete(rec.cookie);
+    if (t) this.untrack(rec.cookie, t);
     this.recentlyClosed.set(rec.cookie, this.gen);
   }
 
@@ -301,56 +322,104 @@ export class TcpConnectionTracker {
     return name ? { stateBefore: name } : {};
   }
 
+  private stateAttributes(flow: Flow, state: string): FlowAttributes {
+    flow.byState ??= new Map();
+    let a = flow.byState.get(state);
+    if (!a) {
+      a = { ...flow.attrs, 'network.connection.state': state };
+      flow.byState.set(state, a);
+    }
+    return a;
+  }
+
+  private errorAttributes(flow: Flow, errorType: string): FlowAttributes {
+    flow.byError ??= new Map();
+    let a = flow.byError.get(errorType);
+    if (!a) {
+      a = { ...flow.attrs, 'error.type': errorType };
+      flow.byError.set(errorType, a);
+    }
+    return a;
+  }
+
   private track(rec: ConnRecord, baseline: Counters): Tracked {
-    const attrs = this.attributesOf(rec);
-    const t: Tracked = { ...baseline, attrs, key: attributesKey(attrs), seenGen: this.gen, rttGen: 0, sport: rec.sport, dport: rec.dport };
+    const flow = this.flowOf(rec);
+    flow.conns++;
+    const t: Tracked = {
+      flow,
+      sent: baseline.sent,
+      received: baseline.received,
+      segsOut: baseline.segsOut,
+      segsIn: baseline.segsIn,
+      retrans: baseline.retrans,
+      seenGen: this.gen,
+      rttGen: 0,
+      openedNs: undefined,
+      sport: rec.sport,
+      dport: rec.dport,
+    };
     this.conns.set(rec.cookie, t);
     return t;
   }
 
-  private flow(t: Tracked): FlowTotals {
-    let f = this.flows.get(t.key);
-    if (!f) {
-      f = { ...ZERO, attrs: t.attrs, opened: 0, closed: 0 };
-      this.flows.set(t.key, f);
-    }
+  private untrack(cookie: bigint, t: Tracked): void {
+    if (this.conns.delete(cookie)) t.flow.conns--;
+  }
+
+  /** The flow's totals, marked as changed in this interval. */
+  private touch(f: Flow): Flow {
+    f.dirtyGen = this.gen;
     return f;
   }
 
-  private addDelta(t: Tracked, now: Counters): void {
-    const d = {
-      sent: now.sent - t.sent,
-      received: now.received - t.received,
-      segsOut: now.segsOut - t.segsOut,
-      segsIn: now.segsIn - t.segsIn,
-      retrans: now.retrans - t.retrans,
-    };
-    if (d.sent <= 0 && d.received <= 0 && d.segsOut <= 0 && d.segsIn <= 0 && d.retrans <= 0) return;
-    const f = this.flow(t);
+  private addDelta(t: Tracked, rec: ConnRecord): void {
     // Counters never go backwards: a smaller reading (FIN adjustment, a raced
     // read) leaves the last reported value in place.
-    if (d.sent > 0) (f.sent += d.sent), (t.sent = now.sent);
-    if (d.received > 0) (f.received += d.received), (t.received = now.received);
-    if (d.segsOut > 0) (f.segsOut += d.segsOut), (t.segsOut = now.segsOut);
-    if (d.segsIn > 0) (f.segsIn += d.segsIn), (t.segsIn = now.segsIn);
-    if (d.retrans > 0) (f.retrans += d.retrans), (t.retrans = now.retrans);
+    const f = t.flow;
+    let d = payloadSent(rec) - t.sent;
+    if (d > 0) (f.sent += d), (t.sent += d), (f.dirtyGen = this.gen);
+    d = payloadReceived(rec) - t.received;
+    if (d > 0) (f.received += d), (t.received += d), (f.dirtyGen = this.gen);
+    d = rec.segsOut - t.segsOut;
+    if (d > 0) (f.segsOut += d), (t.segsOut += d), (f.dirtyGen = this.gen);
+    d = rec.segsIn - t.segsIn;
+    if (d > 0) (f.segsIn += d), (t.segsIn += d), (f.dirtyGen = this.gen);
+    d = rec.totalRetrans - t.retrans;
+    if (d > 0) (f.retrans += d), (t.retrans += d), (f.dirtyGen = this.gen);
   }
 
   private sampleRtt(t: Tracked, rec: ConnRecord): void {
     if (rec.srttUs <= 0 || t.rttGen === this.gen) return;
     t.rttGen = this.gen;
-    this.samples.push({ metric: 'tcp_rtt_us', value: rec.srttUs, attributes: t.attrs });
-    this.samples.push({ metric: 'tcp_rtt_var_us', value: rec.rttvarUs, attributes: t.attrs });
+    this.samples.push({ metric: 'tcp_rtt_us', value: rec.srttUs, attributes: t.flow.attrs });
+    this.samples.push({ metric: 'tcp_rtt_var_us', value: rec.rttvarUs, attributes: t.flow.attrs });
+  }
+
+  private directionOf(rec: ConnRecord): ConnDirection {
+    if (rec.direction !== ConnDirection.Unknown) return rec.direction;
+    return this.listeningPorts.has(`${rec.netns}:${rec.sport}`) ? ConnDirection.Incoming : ConnDirection.Outgoing;
+  }
+
+  /** The interned flow of a record: looked up by a short key made of the record's fields, built only when new. */
+  private flowOf(rec: ConnRecord): Flow {
+    const dir = this.directionOf(rec);
+    const all = this.options.includeEphemeralPorts === true;
+    const sport = dir === ConnDirection.Incoming || all ? rec.sport : -1;
+    const dport = dir === ConnDirection.Outgoing || all ? rec.dport : -1;
+    const comm = rec.pid ? rec.comm : '';
+    const key = `${dir}|${addressKey(rec.family, rec.saddr)}|${addressKey(rec.family, rec.daddr)}|${sport}|${dport}|${rec.pid}|${comm}`;
+    let f = this.flows.get(key);
+    if (!f) {
+      f = { ...ZERO, attrs: this.attributesOf(rec, dir, sport, dport), key, opened: 0, closed: 0, conns: 0, dirtyGen: 0 };
+      this.flows.set(key, f);
+    }
+    return f;
   }
 
   /** Flow attributes, seen from this host: source = local end, destination = remote end. */
-  private attributesOf(rec: ConnRecord): FlowAttributes {
+  private attributesOf(rec: ConnRecord, dir: ConnDirection, sport: number, dport: number): FlowAttributes {
     const local = formatAddress(rec.family, rec.saddr);
     const remote = formatAddress(rec.family, rec.daddr);
-    let dir = rec.direction;
-    if (dir === ConnDirection.Unknown) {
-      dir = this.listeningPorts.has(`${rec.netns}:${rec.sport}`) ? ConnDirection.Incoming : ConnDirection.Outgoing;
-    }
     const attrs: FlowAttributes = {
       'network.transport': 'tcp',
       'network.type': local.type,
@@ -360,8 +429,8 @@ export class TcpConnectionTracker {
     };
     // Only the server's port is kept: the client's ephemeral port would make
     // every connection of a pool its own series.
-    if (dir === ConnDirection.Incoming || this.options.includeEphemeralPorts) attrs['source.port'] = rec.sport;
-    if (dir === ConnDirection.Outgoing || this.options.includeEphemeralPorts) attrs['destination.port'] = rec.dport;
+    if (sport >= 0) attrs['source.port'] = sport;
+    if (dport >= 0) attrs['destination.port'] = dport;
     if (rec.pid) {
       attrs['process.pid'] = rec.pid;
       if (rec.comm) attrs['process.executable.name'] = rec.comm;

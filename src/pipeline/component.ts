@@ -4,7 +4,7 @@
  * a typed config (or throws ConfigError with a path a person can act on), and
  * creates instances that start and shut down.
  */
-import type { MetricReader } from '@opentelemetry/sdk-metrics';
+import type { MetricProducer, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 
 export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'extension';
@@ -63,7 +63,12 @@ export interface MetricsExporter extends Lifecycle {
   readonly logs?: import('./logs').LogsExporter;
 }
 
-export type MetricsExporterFactory<Config> = ComponentFactory<Config, MetricsExporter>;
+/** What an exporter is created with: its MetricReader must also collect `metricProducers` (flow histograms). */
+export interface ExporterContext extends ComponentContext {
+  readonly metricProducers?: MetricProducer[];
+}
+
+export type MetricsExporterFactory<Config> = ComponentFactory<Config, MetricsExporter, ExporterContext>;
 
 /** A receiver sends each collection's batch to `next`: the fan-out to every pipeline that lists it. */
 export interface ReceiverContext extends ComponentContext {

@@ -4,6 +4,7 @@
  */
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import { METRICS, type MetricDefinition } from '../metrics/definitions';
+import type { FlowHistograms } from './flow-histograms';
 import { attributeKey, type Measurement, type MeasurementBatch, type MeasurementConsumer } from './measurements';
 
 export class InstrumentSink implements MeasurementConsumer {
@@ -13,7 +14,14 @@ export class InstrumentSink implements MeasurementConsumer {
   /** Measurements of metrics that no definition names (a bug upstream), counted not thrown. */
   unknownMetrics = 0;
 
-  constructor(private readonly meter: Meter) {}
+  /**
+   * `flowHistograms`: where histogram samples go (the exporter's reader collects
+   * them, see flow-histograms.ts); without it, the meter's Histogram instruments.
+   */
+  constructor(
+    private readonly meter: Meter,
+    private readonly flowHistograms?: FlowHistograms,
+  ) {}
 
   consume(batch: MeasurementBatch): void {
     const source = batch.source ?? '';
@@ -33,7 +41,8 @@ export class InstrumentSink implements MeasurementConsumer {
           this.counter(def).add(m.value, attrs);
           break;
         case 'histogram':
-          this.histogram(def).record(m.value, attrs);
+          if (this.flowHistograms) this.flowHistograms.record(def, m.value, m.attributes);
+          else this.histogram(def).record(m.value, attrs);
           break;
         case 'gauge':
           this.gauge(def).set(source, m);

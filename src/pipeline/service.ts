@@ -9,8 +9,9 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 import type { ValidatedConfig } from '../config/validate';
 import { buildResource } from '../telemetry/resource';
-import type { ComponentContext, MetricsExporter, MetricsProcessor, MetricsReceiver, ReceiverContext } from './component';
+import type { ComponentContext, ExporterContext, MetricsExporter, MetricsProcessor, MetricsReceiver, ReceiverContext } from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
+import { FlowHistograms, FLOWTEL_SCOPE } from './flow-histograms';
 import type { MeasurementBatch, MeasurementConsumer } from './measurements';
 import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsProcessor } from './logs';
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
@@ -153,14 +154,18 @@ export class Service {
         out.set(id, old);
         continue;
       }
-      const exporter = c.factory.create(c.config, this.ctx(id, 'exporter')) as MetricsExporter;
+      // Histograms are kept by flowtel (flow-histograms.ts) and collected by the exporter's reader.
+      const histograms = new FlowHistograms(DEFAULT_CARDINALITY_LIMIT);
+      const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [histograms] };
+      const exporter = c.factory.create(c.config, ctx) as MetricsExporter;
+      histograms.bind(exporter.reader);
       exporter.logs?.useResource(this.resource);
       const provider = new MeterProvider({
         resource: this.resource,
         readers: [exporter.reader],
         views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
       });
-      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter('flowtel')), configKey });
+      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter(FLOWTEL_SCOPE.name), histograms), configKey });
       this.observer?.exporterCreated(exporter, provider);
     }
     return out;

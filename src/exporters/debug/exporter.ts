@@ -23,7 +23,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { HrTime } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { ComponentContext, ComponentFactory, MetricsExporter } from '../../pipeline/component';
+import type { ComponentFactory, ExporterContext, MetricsExporter } from '../../pipeline/component';
 import type { LogsExporter } from '../../pipeline/logs';
 import { formatLogLine } from '../logs/format';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
@@ -107,7 +107,7 @@ export function logDataPoints(logger: Logger, metrics: ResourceMetrics): void {
   }
 }
 
-function createDebugExporter(config: DebugExporterConfig, ctx: ComponentContext): MetricsExporter {
+function createDebugExporter(config: DebugExporterConfig, ctx: ExporterContext): MetricsExporter {
   const stream = config.output === 'stderr' ? process.stderr : process.stdout;
   const exporter = new TopFlowsConsoleExporter({
     topN: config.top_n,
@@ -116,7 +116,7 @@ function createDebugExporter(config: DebugExporterConfig, ctx: ComponentContext)
     },
     ...(config.verbosity === 'detailed' ? { dataPointLogger: ctx.logger } : {}),
   });
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: config.export_interval });
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: config.export_interval, metricProducers: ctx.metricProducers });
   let stopped = false;
   const detailed = config.verbosity === 'detailed';
   const logs: LogsExporter = {

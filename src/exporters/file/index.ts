@@ -21,7 +21,7 @@ import type { Resource } from '@opentelemetry/resources';
 import { PeriodicExportingMetricReader, type AggregationTemporality, type InstrumentType, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describeSchema, schemaDefaults, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import { isConfigMap } from '../../config/types';
-import type { ComponentContext, ComponentFactory, MetricsExporter } from '../../pipeline/component';
+import type { ComponentFactory, ExporterContext, MetricsExporter } from '../../pipeline/component';
 import type { LogBatch, LogsExporter } from '../../pipeline/logs';
 import { buildResource } from '../../telemetry/resource';
 import { ExportFailureTracker } from '../export-failures';
@@ -174,12 +174,12 @@ export class OtlpJsonFileExporter implements PushMetricExporter {
   }
 }
 
-function createFileExporter(config: FileExporterConfig, ctx: ComponentContext): FileMetricsExporter {
+function createFileExporter(config: FileExporterConfig, ctx: ExporterContext): FileMetricsExporter {
   const what = `exporter ${ctx.id}`;
   const writer = new RotatingFileWriter({ path: config.path, append: config.append, rotation: rotationOf(config) });
   const tracker = new ExportFailureTracker(ctx.logger, what);
   const exporter = new OtlpJsonFileExporter(writer, tracker, temporalitySelector(config.temporality));
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: config.export_interval, exportTimeoutMillis: config.export_interval });
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: config.export_interval, exportTimeoutMillis: config.export_interval, metricProducers: ctx.metricProducers });
   let timer: NodeJS.Timeout | undefined;
   let opened = false;
   let stopped = false;

@@ -4,7 +4,7 @@
  * see config.ts; the wire and error handling: sender.ts.
  */
 import { describeSchema, validateObject } from '../../config/schema';
-import type { ComponentContext, ComponentFactory } from '../../pipeline/component';
+import type { ComponentFactory, ExporterContext } from '../../pipeline/component';
 import { FLOWTEL_VERSION } from '../../telemetry/resource';
 import { DEFAULT_EXPORT_INTERVAL_MS, exportIntervalFromEnv, temporalitySelector } from '../otlp-env';
 import { queuedPushExporter, type QueuedMetricsExporter } from '../retry';
@@ -16,7 +16,7 @@ export { OtlpHttpSender, parseRetryAfter, type OtlpHttpEncoding, type OtlpHttpSe
 
 export type OtlpHttpMetricsExporter = QueuedMetricsExporter;
 
-function createOtlpHttpExporter(config: OtlpHttpExporterConfig, ctx: ComponentContext, env: NodeJS.ProcessEnv = process.env): OtlpHttpMetricsExporter {
+function createOtlpHttpExporter(config: OtlpHttpExporterConfig, ctx: ExporterContext, env: NodeJS.ProcessEnv = process.env): OtlpHttpMetricsExporter {
   const resolved = resolveOtlpHttp(config, `exporters.${ctx.id}`, env);
   const sender = new OtlpHttpSender({
     url: resolved.url,

@@ -3,7 +3,7 @@
  * over a QueuedRetryExporter over a sender.
  */
 import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import type { ComponentContext, MetricsExporter } from '../../pipeline/component';
+import type { ExporterContext, MetricsExporter } from '../../pipeline/component';
 import { ExportFailureTracker } from '../export-failures';
 import { queueSettings, retrySettings, type RetryOnFailureConfig, type SendingQueueConfig } from './config';
 import { QueuedRetryExporter, type QueuedExporterStats } from './queued-exporter';
@@ -18,7 +18,7 @@ export interface QueuedMetricsExporter extends MetricsExporter, QueuedExporterSt
 }
 
 export interface QueuedPushExporterOptions {
-  readonly ctx: ComponentContext;
+  readonly ctx: ExporterContext;
   readonly sender: MetricsSender;
   readonly retry: RetryOnFailureConfig;
   readonly queue: SendingQueueConfig;
@@ -47,7 +47,7 @@ export function queuedPushExporter(options: QueuedPushExporterOptions): QueuedMe
   // With the queue, export() returns at once; without it, the reader waits
   // for the outcome, retries included, for up to one interval.
   const exportTimeoutMillis = options.queue.enabled ? Math.min(exportIntervalMillis, options.attemptTimeoutMs) : exportIntervalMillis;
-  const reader = new PeriodicExportingMetricReader({ exporter: queued, exportIntervalMillis, exportTimeoutMillis });
+  const reader = new PeriodicExportingMetricReader({ exporter: queued, exportIntervalMillis, exportTimeoutMillis, metricProducers: ctx.metricProducers });
   let stopped = false;
   const logs = options.logs;
   return {
