@@ -25,6 +25,13 @@ const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
 const { ProtobufMetricsSerializer } = require('@opentelemetry/otlp-transformer');
 const { DEFAULT_CARDINALITY_LIMIT } = require(join(root, 'dist/src/pipeline/service.js'));
 const { buildResource } = require(join(root, 'dist/src/telemetry/resource.js'));
+// Histograms kept by flowtel and collected by the exporter's reader (src/pipeline/flow-histograms.ts), when this build has them.
+let flowHistograms;
+try {
+  flowHistograms = require(join(root, 'dist/src/pipeline/flow-histograms.js'));
+} catch {
+  flowHistograms = undefined;
+}
 const pino = require('pino');
 
 const SERIES = Number(process.argv[2] ?? 1000);
@@ -39,13 +46,18 @@ const port = await new Promise((resolve) => {
   });
 });
 
-const ctx = { id: 'otlp', logger: pino({ level: 'silent' }) };
+// Wired as src/pipeline/service.ts wires an exporter.
+const histograms = flowHistograms ? new flowHistograms.FlowHistograms(DEFAULT_CARDINALITY_LIMIT) : undefined;
+const ctx = { id: 'otlp', logger: pino({ level: 'silent' }), ...(histograms ? { metricProducers: [histograms] } : {}) };
 const config = otlpExporterFactory.validate(
   { endpoint: `http://127.0.0.1:${port}`, timeout: '60s', export_interval: '1h', sending_queue: { enabled: false }, retry_on_failure: { enabled: false } },
   'exporters.otlp',
 );
 const exporter = otlpExporterFactory.create(config, ctx);
 class ManualReader extends MetricReader {
+  constructor() {
+    super(histograms ? { metricProducers: [histograms] } : {});
+  }
   onForceFlush() {
     return Promise.resolve();
   }
@@ -53,6 +65,7 @@ class ManualReader extends MetricReader {
     return Promise.resolve();
   }
 }
+histograms?.bind(exporter.reader);
 const sizer = new ManualReader();
 // As the agent builds it (src/pipeline/service.ts): its resource, its cardinality limit per metric.
 const provider = new MeterProvider({
@@ -61,7 +74,7 @@ const provider = new MeterProvider({
   views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
 });
 await exporter.start();
-const sink = new InstrumentSink(provider.getMeter('flowtel'));
+const sink = new InstrumentSink(provider.getMeter('flowtel'), histograms);
 
 const flows = Math.max(1, Math.round(SERIES / 4));
 const measurements = [];

@@ -11,21 +11,25 @@
 #     all reach JavaScript unless the ring is full (flowtel_ebpf_dropped
 #     {reason="ringbuf_full"}): records/s = written / seconds, with those drops.
 #     flowtel's CPU is measured (all its threads, % of one core).
-#  2. The JavaScript side alone (bench/ingest/js-ceiling.mjs, one thread):
-#     packed close/open records decoded, tracked and exported, records per
-#     CPU-second — the ceiling whatever the kernel could deliver.
+#  2. The JavaScript side alone (bench/ingest/replay.ts, one thread): packed
+#     open/close records of a connection-per-request workload decoded,
+#     tracked, collected each simulated second and recorded into the
+#     OpenTelemetry SDK; CPU µs per record, so records per CPU-second — the
+#     ceiling whatever the kernel could deliver.
 #
 # Environment (defaults in brackets):
 #   BENCH_INGEST_RATES ["20000 100000"]   connections/s asked of the churn client
 #   BENCH_SECONDS [10]       seconds of churn per rate
-#   BENCH_JS_SECONDS [3]     seconds per JS stage
+#   BENCH_JS_RATES ["10000 50000"]  connections per simulated second replayed (4 records each)
+#   BENCH_JS_SECONDS [10]    simulated seconds per replay
 #   BENCH_AGENT_ARGS [], BENCH_WRITE_DOCS [1]
 SUITE=ingest
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 RATES=(${BENCH_INGEST_RATES:-20000 100000})
 SECS=${BENCH_SECONDS:-10}
-JS_SECS=${BENCH_JS_SECONDS:-3}
+JS_SECS=${BENCH_JS_SECONDS:-10}
+JS_RATES=(${BENCH_JS_RATES:-10000 50000})
 NS_C=bn-ic NS_S=bn-is IP_C=10.94.0.1 IP_S=10.94.0.2
 PORT=9090
 
@@ -62,10 +66,13 @@ for rate in "${RATES[@]}"; do
   log "asked $rate/s: client $(tail -1 "$WORK/client.out"); records $(($(ev "$WORK/m1") - $(ev "$WORK/m0"))); CPU $cpu %; load $M_LOAD"
 done
 
-log "JavaScript side alone: ${JS_SECS}s per stage"
-measure_begin
-FLOWTEL_ROOT=$STAGE node "$BENCH/ingest/js-ceiling.mjs" "$JS_SECS" >"$WORK/js.out"
-measure_end
-while read -r line; do record "$(jq -c --argjson load "$M_LOAD" '{section: "js"} + . + $load' <<<"$line")"; done <"$WORK/js.out"
-cat "$WORK/js.out" >&2
+log "JavaScript side alone: bench/ingest/replay at ${JS_RATES[*]} connections per simulated second, ${JS_SECS} s each"
+[[ -f $STAGE/dist/bench/ingest/replay.js ]] || die "dist/bench/ingest/replay.js missing: npm run build"
+for r in "${JS_RATES[@]}"; do
+  measure_begin
+  node "$STAGE/dist/bench/ingest/replay.js" "$r" "$JS_SECS" >"$WORK/js.out" 2>>"$OUTDIR/replay.log" || die "replay failed: see $OUTDIR/replay.log"
+  measure_end
+  record "$(jq -c --argjson load "$M_LOAD" --argjson rate "$r" '{section: "js", rate: $rate} + . + $load' "$WORK/js.out")"
+  log "replay $r/s: $(cat "$WORK/js.out")"
+done
 publish
