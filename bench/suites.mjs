@@ -69,6 +69,14 @@ const WORKLOAD_NAMES = {
   'wrk-veth': 'wrk keep-alive, veth',
 };
 
+/** iperf3's CPU per GB, without → with (median ratio with ÷ without per repetition). */
+function cpuPerGb(off, on) {
+  const c = (r) => r.detail?.cpu_s_per_gb;
+  if (!off.some((r) => Number.isFinite(c(r)))) return '–';
+  const ratios = off.map((o) => c(on.find((r) => r.rep === o.rep) ?? {}) / c(o)).filter(Number.isFinite);
+  return `${fix(median(off.map(c)), 3)} → ${fix(median(on.map(c)), 3)} (${fix(median(ratios), 2)})`;
+}
+
 function renderThroughput(rows) {
   const meta = rows.find((r) => r.section === 'meta') ?? {};
   const runs = rows.filter((r) => r.section === 'run');
@@ -76,12 +84,12 @@ function renderThroughput(rows) {
   out.push(
     `${meta.reps} repetitions × ${meta.seconds} s per workload and configuration; in each repetition every workload runs without the agent and with flowtel ` +
       `(configuration order alternated, workload order rotated). Ratio = with ÷ without within a repetition; the table gives the median ratio and its range, ` +
-      `and median throughputs. wrk: 1 thread, ${meta.connections} connections, nginx 1 worker, 1 KiB page. veth: namespaces \`bn-tc\` → \`bn-ts\`. ` +
+      `and median throughputs. iperf3 CPU-s per GB: the CPU both iperf3 ends used (iperf3’s cpu_utilization_percent) per GB received, a cost ratio > 1 means flowtel made each byte dearer. wrk: 1 thread, ${meta.connections} connections, nginx 1 worker, 1 KiB page. veth: namespaces \`bn-tc\` → \`bn-ts\`. ` +
       `Load = load average (1 min) / CPU of other processes during the runs (% of one core). Goal: ratio ≥ 0.98.`,
   );
   out.push('');
-  out.push('| workload | without agent | with flowtel | ratio (range) | flowtel CPU | load / others’ CPU |');
-  out.push('|---|---:|---:|---:|---:|---:|');
+  out.push('| workload | without agent | with flowtel | ratio (range) | iperf3 CPU-s per GB: without → with (ratio) | flowtel CPU | load / others’ CPU |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|');
   const missed = [];
   for (const w of Object.keys(WORKLOAD_NAMES)) {
     const of = (cfg) => runs.filter((r) => r.workload === w && r.config === cfg);
@@ -97,7 +105,7 @@ function renderThroughput(rows) {
     const unit = of('off')[0].unit;
     const v = (cfg) => `${unit === 'Gbit/s' ? fix(median(of(cfg).map((r) => r.value)), 2) : int(median(of(cfg).map((r) => r.value)))} ${unit}`;
     out.push(
-      `| ${WORKLOAD_NAMES[w]} | ${v('off')} | ${v('agent')} | ${verdict(m >= 0.98, [...of('off'), ...of('agent')])} **${fix(m, 3)}** (${range(ratios, 2)}) | ` +
+      `| ${WORKLOAD_NAMES[w]} | ${v('off')} | ${v('agent')} | ${verdict(m >= 0.98, [...of('off'), ...of('agent')])} **${fix(m, 3)}** (${range(ratios, 2)}) | ${cpuPerGb(of('off'), of('agent'))} | ` +
         `${fix(median(of('agent').map((r) => r.agent?.cpu_pct)), 1)} % | ${loadCell([...of('off'), ...of('agent')])} |`,
     );
   }

@@ -10,6 +10,8 @@
 # repetition; within a configuration, the workloads in a rotated order); the
 # table gives per-workload medians and the median of the per-repetition ratios.
 # Each measured run records the load average and the CPU other processes used.
+# For iperf3 it also records the CPU both ends used per GB moved (iperf3's own
+# cpu_utilization_percent): a cost that other load disturbs less than the rate.
 #
 # Environment (defaults in brackets):
 #   BENCH_REPS [5]           repetitions
@@ -56,7 +58,10 @@ run_workload() { # workload -> prints {value, unit, detail}
       streams=${w#iperf}; streams=${streams%%-*}
       if [[ $w == *-veth ]]; then pre=(ip netns exec "$NS_C"); addr=$IP_S; port=$IPERF_NS_PORT; else addr=127.0.0.1; port=$IPERF_LO_PORT; fi
       "${pre[@]}" iperf3 -c "$addr" -p "$port" -t "$SECS" -P "$streams" -J >"$out" 2>&1 || true
-      jq -c '{value: (.end.sum_received.bits_per_second / 1e9), unit: "Gbit/s", detail: {retransmits: (.end.sum_sent.retransmits // 0)}}' "$out" 2>/dev/null ||
+      # CPU per GB: both iperf3 ends' CPU (user + system, % of wall time) for the bytes moved; less disturbed by other load than the rate.
+      jq -c '{value: (.end.sum_received.bits_per_second / 1e9), unit: "Gbit/s",
+        detail: {retransmits: (.end.sum_sent.retransmits // 0),
+                 cpu_s_per_gb: (((.end.cpu_utilization_percent.host_total + .end.cpu_utilization_percent.remote_total) / 100 * .end.sum_received.seconds) / (.end.sum_received.bytes / 1e9))}}' "$out" 2>/dev/null ||
         { cat "$out" >&2; die "iperf3 $w gave no result"; }
       ;;
     wrk*)
