@@ -236,19 +236,26 @@ EOF
 start_agent() { # start flowtel, wait until attached; sets AGENT_PID, AGENT_PROGS, AGENT_MAPS
   AGENT_STARTS=$((AGENT_STARTS + 1))
   AGENT_LOG=$OUTDIR/logs/agent-$AGENT_STARTS.log
+  # bin/flowtel as installed (its shebang sets node's flags), or `node BENCH_NODE_ARGS bin/flowtel`
+  # (e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"; the shebang's flags are then not applied).
+  local cmd=("$STAGE/bin/flowtel")
+  # shellcheck disable=SC2206 # a list of arguments
+  [[ -n ${BENCH_NODE_ARGS:-} ]] && cmd=(node $BENCH_NODE_ARGS "$STAGE/bin/flowtel")
   # shellcheck disable=SC2086 # BENCH_AGENT_ARGS is a list of arguments
-  node ${BENCH_NODE_ARGS:-} "$STAGE/bin/flowtel" run --config "$AGENT_CFG" ${BENCH_AGENT_ARGS:-} >"$OUTDIR/logs/agent-$AGENT_STARTS.stdout" 2>"$AGENT_LOG" &
+  "${cmd[@]}" run --config "$AGENT_CFG" ${BENCH_AGENT_ARGS:-} >"$OUTDIR/logs/agent-$AGENT_STARTS.stdout" 2>"$AGENT_LOG" &
   AGENT_PID=$!
   wait_for_line "$AGENT_LOG" '"msg":"flowtel running"' 60 "$AGENT_PID" || die "flowtel did not start: see $AGENT_LOG"
   AGENT_PROGS=$(fd_ids "$AGENT_PID" prog)
   AGENT_MAPS=$(fd_ids "$AGENT_PID" map)
   [[ $AGENT_PROGS != "[]" ]] || die "flowtel started but holds no BPF program: see $AGENT_LOG"
 }
-stop_agent() {
+AGENT_KILLED=0
+stop_agent() { # sets AGENT_KILLED=1 when SIGTERM was not enough
   local note i left
   note=$(stop_pid "$AGENT_PID" 15)
   AGENT_PID=""
-  [[ -z $note ]] || log "warning: flowtel did not exit within 15 s of SIGTERM: killed (see $AGENT_LOG)"
+  AGENT_KILLED=0
+  [[ -z $note ]] || { AGENT_KILLED=1; log "warning: flowtel did not exit within 15 s of SIGTERM: killed (see $AGENT_LOG)"; }
   for ((i = 0; i < 50; i++)); do
     left=$(bpftool prog show --json | jq --argjson ids "$AGENT_PROGS" '[.[] | select(.id as $i | $ids | index($i))] | length')
     ((left == 0)) && break
@@ -257,7 +264,7 @@ stop_agent() {
   ((left == 0)) || log "warning: $left BPF programs of flowtel still loaded after it exited"
   AGENT_PROGS="[]"
 }
-scrape() { curl -fs --max-time 10 "http://127.0.0.1:$PROM_PORT/metrics" || true; }
+scrape() { curl -fs --max-time "${1:-10}" "http://127.0.0.1:$PROM_PORT/metrics" || true; }
 # Sum of a metric's series whose labels contain every given label="value".
 series_sum() { # file metric label=value...
   local file=$1 metric=$2

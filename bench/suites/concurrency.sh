@@ -15,13 +15,15 @@
 # memory of its BPF maps (bytes_memlock of the maps it holds, bpftool), its
 # drop counters (storage_alloc_failed is the per-socket storage being full),
 # and the time of one collection (flowtel_collection_duration_us: mean and the
-# bucket of the slowest).
+# bucket of the slowest; when the agent is too busy to answer scrapes, the
+# longest collection it logged as slower than collection_interval).
 #
 # Environment (defaults in brackets):
 #   BENCH_LEVELS ["10000 65000 200000"]   connections held open
 #   BENCH_OPEN_RATE [20000]  connections opened per second
 #   BENCH_SOURCES [8]        client source addresses
 #   BENCH_SETTLE [10]        seconds of steady state measured per level
+#   BENCH_SEE_TIMEOUT [180]  seconds to wait for flowtel to track every socket (it may be too busy to answer)
 #   BENCH_AGENT_ARGS [], BENCH_WRITE_DOCS [1]
 SUITE=concurrency
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -30,6 +32,7 @@ LEVELS=(${BENCH_LEVELS:-10000 65000 200000})
 OPEN_RATE=${BENCH_OPEN_RATE:-20000}
 NSRC=${BENCH_SOURCES:-8}
 SETTLE=${BENCH_SETTLE:-10}
+SEE_TIMEOUT=${BENCH_SEE_TIMEOUT:-180}
 NS_C=bn-xc NS_S=bn-xs IP_C=10.93.0.1 IP_S=10.93.0.2
 
 build_all churn
@@ -84,37 +87,47 @@ for n in "${LEVELS[@]}"; do
   done
   client=$(cat "$WORK"/cli-*.out | jq -cs '{held: (map(.held) | add), failed: (map(.failed) | add), seconds: (map(.seconds) | max), processes: length}')
   held=$(jq .held <<<"$client")
-  # Until the agent tracks both ends of every connection held (or 120 s).
+  # Until the agent tracks both ends of every connection held (at most BENCH_SEE_TIMEOUT s).
   want=$((2 * held))
-  for ((i = 0; i < 120; i++)); do
-    scrape >"$WORK/m0"
+  deadline=$((SECONDS + SEE_TIMEOUT))
+  t=0
+  while ((SECONDS < deadline)); do
+    scrape 5 >"$WORK/m0"
     t=$(tracked "$WORK/m0")
     ((t >= want)) && break
     sleep 1
   done
   seen_after=$(elapsed "$t_open" "$(now)")
+  ((t >= want)) || log "level $n: flowtel tracks $t of $want sockets after ${seen_after}s (scrapes answered: $([[ -s $WORK/m0 ]] && echo yes || echo no))"
   sleep 3
-  scrape >"$WORK/m0"
+  scrape 10 >"$WORK/m0"
   c0=$(cpu_ticks "$AGENT_PID")
   start_sampler "$AGENT_PID" "$WORK/rss"
   measure_begin
   sleep "$SETTLE"
-  scrape >"$WORK/m1"
+  scrape 10 >"$WORK/m1"
   measure_end
   stop_sampler
   cpu=$(cpu_pct "$c0" "$(cpu_ticks "$AGENT_PID")" "$M_SECONDS")
-  coll=$(node "$BENCH/prom-hist.mjs" flowtel_collection_duration_us "$WORK/m0" "$WORK/m1")
+  answered=$([[ -s $WORK/m0 && -s $WORK/m1 ]] && echo true || echo false)
+  coll='{"count":0,"sum":0,"mean":null,"max_le":null}'
+  [[ $answered == true ]] && coll=$(node "$BENCH/prom-hist.mjs" flowtel_collection_duration_us "$WORK/m0" "$WORK/m1")
   maps=$(map_memlock "$AGENT_MAPS")
+  hwm=$(vm_kb "$AGENT_PID" VmHWM)
   cp "$WORK/m1" "$OUTDIR/metrics-$n.txt"
+  stop_agent
+  # The agent's own word on collections longer than the interval (also when it was too busy to answer scrapes).
+  slow=$({ grep -h 'a collection took longer than collection_interval' "$AGENT_LOG" || true; } | jq -cs '[.[].duration_ms] | {count: length, max_ms: (max // null)}')
   record "$(jq -cn --argjson n "$n" --argjson client "$client" --argjson tracked "$(tracked "$WORK/m1")" --argjson seen "$seen_after" \
-    --argjson rss "$(max_of "$WORK/rss")" --argjson idle "$rss_idle" --argjson hwm "$(vm_kb "$AGENT_PID" VmHWM)" --argjson cpu "$cpu" \
-    --argjson coll "$coll" --argjson maps "$maps" --argjson load "$M_LOAD" \
+    --argjson rss "$(max_of "$WORK/rss")" --argjson idle "$rss_idle" --argjson hwm "${hwm:-0}" --argjson cpu "$cpu" \
+    --argjson coll "$coll" --argjson maps "$maps" --argjson load "$M_LOAD" --argjson answered "$answered" --argjson slow "$slow" \
+    --argjson killed "$AGENT_KILLED" \
     --argjson sa "$(dropped "$WORK/m1" storage_alloc_failed)" --argjson lm "$(dropped "$WORK/m1" listener_map_full)" \
     --argjson rb "$(dropped "$WORK/m1" ringbuf_full)" --argjson rec "$(dropped "$WORK/m1" program_recursion)" \
     '{section: "run", level: $n, client: $client, tracked: $tracked, seen_after_s: $seen, rss_max_kb: $rss, rss_idle_kb: $idle, hwm_kb: $hwm,
-      cpu_pct: $cpu, collection: $coll, maps: $maps, dropped: {storage_alloc_failed: $sa, listener_map_full: $lm, ringbuf_full: $rb, program_recursion: $rec}} + $load')"
-  log "level $n: client $client; tracked $(tracked "$WORK/m1"); RSS $(($(max_of "$WORK/rss") / 1024)) MB; collection $coll; maps $(jq -c .total <<<"$maps") B; load $M_LOAD"
-  stop_agent
+      cpu_pct: $cpu, collection: $coll, slow_collections: $slow, scrapes_answered: $answered, killed: ($killed == 1), maps: $maps,
+      dropped: {storage_alloc_failed: $sa, listener_map_full: $lm, ringbuf_full: $rb, program_recursion: $rec}} + $load')"
+  log "level $n: client $client; tracked $(tracked "$WORK/m1"); RSS $(($(max_of "$WORK/rss") / 1024)) MB; collection $coll; slow $slow; maps $(jq -c .total <<<"$maps") B; load $M_LOAD"
   stop_all
 done
 publish
