@@ -248,11 +248,13 @@ function renderConcurrency(rows) {
     if (atGoal && rssMb > 150) missed.push(`RSS ${fix(rssMb, 0)} MB at ${int(r.level)}`);
     if (atGoal && meanMs > 100) missed.push(`collection ${fix(meanMs, 0)} ms at ${int(r.level)}`);
     const d = r.dropped;
+    // A scrape that timed out (the agent busy collecting) tells nothing of its counters.
+    const known = r.scrapes_answered !== false && r.tracked > 0;
     out.push(
-      `| ${int(r.client.held)}${r.client.failed ? ` (${int(r.client.failed)} failed)` : ''} (${int(r.tracked)}) | ${fix(r.client.seconds, 1)} s | ` +
+      `| ${int(r.client.held)}${r.client.failed ? ` (${int(r.client.failed)} failed)` : ''} (${known ? int(r.tracked) : '?'}) | ${fix(r.client.seconds, 1)} s | ` +
         `${mb(r.rss_idle_kb)} → ${atGoal ? `${mark(rssMb <= 150)} ` : ''}**${mb(r.rss_max_kb)}** (${mb(r.hwm_kb)}) | ${fix(r.cpu_pct, 0)} % | ` +
         `${atGoal ? `${mark(meanMs <= 100)} ` : ''}${collectionCell(r, meanMs)} | ` +
-        `${fix(r.maps.total / 1048576, 1)} MiB | ${int(d.storage_alloc_failed + d.listener_map_full)} / ${int(d.ringbuf_full)} / ${int(d.program_recursion)} | ${loadCell([r])} |`,
+        `${fix(r.maps.total / 1048576, 1)} MiB | ${known ? `${int(d.storage_alloc_failed + d.listener_map_full)} / ${int(d.ringbuf_full)} / ${int(d.program_recursion)}` : '? (not scraped)'} | ${loadCell([r])} |`,
     );
   }
   out.push('');
@@ -318,20 +320,21 @@ function renderExport(rows) {
       'to a local OTLP/gRPC receiver (grpc-js defaults: requests over 4 MiB refused, as by the Collector), each size in a fresh process (`bench/export/export-cost.mjs`). ' +
       'Record = handing the measurements to the OpenTelemetry SDK (`InstrumentSink`); export = collect + serialize + send (`forceFlush`), CPU of the process (user + system). ' +
       'One request = the size of the whole collection as a single request; it is split into requests under 4 MiB (`src/exporters/otlp-split.ts`). ' +
-      'Goal: 65k series exported in ≤ 1 s of CPU with event-loop delay p99 ≤ 50 ms, never rejected.',
+      'Goal: 65k series exported in ≤ 1 s of CPU (judged here on record + export: both happen for every collection) with event-loop delay p99 ≤ 50 ms, never rejected.',
   );
   out.push('');
-  out.push('| series | record CPU | export CPU (wall) | heap before → peak | event-loop delay p99 (max) | one request would be | requests received | data points received | load / others’ CPU |');
-  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| series | record CPU | export CPU (wall) | record + export CPU | heap before → peak | event-loop delay p99 (max) | one request would be | requests received | data points received | load / others’ CPU |');
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const missed = [];
   for (const r of runs.sort((a, b) => a.series - b.series)) {
     const all = r.received.points === r.series && r.failed_batches === 0;
     const at65 = r.series >= 60000 && r.series <= 70000;
-    if (at65 && r.cpu_ms > 1000) missed.push(`export CPU ${int(r.cpu_ms)} ms at ${int(r.series)} series`);
+    const total = r.record_cpu_ms + r.cpu_ms;
+    if (at65 && total > 1000) missed.push(`record + export CPU ${int(total)} ms at ${int(r.series)} series (export alone ${int(r.cpu_ms)} ms)`);
     if (at65 && r.eld_p99_ms > 50) missed.push(`event-loop delay p99 ${fix(r.eld_p99_ms, 0)} ms at ${int(r.series)}`);
     if (!all) missed.push(`${int(r.series)} series: ${int(r.received.points)} received`);
     out.push(
-      `| ${int(r.series)} | ${int(r.record_cpu_ms)} ms | ${at65 ? `${mark(r.cpu_ms <= 1000)} ` : ''}**${int(r.cpu_ms)} ms** (${int(r.wall_ms)} ms) | ${fix(r.heap_before_mb, 0)} → ${fix(r.heap_peak_mb, 0)} MB | ` +
+      `| ${int(r.series)} | ${int(r.record_cpu_ms)} ms | ${int(r.cpu_ms)} ms (${int(r.wall_ms)} ms) | ${at65 ? `${mark(total <= 1000)} ` : ''}**${int(total)} ms** | ${fix(r.heap_before_mb, 0)} → ${fix(r.heap_peak_mb, 0)} MB | ` +
         `${at65 ? `${mark(r.eld_p99_ms <= 50)} ` : ''}${fix(r.eld_p99_ms, 1)} ms (${fix(r.eld_max_ms, 0)} ms) | ${fix(r.payload_bytes / 1048576, 2)} MiB${r.over_limit ? ' (> 4 MiB)' : ''} | ` +
         `${int(r.received.requests)} (largest ${fix(r.received.largest / 1048576, 2)} MiB) | ${mark(all)} ${int(r.received.points)} of ${int(r.series)} | ${loadCell([r])} |`,
     );
