@@ -282,7 +282,8 @@ start_tracer() { # agent|floor: start it, wait until attached; sets TRACER_IDS (
     # One log per start: readiness is this agent's own "flowtel running" line.
     TRACER_LOG=$OUTDIR/logs/agent-$TRACER_STARTS.log
     # shellcheck disable=SC2086 # BENCH_AGENT_ARGS is a list of arguments
-    node "$STAGE/bin/flowtel" run --config "$AGENT_CFG" $AGENT_ARGS >"$OUTDIR/logs/agent-$TRACER_STARTS.stdout" 2>"$TRACER_LOG" &
+    # As installed: bin/flowtel's shebang sets node's flags (a plain `node bin/flowtel` would drop them).
+    "$STAGE/bin/flowtel" run --config "$AGENT_CFG" $AGENT_ARGS >"$OUTDIR/logs/agent-$TRACER_STARTS.stdout" 2>"$TRACER_LOG" &
     AGENT_PID=$!
     wait_for_line "$TRACER_LOG" '"msg":"flowtel running"' 30 "$AGENT_PID" ||
       die "flowtel did not start: see $TRACER_LOG"
