@@ -281,8 +281,8 @@ start_tracer() { # agent|floor: start it, wait until attached; sets TRACER_IDS (
   if [[ $kind == agent ]]; then
     # One log per start: readiness is this agent's own "flowtel running" line.
     TRACER_LOG=$OUTDIR/logs/agent-$TRACER_STARTS.log
-    # shellcheck disable=SC2086 # BENCH_AGENT_ARGS is a list of arguments
     # As installed: bin/flowtel's shebang sets node's flags (a plain `node bin/flowtel` would drop them).
+    # shellcheck disable=SC2086 # BENCH_AGENT_ARGS is a list of arguments
     "$STAGE/bin/flowtel" run --config "$AGENT_CFG" $AGENT_ARGS >"$OUTDIR/logs/agent-$TRACER_STARTS.stdout" 2>"$TRACER_LOG" &
     AGENT_PID=$!
     wait_for_line "$TRACER_LOG" '"msg":"flowtel running"' 30 "$AGENT_PID" ||
