@@ -102,7 +102,7 @@ export function estimateRequestBytes(rm: ResourceMetrics): number {
  * `maxBytes` (by the upper bound above), in the original order. A single data
  * point larger than that still travels alone. Returns `[rm]` when it fits.
  */
-export function splitResourceMetrics(rm: ResourceMetrics, maxBytes = OTLP_GRPC_MAX_REQUEST_BYTES): ResourceMetrics[] {
+export function splitRequestBySize(rm: ResourceMetrics, maxBytes = OTLP_GRPC_MAX_REQUEST_BYTES): ResourceMetrics[] {
   if (estimateRequestBytes(rm) <= maxBytes) return [rm];
   const parts: ResourceMetrics[] = [];
   const base = resourceOverhead(rm);
@@ -160,7 +160,7 @@ export function splittingSender(inner: MetricsSender, maxBytes = OTLP_GRPC_MAX_R
     async send(item): Promise<SendOutcome> {
       let p = progress.get(item);
       if (!p) {
-        const parts = splitResourceMetrics(item, maxBytes);
+        const parts = splitRequestBySize(item, maxBytes);
         if (parts.length === 1) return inner.send(item);
         p = { parts, next: 0 };
         progress.set(item, p);

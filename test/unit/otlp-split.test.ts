@@ -2,7 +2,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
-import { estimateRequestBytes, splitResourceMetrics, splittingSender, OTLP_GRPC_MAX_REQUEST_BYTES } from '../../src/exporters/otlp-split';
+import { estimateRequestBytes, splitRequestBySize, splittingSender, OTLP_GRPC_MAX_REQUEST_BYTES } from '../../src/exporters/otlp-split';
 import type { MetricsSender, SendOutcome } from '../../src/exporters/retry';
 import { otlpExporterFactory } from '../../src/exporters';
 import { buildResource } from '../../src/telemetry/resource';
@@ -68,7 +68,7 @@ test('the size estimate is an upper bound of the encoded request, and not a loos
 
 test('a collection that fits is sent as it is', async () => {
   const rm = await collection(50);
-  const parts = splitResourceMetrics(rm);
+  const parts = splitRequestBySize(rm);
   assert.equal(parts.length, 1);
   assert.equal(parts[0], rm);
 });
@@ -77,7 +77,7 @@ test('a large collection is split into requests under the limit, every data poin
   const rm = await collection(3000);
   const limit = 64 * 1024;
   assert.ok(encodedSize(rm) > 4 * limit, 'the collection must need several parts');
-  const parts = splitResourceMetrics(rm, limit);
+  const parts = splitRequestBySize(rm, limit);
   assert.ok(parts.length >= 4, `${parts.length} parts`);
   for (const [i, part] of parts.entries()) {
     const size = encodedSize(part);
@@ -102,7 +102,7 @@ test('a large collection is split into requests under the limit, every data poin
 test('splittingSender sends the parts in order and resumes a retried collection at the part that failed', async () => {
   const rm = await collection(3000);
   const limit = 64 * 1024;
-  const expected = splitResourceMetrics(rm, limit).length;
+  const expected = splitRequestBySize(rm, limit).length;
   const sent: ResourceMetrics[] = [];
   let failNext = 2; // the third request fails once
   const inner: MetricsSender = {
