@@ -70,8 +70,10 @@ for rate in "${RATES[@]}"; do
   for ((i = 0; i < 60 && stable < 2; i++)); do
     scrape >"$WORK/metrics"
     cur=$(agent_counts "$WORK/metrics")
-    if [[ $cur == "$prev" ]]; then stable=$((stable + 1)); else stable=0; fi
-    prev=$cur
+    # Stable: this flow's four counts (the host's other traffic keeps changing the global counters).
+    key=$(jq -c '[.opened_out, .closed_out, .opened_in, .closed_in]' <<<"$cur")
+    if [[ $key == "$prev" ]]; then stable=$((stable + 1)); else stable=0; fi
+    prev=$key
     sleep 1
     waited=$((waited + 1))
   done
