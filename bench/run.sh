@@ -13,7 +13,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-SUITES=(overhead throughput latency churn-ladder concurrency ingest export hooks)
+SUITES=(overhead throughput latency churn-ladder concurrency ingest export hooks dns)
 declare -A WHAT=(
   [overhead]="loopback HTTP keep-alive / connection-per-request with and without flowtel and the floor tracer; churn 10k/s with ground truth; RSS (~8 min)"
   [throughput]="1. throughput tax: iperf3 1 and 4 streams and wrk keep-alive, loopback and veth, with/without flowtel (~6 min)"
@@ -23,6 +23,7 @@ declare -A WHAT=(
   [ingest]="5. kernel -> JS ingest ceiling: close-event records/s with zero drops, and the JS decode+track ceiling (~2 min)"
   [export]="6. export cost by cardinality: 1k..200k series to a local OTLP/gRPC receiver (~2 min)"
   [hooks]="7. cost per kernel hook: ns per program run under suites 1-3 (renders their results; run them first)"
+  [dns]="8. DNS flood: 10k-50k queries/s against dnsmasq, capture drops, every query counted (bench/dns/run.sh; ~4 min)"
 )
 
 if [[ ${1:-} == --list || ${1:-} == -h || ${1:-} == --help ]]; then

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config iproute2)
 if [[ "${1:-}" == "--test-tools" ]]; then
-  packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils util-linux procps openssl)
+  packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils dnsperf util-linux procps openssl conntrack prometheus systemd docker-compose)
   packages+=(nginx-light jq curl) # bench/ (bash bench/run.sh)
 fi
 
@@ -30,4 +30,5 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
   npm ci --no-audit --no-fund
 fi
 npm run build
+if [[ "${1:-}" == "--test-tools" ]]; then bash deploy/tools/fetch-helm.sh; fi  # helm for the chart tests
 echo "flowtel: built. Run it with: sudo ./bin/flowtel run"

@@ -13,7 +13,7 @@ import { MeterProvider, MetricReader, AggregationTemporality, type MetricProduce
 import { decodeConnRecords, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
-import { FlowHistograms } from '../../src/pipeline/flow-histograms';
+import { FlowMetrics } from '../../src/pipeline/flow-metrics';
 
 class ManualReader extends MetricReader {
   constructor(metricProducers: MetricProducer[]) {
@@ -82,9 +82,9 @@ function second(s: number): Buffer[] {
 }
 
 async function main(): Promise<void> {
-  // As the service wires an exporter: histograms kept by flowtel unless SDK_HISTOGRAMS=1.
+  // As the service wires an exporter: counters and histograms kept by flowtel unless SDK_HISTOGRAMS=1.
   const sdkHistograms = process.env.SDK_HISTOGRAMS === '1';
-  const histograms = new FlowHistograms(100_000);
+  const histograms = new FlowMetrics({ cardinalityLimit: 100_000 });
   const reader = new ManualReader(sdkHistograms ? [] : [histograms]);
   histograms.bind(reader);
   const provider = new MeterProvider({ readers: [reader] });

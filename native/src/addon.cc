@@ -1,5 +1,5 @@
 // flowtel_native: thin node-addon-api layer over libbpf.
-// Exports: BpfObject, RingBufferReader, PacketSocket, libbpfVersion, numPossibleCpus,
+// Exports: BpfObject, RingBufferReader, PacketSocket, NetlinkSocket, libbpfVersion, numPossibleCpus,
 // vmlinuxHasType, bumpMemlockRlimit, libbpfLog. Typed in src/native/raw.d.ts.
 #include "addon.h"
 
@@ -15,6 +15,7 @@
 #include "bpf_object.h"
 #include "errors.h"
 #include "libbpf_log.h"
+#include "netlink_socket.h"
 #include "packet_socket.h"
 #include "ringbuf_reader.h"
 
@@ -133,6 +134,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfObject", bpf_object);
   exports.Set("RingBufferReader", reader);
   exports.Set("PacketSocket", PacketSocket::Init(env));
+  exports.Set("NetlinkSocket", NetlinkSocket::Init(env));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
   exports.Set("numPossibleCpus", Napi::Function::New<NumPossibleCpus>(env, "numPossibleCpus"));
   exports.Set("vmlinuxHasType", Napi::Function::New<VmlinuxHasType>(env, "vmlinuxHasType"));

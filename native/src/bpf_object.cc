@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,6 +83,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
           InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
           InstanceMethod<&BpfObject::MapDump>("mapDump"),
+          InstanceMethod<&BpfObject::MapMemory>("mapMemory"),
           InstanceMethod<&BpfObject::ProgramStats>("programStats"),
       });
 }
@@ -542,6 +544,24 @@ Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo& info) {
     ThrowErrno(env, err, "mapLookup('" + name + "') in " + Where());
   }
   return OwnedBuffer(env, val, vs, vs);
+}
+
+// A read-only view of a BPF_F_MMAPABLE array map's values (max_entries x
+// value_size bytes): the program's writes are visible at once, no system call
+// per read. The mapping holds its own reference to the map: the Buffer stays
+// valid after close(); the finalizer unmaps it.
+Napi::Value BpfObject::MapMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "map");
+  bpf_map* m = RequireLoadedMap(env, name);
+  if (bpf_map__type(m) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(m) & BPF_F_MMAPABLE))
+    ThrowCode(env, "ERR_BPF_STATE", "mapMemory('" + name + "'): not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+  size_t len = (size_t)bpf_map__value_size(m) * bpf_map__max_entries(m);
+  long page = sysconf(_SC_PAGESIZE);
+  size_t mapped = (len + page - 1) / page * page;
+  void* p = mmap(nullptr, mapped, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mapMemory('" + name + "'): mmap in " + Where());
+  return Napi::Buffer<uint8_t>::New(env, (uint8_t*)p, len, [mapped](Napi::Env, uint8_t* data) { munmap(data, mapped); });
 }
 
 void BpfObject::MapUpdate(const Napi::CallbackInfo& info) {

@@ -51,6 +51,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   void MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
   Napi::Value MapDump(const Napi::CallbackInfo& info);
+  Napi::Value MapMemory(const Napi::CallbackInfo& info);
   Napi::Value ProgramStats(const Napi::CallbackInfo& info);
 
   void CloseImpl();

@@ -22,6 +22,7 @@ import { ebpfDnsReceiverFactory } from '../receivers/ebpf_dns/factory';
 import { processorFactories } from '../processors';
 import { ProbeError, checkPrerequisites } from '../receivers/ebpf_tcp/probes';
 import { createLogger } from '../util/log';
+import { missingDnsCapabilities } from '../util/capabilities';
 import { FLOWTEL_VERSION } from '../telemetry/resource';
 
 /** Receivers that load eBPF programs: the agent checks its capabilities before it starts them. */
@@ -97,6 +98,11 @@ async function run(args: CliArgs): Promise<number> {
       return 1;
     }
   }
+  const usesDns = config.pipelines.some((p) => p.receivers.some((id) => config.receivers.get(id)?.factory.type === ebpfDnsReceiverFactory.type));
+  if (usesDns && missingDnsCapabilities().length > 0) {
+    process.stderr.write('flowtel: missing capability CAP_NET_RAW: the ebpf_dns receiver reads DNS packets through packet sockets; run flowtel as root or grant it (setcap cap_net_raw+ep, or securityContext.capabilities.add)\n');
+    return 1;
+  }
   const logger = createLogger({ level: config.service.telemetry.logs.level });
   for (const w of config.warnings) logger.warn(w);
   const service = Service.build(config, logger);
@@ -171,13 +177,21 @@ function reportStartFailure(e: unknown, logger: Logger): void {
 
 const KIND_ORDER = ['receiver', 'processor', 'exporter', 'extension'] as const;
 
+/** The pipelines a component can be in (extensions are in none). */
+export function componentSignals(f: AnyComponentFactory): readonly string[] {
+  return f.kind === 'extension' ? [] : (f.signals ?? ['metrics']);
+}
+
 /** Every component and option as the markdown tables of docs/configuration.md (a test keeps the two equal). */
 export function componentsMarkdown(): string {
   const cell = (t: string): string => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
   let out = '';
   for (const kind of KIND_ORDER) {
     for (const f of FACTORIES.filter((x) => x.kind === kind)) {
-      out += `### \`${f.type}\` (${kind}, ${f.stability})\n\n| option | type | default | meaning |\n|---|---|---|---|\n`;
+      const signals = componentSignals(f);
+      out += `### \`${f.type}\` (${kind}, ${f.stability})\n\n`;
+      if (signals.length > 0) out += `Pipelines: ${signals.map((x) => `\`${x}\``).join(', ')}.\n\n`;
+      out += `| option | type | default | meaning |\n|---|---|---|---|\n`;
       for (const o of f.options) {
         const def = o.default === undefined ? '' : `\`${typeof o.default === 'string' ? o.default : JSON.stringify(o.default)}\``;
         out += `| \`${o.name}\` | ${cell(o.type)} | ${def} | ${cell(o.description)} |\n`;
@@ -194,7 +208,8 @@ function components(markdown: boolean): void {
     return;
   }
   for (const f of FACTORIES) {
-    process.stdout.write(`${f.kind} ${f.type} (${f.stability})\n`);
+    const signals = componentSignals(f);
+    process.stdout.write(`${f.kind} ${f.type} (${f.stability})${signals.length > 0 ? ` [${signals.join(', ')}]` : ''}\n`);
     for (const o of f.options) {
       const def = o.default === undefined ? '' : ` [default: ${JSON.stringify(o.default)}]`;
       process.stdout.write(`  ${o.name}: ${o.type}${def} — ${o.description}\n`);

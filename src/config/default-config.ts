@@ -1,6 +1,7 @@
 /**
  * The config used when no `--config` file is given: the eBPF TCP receiver,
- * the console top-flows table (`debug`), a Prometheus endpoint, and — only
+ * the `cloud` processor (only on a machine whose firmware names a cloud:
+ * `detectors: [auto]`), the console top-flows table (`debug`), a Prometheus endpoint, and — only
  * when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
  * is set — an `otlp` exporter that takes everything (endpoint, headers, TLS,
  * timeout, compression, temporality) from the standard OTEL_* variables.
@@ -35,6 +36,12 @@ receivers:
   ebpf_tcp:
     collection_interval: 10s
 
+processors:
+  # cloud.provider/region/availability_zone, host.id from the metadata service of
+  # the cloud the firmware (DMI) names; elsewhere nothing is asked and nothing added.
+  cloud:
+    detectors: [auto]
+
 exporters:
   # Top-flows table on stdout.
   debug:
@@ -46,6 +53,7 @@ service:
   pipelines:
     metrics:
       receivers: [ebpf_tcp]
+      processors: [cloud]
       exporters: [${exporters}]
 `;
 }

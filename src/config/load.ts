@@ -61,7 +61,7 @@ export function loadConfig(files: readonly string[], sets: readonly string[] = [
     const override = parseSetOverride(set, env, issues);
     if (!override) continue;
     warnings.push(...override.warnings);
-    sources.push(`--set ${set}`);
+    sources.push(setSourceLabel(set));
     merged = mergeConfigs(merged, override);
   }
 
@@ -93,7 +93,7 @@ function parseSetOverride(
   env: NodeJS.ProcessEnv,
   issues: IssueCollector,
 ): { data: ConfigMap; locations: LocatedConfig['locations']; warnings: string[] } | undefined {
-  const source = `--set ${set}`;
+  const source = setSourceLabel(set);
   const eq = set.indexOf('=');
   if (eq <= 0) {
     issues.addAt({ source }, '', 'expected key.path=value');
@@ -114,6 +114,16 @@ function parseSetOverride(
   const locations = new Map(parsed.locations);
   for (let i = 1; i <= segments.length; i++) locations.set(formatPath(segments.slice(0, i)), { source });
   return { data, locations, warnings: parsed.warnings };
+}
+
+/** Keys whose values are secrets (headers, passwords, tokens, keys): shown in messages without their value. */
+const SENSITIVE_SET_KEY = /(^|[.:_/-])(headers|password|token|bearer_token|secret|authorization|api[_-]?key|hash_key)([.:]|$)/i;
+
+/** How a `--set` is named in messages: `--set key=value`, or `--set key=…` when the value may be a secret. */
+export function setSourceLabel(set: string): string {
+  const eq = set.indexOf('=');
+  if (eq > 0 && SENSITIVE_SET_KEY.test(set.slice(0, eq))) return `--set ${set.slice(0, eq)}=…`;
+  return `--set ${set}`;
 }
 
 function describeFsError(error: unknown): string {

@@ -36,7 +36,8 @@
  * - Types: `string` (numbers and booleans are accepted and turned into strings,
  *   since `${env:X}` can yield them), `number` (numeric strings accepted),
  *   `boolean` (`"true"`/`"false"` accepted), `duration` (`500ms`, `10s`,
- *   `1h30m`; result in milliseconds; bare numbers are rejected as ambiguous),
+ *   `1h30m`; result in milliseconds; bare numbers other than 0 are rejected
+ *   as ambiguous),
  *   `string[]`, `map<string,string>` (scalar values stringified), `enum`
  *   (case-insensitive, result is the canonical spelling), `object` (nested schema).
  * - All problems in one object are reported together (ConfigErrorList).
@@ -54,6 +55,8 @@ interface OptionBase {
   readonly required?: boolean;
   /** Shown in docs instead of `default` (e.g. "from OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317"). */
   readonly docDefault?: string;
+  /** A secret (password, token, auth headers): error messages never show its value. */
+  readonly sensitive?: boolean;
 }
 
 export interface StringOption extends OptionBase {
@@ -247,6 +250,8 @@ function defaultValue(spec: Exclude<OptionSpec, ObjectOption>, path: string, err
 }
 
 function checkOption(value: unknown, path: string, spec: Exclude<OptionSpec, ObjectOption>, errors: ConfigError[]): unknown {
+  // A secret's value never goes into a message (validate output, logs).
+  const describeValue = spec.sensitive ? describeRedacted : describePlain;
   const fail = (message: string): undefined => {
     errors.push(new ConfigError(path, message));
     return undefined;
@@ -273,12 +278,13 @@ function checkOption(value: unknown, path: string, spec: Exclude<OptionSpec, Obj
       return fail(`expected a boolean (true or false), got ${describeValue(value)}`);
     }
     case 'duration': {
-      if (typeof value !== 'string') {
+      // A bare 0 is unambiguous (Go's time.ParseDuration takes it too: `timeout: 0`).
+      if (typeof value !== 'string' && value !== 0) {
         return fail(`expected a duration with a unit (e.g. 500ms, 10s, 1m), got ${describeValue(value)}`);
       }
       let ms: number;
       try {
-        ms = parseDuration(value);
+        ms = value === 0 ? 0 : parseDuration(value as string);
       } catch (error) {
         return fail(error instanceof Error ? error.message : String(error));
       }
@@ -332,6 +338,15 @@ function asNumber(value: unknown): number | undefined {
   }
   return undefined;
 }
+
+/** What a sensitive value is, without the value: `a string (12 characters, not shown)`, `a map`, ... */
+export function describeRedacted(value: unknown): string {
+  if (typeof value === 'string') return `a string (${value.length} characters, not shown)`;
+  if (typeof value === 'number' || typeof value === 'boolean') return `a ${typeof value} (not shown)`;
+  return describeValue(value);
+}
+
+const describePlain = (value: unknown): string => describeValue(value);
 
 /** `a string ("abc")`, `a number (5)`, `a list`, `a map`, ... */
 export function describeValue(value: unknown): string {

@@ -150,6 +150,7 @@ export function validateConfig(raw: RawConfig, registry: RegistryInput): Validat
 
   const serviceExtensions = referenceList(service.extensions, 'service.extensions', 'extensions', defined.extensions, issues);
   const pipelines = validatePipelines(service.pipelines, defined, issues, components);
+  checkExporterResources(pipelines, components.processors, issues);
 
   issues.throwIfAny();
 
@@ -298,6 +299,39 @@ function validatePipelines(
     out.push({ id, signal: sig, receivers, processors, exporters });
   }
   return out;
+}
+
+/**
+ * An exporter sends one resource (src/pipeline/pipeline-resource.ts): every
+ * pipeline that lists it must have the same resource processors (same
+ * configs, same order).
+ */
+function checkExporterResources(
+  pipelines: readonly ValidatedPipeline[],
+  processors: ReadonlyMap<string, ValidatedComponent>,
+  issues: IssueCollector,
+): void {
+  const resourceIds = (p: ValidatedPipeline): string[] => p.processors.filter((id) => processors.get(id)?.factory.setsResource === true);
+  const key = (p: ValidatedPipeline): string => JSON.stringify(resourceIds(p).map((id) => processors.get(id)?.config));
+  const describe = (p: ValidatedPipeline): string => {
+    const ids = resourceIds(p);
+    return `${p.id} (${ids.length > 0 ? `resource processors: ${ids.join(', ')}` : 'no resource processor'})`;
+  };
+  const seen = new Map<string, ValidatedPipeline>();
+  for (const p of pipelines) {
+    p.exporters.forEach((exporter, i) => {
+      const first = seen.get(exporter);
+      if (!first) {
+        seen.set(exporter, p);
+        return;
+      }
+      if (key(first) === key(p)) return;
+      issues.add(
+        `${childPath(childPath('service.pipelines', p.id), 'exporters')}[${i}]`,
+        `exporter "${exporter}" is listed by pipelines ${describe(first)} and ${describe(p)}: an exporter sends one resource, so every pipeline that lists it needs the same resource processors; give each its own exporter id (e.g. ${exporter.split('/')[0]}/${p.id.replace('/', '_')})`,
+      );
+    });
+  }
 }
 
 function unusedComponentWarnings(

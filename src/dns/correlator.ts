@@ -6,7 +6,7 @@
  * (µs since the epoch), so latency does not include the agent's own delays.
  */
 import type { DnsMessage } from './parser';
-import type { DnsTransaction } from './transaction';
+import type { DnsTransaction, SocketOwner } from './transaction';
 
 export interface DnsPacketMeta {
   tsUs: number;
@@ -29,6 +29,7 @@ interface Pending {
   id: number;
   qname: string;
   qtype: number;
+  process?: SocketOwner;
 }
 
 export interface CorrelatorStats {
@@ -60,7 +61,7 @@ export class DnsCorrelator {
     return `${transport}|${client}|${cport}|${server}|${id}|${qtype}|${qname}`;
   }
 
-  query(m: DnsPacketMeta, msg: DnsMessage): void {
+  query(m: DnsPacketMeta, msg: DnsMessage, process?: SocketOwner): void {
     const q = msg.questions[0];
     const qname = q?.name ?? '';
     const qtype = q?.type ?? 0;
@@ -84,6 +85,7 @@ export class DnsCorrelator {
       id: msg.id,
       qname,
       qtype,
+      ...(process ? { process } : {}),
     });
   }
 
@@ -112,6 +114,7 @@ export class DnsCorrelator {
       rcode: msg.rcode,
       truncated: msg.tc,
       answers: msg.answers,
+      ...(p.process ? { process: p.process } : {}),
     };
     this.emit(t);
     return t;
@@ -133,6 +136,7 @@ export class DnsCorrelator {
         questionName: p.qname,
         questionType: p.qtype,
         queryTimeUs: p.tsUs,
+        ...(p.process ? { process: p.process } : {}),
       });
     }
   }

@@ -9,6 +9,12 @@
  * capture copies. TCP segments are keyed by (ends, sequence number, flags,
  * length): the reassembly would drop a copy by its sequence number, but not
  * one that arrives after the connection's FIN made it forget the flow.
+ *
+ * Keys are kept for `keepUs` of capture time (at most `maxEntries`), longer
+ * than the window: the copies come from different capture sockets, each read
+ * by its own thread, and when the agent is behind one socket's packets can
+ * reach it seconds after the other's. The window compares the two copies'
+ * own capture times, so that lag does not matter as long as the key is kept.
  */
 export class CaptureDedup {
   private readonly seen = new Map<string, number>();
@@ -20,6 +26,7 @@ export class CaptureDedup {
   constructor(
     private readonly windowUs = 500_000,
     private readonly maxEntries = 200_000,
+    private readonly keepUs = 5_000_000,
   ) {}
 
   /** True if this message was already seen (a capture copy): skip it. */
@@ -41,7 +48,7 @@ export class CaptureDedup {
   }
 
   private prune(): void {
-    const limit = this.maxTsUs - this.windowUs;
+    const limit = this.maxTsUs - Math.max(this.keepUs, this.windowUs);
     const order = this.order;
     while (this.head < order.length) {
       const k = order[this.head]!;

@@ -68,15 +68,15 @@ export class DnsNameCache {
   }
 
   private evictOne(nowMs: number): void {
-    // The oldest insertion; an expired one among the next few if there is one.
+    // An expired entry among the oldest few if there is one, else the oldest.
     let i = 0;
     for (const [k, e] of this.map) {
-      if (e.expiresMs < nowMs || i >= 8) {
+      if (i++ >= 8) break;
+      if (e.expiresMs < nowMs) {
         this.map.delete(k);
         this.evictions++;
         return;
       }
-      i++;
     }
     const first = this.map.keys().next();
     if (!first.done) {

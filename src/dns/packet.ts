@@ -14,6 +14,11 @@ export const TCP_RST = 0x04;
 
 export interface L4Packet {
   networkType: 'ipv4' | 'ipv6';
+  /** IP version of the header (an IPv4-mapped IPv6 source is still version 6 here). */
+  version: 4 | 6;
+  /** Offsets of the source and destination address bytes in the buffer (4 or 16 bytes by `version`). */
+  srcOff: number;
+  dstOff: number;
   src: string;
   dst: string;
   proto: number;
@@ -31,7 +36,7 @@ export interface L4Packet {
 }
 
 export function newL4Packet(): L4Packet {
-  return { networkType: 'ipv4', src: '', dst: '', proto: 0, sport: 0, dport: 0, payload: 0, payloadLen: 0, payloadFullLen: 0, seq: 0, flags: 0 };
+  return { networkType: 'ipv4', version: 4, srcOff: 0, dstOff: 0, src: '', dst: '', proto: 0, sport: 0, dport: 0, payload: 0, payloadLen: 0, payloadFullLen: 0, seq: 0, flags: 0 };
 }
 
 const EXT_HEADERS = new Set([0, 43, 60]);
@@ -52,6 +57,9 @@ export function decodeL4(buf: Buffer, off: number, caplen: number, out: L4Packet
     l4 = off + ihl;
     l3end = off + buf.readUInt16BE(off + 2);
     out.networkType = 'ipv4';
+    out.version = 4;
+    out.srcOff = off + 12;
+    out.dstOff = off + 16;
     out.src = `${buf[off + 12]}.${buf[off + 13]}.${buf[off + 14]}.${buf[off + 15]}`;
     out.dst = `${buf[off + 16]}.${buf[off + 17]}.${buf[off + 18]}.${buf[off + 19]}`;
   } else if (v === 6) {
@@ -74,6 +82,9 @@ export function decodeL4(buf: Buffer, off: number, caplen: number, out: L4Packet
     const s = formatAddress(10, buf.subarray(off + 8, off + 24));
     const d = formatAddress(10, buf.subarray(off + 24, off + 40));
     out.networkType = s.type;
+    out.version = 6;
+    out.srcOff = off + 8;
+    out.dstOff = off + 24;
     out.src = s.address;
     out.dst = d.address;
   } else {

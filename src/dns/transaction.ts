@@ -3,11 +3,19 @@
  * the OTLP log records are made from. A log record per transaction carries
  * the attributes of the issue's sample event: dns.question.name,
  * dns.question.type, dns.response_code, dns.answers, dns.latency_ms,
- * server.address/server.port, client.address, the query's timestamp (and
- * process.pid once process attribution exists) — see `transactionLogAttributes`.
+ * server.address/server.port, client.address, the query's timestamp and,
+ * when the query's socket was attributed, process.pid and
+ * process.executable.name — see `transactionLogAttributes`.
  */
 import type { AttributeValue } from '../pipeline/measurements';
 import { rcodeName, typeName, type DnsRecord } from './parser';
+
+/** The process behind a DNS client socket. */
+export interface SocketOwner {
+  pid: number;
+  /** Its executable's name (the kernel's comm of its main thread, at most 15 characters). */
+  name: string;
+}
 
 export type DnsOutcome = 'response' | 'timeout';
 
@@ -35,6 +43,8 @@ export interface DnsTransaction {
   /** TC bit of the response. */
   truncated?: boolean;
   answers?: DnsRecord[];
+  /** The process that sent the query, when known. */
+  process?: SocketOwner;
 }
 
 export interface LogAttributeOptions {
@@ -44,7 +54,7 @@ export interface LogAttributeOptions {
   hashName?: (name: string) => string;
 }
 
-/** The attributes of the log record for one transaction (for the logs pipeline, not wired yet). */
+/** The attributes of the log record for one transaction. */
 export function transactionLogAttributes(t: DnsTransaction, opts: LogAttributeOptions = {}): Record<string, AttributeValue> {
   const name = opts.hashName ? opts.hashName(t.questionName) : t.questionName;
   const a: Record<string, AttributeValue> = {
@@ -58,6 +68,10 @@ export function transactionLogAttributes(t: DnsTransaction, opts: LogAttributeOp
     'network.transport': t.transport,
     'network.type': t.networkType,
   };
+  if (t.process) {
+    a['process.pid'] = t.process.pid;
+    a['process.executable.name'] = t.process.name;
+  }
   if (t.outcome === 'timeout') a['dns.response_code'] = 'TIMEOUT';
   else {
     a['dns.response_code'] = rcodeName(t.rcode ?? 0);

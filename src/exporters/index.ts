@@ -13,7 +13,7 @@ import { prometheusExporterFactory } from './prometheus';
 
 export { debugExporterFactory, renderTopFlows, TopFlowsConsoleExporter, type DebugExporterConfig, type TopFlowsState } from './debug';
 export { otlpExporterFactory, otlpGrpcOptions, type OtlpExporterConfig, type OtlpMetricsExporter } from './otlp';
-export { otlpHttpExporterFactory, otlpHttpMetricsUrl, type OtlpHttpExporterConfig, type OtlpHttpMetricsExporter } from './otlphttp';
+export { otlpHttpExporterFactory, otlpHttpLogsUrl, otlpHttpMetricsUrl, type OtlpHttpExporterConfig, type OtlpHttpMetricsExporter } from './otlphttp';
 export { fileExporterFactory, type FileExporterConfig, type FileMetricsExporter } from './file';
 export {
   prometheusExporterFactory,

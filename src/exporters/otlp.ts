@@ -87,6 +87,7 @@ const OTLP_SCHEMA = {
   },
   headers: {
     type: 'map<string,string>',
+    sensitive: true,
     docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)HEADERS',
     description: 'gRPC metadata sent with every export (e.g. authorization). Merged with the env headers; config wins per key.',
   },

@@ -1,8 +1,9 @@
 /**
- * `prometheus` exporter: a pull endpoint (`GET /metrics`) served by
+ * `prometheus` exporter: a pull endpoint (`GET /metrics`) rendered by
  * `@opentelemetry/exporter-prometheus` 0.223's PrometheusExporter, which is
- * itself the MetricReader. The HTTP server starts in `start()` (not in the
- * constructor) and closes in `shutdown()`.
+ * itself the MetricReader, on an HTTP(S) server of flowtel's own
+ * (src/util/http-server.ts: TLS, authentication; the SDK's server never
+ * listens). The server starts in `start()` and closes in `shutdown()`.
  *
  * Naming, as 0.223 serializes it (asserted in test/unit/prometheus-exporter):
  * - invalid characters become `_`; monotonic sums (counters) get `_total`;
@@ -23,10 +24,25 @@
  * - `resource_attributes_as_labels`: a regex; only matching resource
  *   attributes become labels (flowtel-specific, overrides the above).
  * - `without_scope_info`, `without_target_info` (SDK names, snake_cased).
+ * - `tls` (HTTPS, optionally requiring client certificates) and `auth`
+ *   (basic or bearer credentials), as src/util/http-server.ts describes:
+ *   the server is flowtel's own, the SDK only renders the scrape.
  */
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { ComponentFactory, ExporterContext, MetricsExporter } from '../pipeline/component';
+import type { Server } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
+import { ConfigErrorList } from '../config/errors';
+import {
+  HTTP_SERVER_AUTH_OPTION,
+  HTTP_SERVER_TLS_OPTION,
+  checkHttpServerSecurity,
+  closeServer,
+  createSecureServer,
+  httpServerSecurity,
+  listen,
+  schemeOf,
+} from '../util/http-server';
 import { formatHostPort, parseHostPort, type HostPort } from './endpoint';
 
 export const DEFAULT_PROMETHEUS_ENDPOINT = '0.0.0.0:9464';
@@ -71,6 +87,8 @@ const PROMETHEUS_SCHEMA = {
   },
   without_scope_info: { type: 'boolean', default: false, description: 'Leave out the otel_scope_name/otel_scope_version labels.' },
   without_target_info: { type: 'boolean', default: false, description: 'Leave out the target_info metric (the resource).' },
+  tls: HTTP_SERVER_TLS_OPTION,
+  auth: HTTP_SERVER_AUTH_OPTION,
 } as const satisfies Schema;
 
 export type PrometheusExporterConfig = SchemaValue<typeof PROMETHEUS_SCHEMA>;
@@ -78,7 +96,7 @@ export type PrometheusExporterConfig = SchemaValue<typeof PROMETHEUS_SCHEMA>;
 export interface PrometheusMetricsExporter extends MetricsExporter {
   /** The address served, `host:port`. */
   readonly endpoint: string;
-  /** `http://host:port/metrics` (with 127.0.0.1 for a wildcard host). */
+  /** `http(s)://host:port/metrics` (with 127.0.0.1 for a wildcard host). */
   readonly url: string;
 }
 
@@ -115,7 +133,17 @@ function listenErrorMessage(id: string, address: string, error: unknown): string
   }
 }
 
+function validatePrometheusConfig(raw: unknown, path: string): PrometheusExporterConfig {
+  const config = validateObject(raw, path, PROMETHEUS_SCHEMA);
+  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  return config;
+}
+
 function createPrometheusExporter(config: PrometheusExporterConfig, ctx: ExporterContext): PrometheusMetricsExporter {
+  const security = httpServerSecurity(config.tls, config.auth, `exporters.${ctx.id}`);
+  const scheme = schemeOf(security);
   const address = prometheusListenAddress(config);
   const endpoint = formatHostPort(address);
   const withResourceConstantLabels = resourceLabelPattern(config);
@@ -133,32 +161,50 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Exporte
     metricProducers: ctx.metricProducers,
   });
   const urlHost = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
-  let started = false;
+  let server: Server | undefined;
   let stopped = false;
   return {
     id: ctx.id,
     reader,
     endpoint,
-    url: `http://${formatHostPort({ host: urlHost, port: address.port })}${PROMETHEUS_METRICS_PATH}`,
+    url: `${scheme}://${formatHostPort({ host: urlHost, port: address.port })}${PROMETHEUS_METRICS_PATH}`,
     async start() {
+      if (server) return;
+      const s = createSecureServer(security, (req, res) => {
+        const path = (req.url ?? '/').split('?')[0];
+        if (path !== PROMETHEUS_METRICS_PATH) return void res.writeHead(404).end();
+        if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        reader.getMetricsRequestHandler(req, res);
+      });
+      // Scrapes are short: an idle keep-alive connection must not hold the shutdown.
+      s.keepAliveTimeout = 5_000;
       try {
-        await reader.startServer();
+        await listen(s, address.host, address.port);
       } catch (error) {
         throw new Error(listenErrorMessage(ctx.id, endpoint, error), { cause: error });
       }
-      started = true;
-      ctx.logger.info({ endpoint }, `exporter ${ctx.id}: serving Prometheus metrics at http://${endpoint}${PROMETHEUS_METRICS_PATH}`);
+      s.on('error', (error) => ctx.logger.error({ err: error }, `exporter ${ctx.id}: server error`));
+      // Failed handshakes (no client certificate, plain HTTP on the TLS port) are the client's problem: debug only.
+      s.on('tlsClientError', (error: Error) => ctx.logger.debug({ err: error.message }, `exporter ${ctx.id}: TLS handshake failed`));
+      server = s;
+      ctx.logger.info(
+        { endpoint, tls: security.tls !== undefined, clientCertificates: security.tls?.clientCa !== undefined, auth: security.auth !== undefined },
+        `exporter ${ctx.id}: serving Prometheus metrics at ${scheme}://${endpoint}${PROMETHEUS_METRICS_PATH}`,
+      );
     },
     async shutdown() {
       if (stopped) return;
       stopped = true;
-      // reader.shutdown() closes the server (onShutdown → stopServer).
+      const s = server;
+      server = undefined;
+      if (s) await closeServer(s);
+      // reader.shutdown() also closes the SDK's own server, which never listened.
       try {
         await reader.shutdown();
       } catch (error) {
         ctx.logger.warn({ err: error }, `exporter ${ctx.id}: shutdown failed`);
       }
-      if (started) ctx.logger.debug(`exporter ${ctx.id}: stopped`);
+      if (s) ctx.logger.debug(`exporter ${ctx.id}: stopped`);
     },
   };
 }
@@ -169,6 +215,6 @@ export const prometheusExporterFactory: ComponentFactory<PrometheusExporterConfi
   stability: 'beta',
   options: describeSchema(PROMETHEUS_SCHEMA),
   defaultConfig: () => validateObject(undefined, '', PROMETHEUS_SCHEMA),
-  validate: (raw, path) => validateObject(raw, path, PROMETHEUS_SCHEMA),
+  validate: validatePrometheusConfig,
   create: createPrometheusExporter,
 };

@@ -10,11 +10,23 @@
  * they concern the data path, not whether the agent is alive.
  *
  * Options (Collector names): `endpoint` (default 0.0.0.0:13133), `path`
- * (default `/`). GET and HEAD on `path`; anything else is 404 / 405.
+ * (default `/`), `tls` and `auth` (src/util/http-server.ts: HTTPS, client
+ * certificates, basic or bearer credentials). GET and HEAD on `path`;
+ * anything else is 404 / 405.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
+import { ConfigErrorList } from '../config/errors';
+import {
+  HTTP_SERVER_AUTH_OPTION,
+  HTTP_SERVER_TLS_OPTION,
+  checkHttpServerSecurity,
+  closeServer,
+  createSecureServer,
+  httpServerSecurity,
+  listen,
+  schemeOf,
+} from '../util/http-server';
 import { formatHostPort, parseHostPort, type HostPort } from '../exporters/endpoint';
 import type { HealthReport } from '../telemetry/component-status';
 import type { Extension, ExtensionContext, ExtensionFactory } from './extension';
@@ -37,6 +49,8 @@ const HEALTH_CHECK_SCHEMA = {
     check: (value: string) => (value.startsWith('/') ? undefined : 'must start with "/"'),
     description: 'URL path of the health check; other paths answer 404.',
   },
+  tls: HTTP_SERVER_TLS_OPTION,
+  auth: HTTP_SERVER_AUTH_OPTION,
 } as const satisfies Schema;
 
 export type HealthCheckConfig = SchemaValue<typeof HEALTH_CHECK_SCHEMA>;
@@ -66,7 +80,16 @@ export function healthResponse(report: HealthReport): { status: number; body: st
   return { status: report.healthy ? 200 : 503, body: `${JSON.stringify(report)}\n` };
 }
 
+function validateHealthCheck(raw: unknown, path: string): HealthCheckConfig {
+  const config = validateObject(raw, path, HEALTH_CHECK_SCHEMA);
+  const errors = checkHttpServerSecurity(config.tls, config.auth, path);
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigErrorList(path, errors);
+  return config;
+}
+
 function createHealthCheck(config: HealthCheckConfig, ctx: ExtensionContext): HealthCheckExtension {
+  const security = httpServerSecurity(config.tls, config.auth, `extensions.${ctx.id}`);
   const address = parseHostPort(config.endpoint, { allowPortZero: true }) as HostPort;
   const endpoint = formatHostPort(address);
   let server: Server | undefined;
@@ -95,7 +118,7 @@ function createHealthCheck(config: HealthCheckConfig, ctx: ExtensionContext): He
 
   const url = (): string => {
     const host = bound.host === '0.0.0.0' || bound.host === '::' ? '127.0.0.1' : bound.host;
-    return `http://${formatHostPort({ host, port: bound.port })}${config.path}`;
+    return `${schemeOf(security)}://${formatHostPort({ host, port: bound.port })}${config.path}`;
   };
 
   return {
@@ -105,34 +128,26 @@ function createHealthCheck(config: HealthCheckConfig, ctx: ExtensionContext): He
     },
     async start() {
       if (server) return;
-      const s = createServer(handle);
+      const s = createSecureServer(security, handle);
       // Health checks are short requests: do not let an idle keep-alive connection hold the shutdown.
       s.keepAliveTimeout = 1_000;
+      let port: number;
       try {
-        await new Promise<void>((resolve, reject) => {
-          s.once('error', reject);
-          s.listen(address.port, address.host, () => {
-            s.off('error', reject);
-            resolve();
-          });
-        });
+        port = (await listen(s, address.host, address.port)).port;
       } catch (error) {
         throw new Error(listenErrorMessage(ctx.id, endpoint, error), { cause: error });
       }
       s.on('error', (error) => ctx.logger.error({ err: error }, `extension ${ctx.id}: server error`));
+      s.on('tlsClientError', (error: Error) => ctx.logger.debug({ err: error.message }, `extension ${ctx.id}: TLS handshake failed`));
       server = s;
-      const a = s.address() as AddressInfo;
-      bound = { host: address.host, port: a.port };
+      bound = { host: address.host, port };
       ctx.logger.info({ endpoint: formatHostPort(bound), path: config.path }, `extension ${ctx.id}: health check at ${url()}`);
     },
     async shutdown() {
       const s = server;
       if (!s) return;
       server = undefined;
-      await new Promise<void>((resolve) => {
-        s.close(() => resolve());
-        s.closeAllConnections();
-      });
+      await closeServer(s);
     },
   };
 }
@@ -143,6 +158,6 @@ export const healthCheckExtensionFactory: ExtensionFactory<HealthCheckConfig> = 
   stability: 'beta',
   options: describeSchema(HEALTH_CHECK_SCHEMA),
   defaultConfig: () => validateObject(undefined, '', HEALTH_CHECK_SCHEMA),
-  validate: (raw, path) => validateObject(raw, path, HEALTH_CHECK_SCHEMA),
+  validate: validateHealthCheck,
   create: createHealthCheck,
 };

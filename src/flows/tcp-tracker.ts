@@ -14,6 +14,7 @@ import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/
 import { formatAddress, isLoopback, TCP_STATE_NAMES } from './addresses';
 import { AF_INET, ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from './records';
 import { isV4Mapped } from '../util/ip';
+import { appendAll } from '../util/arrays';
 
 const ERRNO = osConstants.errno;
 const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
@@ -238,7 +239,7 @@ export class TcpConnectionTracker {
       }
       if (f.conns === 0) this.flows.delete(key);
     }
-    out.push(...this.openGauge);
+    appendAll(out, this.openGauge);
     for (const [cookie, g] of this.recentlyClosed) if (g < this.gen - 2) this.recentlyClosed.delete(cookie);
     this.gen++;
     return { timeMs, measurements: out, gaugesReplaced: ['tcp_connections'] };

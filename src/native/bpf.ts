@@ -341,6 +341,15 @@ export class BpfObject {
   }
 
   /** All entries, packed (not an atomic snapshot: the kernel may change the map meanwhile). */
+  /**
+   * The values of a BPF_F_MMAPABLE array map as a read-only Buffer over the
+   * kernel's memory (max_entries x value_size bytes, no copy, no system call
+   * per read). It stays valid after close(): the mapping holds the map.
+   */
+  mapMemory(map: string): Buffer {
+    return call(() => this.raw.mapMemory(map));
+  }
+
   mapDump(map: string): MapDump {
     return call(() => this.raw.mapDump(map));
   }

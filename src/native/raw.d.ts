@@ -73,6 +73,8 @@ export interface RawBpfObject {
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(map: string, key: Buffer): boolean;
   mapDump(map: string): RawMapDump;
+  /** A read-only view of a BPF_F_MMAPABLE array map's values (valid after close: the mapping holds the map). */
+  mapMemory(map: string): Buffer;
   programStats(): RawProgramStats[];
 }
 

@@ -48,6 +48,12 @@ export interface ComponentFactory<Config, Instance, Ctx extends ComponentContext
   readonly stability: Stability;
   /** Pipelines it can be in; absent means metrics only. */
   readonly signals?: readonly Signal[];
+  /**
+   * A processor that changes the resource the pipeline's exporters send
+   * (`resource`). An exporter sends one resource, so every pipeline that
+   * lists an exporter must have the same such processors (validation checks).
+   */
+  readonly setsResource?: boolean;
   readonly options: readonly OptionDoc[];
   defaultConfig(): Config;
   /** Merge `raw` over the default config and check it; `path` prefixes errors. */
@@ -61,6 +67,13 @@ export interface MetricsExporter extends Lifecycle {
   readonly reader: MetricReader;
   /** Present when the exporter also takes log records (its factory lists the `logs` signal). */
   readonly logs?: import('./logs').LogsExporter;
+  /**
+   * Split each export request into requests of at most this many data
+   * points (undefined: no limit). The service sets it from the `batch`
+   * processors of the pipelines the exporter is in (send_batch_max_size);
+   * exporters that send no requests (prometheus) do not have it.
+   */
+  limitRequestSize?(maxDataPoints: number | undefined): void;
 }
 
 /** What an exporter is created with: its MetricReader must also collect `metricProducers` (flow histograms). */
@@ -81,6 +94,12 @@ export interface ReceiverContext extends ComponentContext {
   readonly filter?: import('../processors/filter').FilterPushdown;
   /** Where the receiver's log records go, when it is in a logs pipeline. */
   readonly logs?: import('./logs').LogConsumer;
+  /**
+   * Address → domain name learned from DNS answers, one per service, shared
+   * by its receivers: ebpf_dns provides names, ebpf_tcp reads them for
+   * destination.domain (src/pipeline/domain-names.ts).
+   */
+  readonly domains?: import('./domain-names').DomainNames;
 }
 
 export interface MetricsReceiver extends Lifecycle {
@@ -101,4 +120,25 @@ export interface MetricsProcessor extends Lifecycle {
   process(batch: import('./measurements').MeasurementBatch): import('./measurements').MeasurementBatch;
 }
 
-export type ProcessorFactory<Config> = ComponentFactory<Config, MetricsProcessor>;
+/**
+ * A processor that holds data and hands it on later (`batch`): the pipeline
+ * connects it to what follows it, and it passes on what it holds on its own
+ * schedule and when it shuts down (nothing held is lost).
+ */
+export interface BufferingProcessor extends Lifecycle {
+  readonly id: string;
+  /** In a metrics pipeline: the consumer the pipeline feeds, handing on to `next`. */
+  connect(next: import('./measurements').MeasurementConsumer): import('./measurements').MeasurementConsumer;
+  /** In a logs pipeline: the same for log records. */
+  connectLogs(next: import('./logs').LogConsumer): import('./logs').LogConsumer;
+}
+
+export function isBufferingProcessor(p: unknown): p is BufferingProcessor {
+  const b = p as Partial<BufferingProcessor> | null;
+  return typeof b?.connect === 'function' && typeof b.connectLogs === 'function';
+}
+
+/** What a processor factory creates: a processor that transforms batches, or one that holds them. */
+export type PipelineProcessor = MetricsProcessor | BufferingProcessor;
+
+export type ProcessorFactory<Config, Instance extends PipelineProcessor = MetricsProcessor> = ComponentFactory<Config, Instance>;

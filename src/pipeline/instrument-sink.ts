@@ -1,10 +1,11 @@
 /**
- * The end of a metrics pipeline: records measurements into OpenTelemetry SDK
- * instruments of one exporter's MeterProvider.
+ * The end of a metrics pipeline: records measurements for one exporter —
+ * counters and histograms into its FlowMetrics (a MetricProducer of its
+ * reader), gauges into observable gauges of its MeterProvider.
  */
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import { METRICS, type MetricDefinition } from '../metrics/definitions';
-import type { FlowHistograms } from './flow-histograms';
+import type { FlowMetrics } from './flow-metrics';
 import { attributeKey, type Measurement, type MeasurementBatch, type MeasurementConsumer } from './measurements';
 
 export class InstrumentSink implements MeasurementConsumer {
@@ -15,12 +16,13 @@ export class InstrumentSink implements MeasurementConsumer {
   unknownMetrics = 0;
 
   /**
-   * `flowHistograms`: where histogram samples go (the exporter's reader collects
-   * them, see flow-histograms.ts); without it, the meter's Histogram instruments.
+   * `flowMetrics`: where counter deltas and histogram samples go (the
+   * exporter's reader collects them, see flow-metrics.ts); without it, the
+   * meter's Counter and Histogram instruments.
    */
   constructor(
     private readonly meter: Meter,
-    private readonly flowHistograms?: FlowHistograms,
+    private readonly flowMetrics?: FlowMetrics,
   ) {}
 
   consume(batch: MeasurementBatch): void {
@@ -38,10 +40,11 @@ export class InstrumentSink implements MeasurementConsumer {
       const attrs = m.attributes as Attributes;
       switch (def.kind) {
         case 'counter':
-          this.counter(def).add(m.value, attrs);
+          if (this.flowMetrics) this.flowMetrics.record(def, m.value, m.attributes);
+          else this.counter(def).add(m.value, attrs);
           break;
         case 'histogram':
-          if (this.flowHistograms) this.flowHistograms.record(def, m.value, m.attributes);
+          if (this.flowMetrics) this.flowMetrics.record(def, m.value, m.attributes);
           else this.histogram(def).record(m.value, attrs);
           break;
         case 'gauge':

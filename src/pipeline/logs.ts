@@ -30,8 +30,13 @@ export interface LogRecordData {
 
 export interface LogBatch {
   readonly records: readonly LogRecordData[];
-  /** The receiver that produced it. */
+  /** The receiver that produced it (absent: records of several receivers, merged by a batch processor). */
   readonly source?: string;
+  /**
+   * Made by a `batch` processor: push exporters send it as one request as it
+   * is, instead of batching records themselves (1 s / 512 records).
+   */
+  readonly batched?: boolean;
 }
 
 export interface LogConsumer {
@@ -59,6 +64,12 @@ export interface LogsExporter extends LogConsumer {
 export interface LogsProcessor {
   readonly id: string;
   processLogs(batch: LogBatch): LogBatch;
+  /**
+   * Records it removes are refused (memory_limiter: the agent is under
+   * pressure) rather than dropped on purpose (filter): self-telemetry counts
+   * them apart.
+   */
+  readonly refuses?: boolean;
 }
 
 export function isLogsProcessor(p: unknown): p is LogsProcessor {
@@ -75,7 +86,11 @@ export class LogFanOut implements LogConsumer {
   }
 }
 
-/** A batch with other records (same source). */
+/** A batch with other records (same source, same `batched`). */
 export function withRecords(batch: LogBatch, records: readonly LogRecordData[]): LogBatch {
-  return batch.source === undefined ? { records } : { records, source: batch.source };
+  return {
+    records,
+    ...(batch.source === undefined ? {} : { source: batch.source }),
+    ...(batch.batched ? { batched: true } : {}),
+  };
 }

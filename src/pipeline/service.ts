@@ -9,13 +9,26 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 import type { ValidatedConfig } from '../config/validate';
 import { buildResource } from '../telemetry/resource';
-import type { ComponentContext, ExporterContext, MetricsExporter, MetricsProcessor, MetricsReceiver, ReceiverContext } from './component';
+import type { Resource } from '@opentelemetry/resources';
+import {
+  isBufferingProcessor,
+  type ComponentContext,
+  type ExporterContext,
+  type MetricsExporter,
+  type MetricsProcessor,
+  type MetricsReceiver,
+  type PipelineProcessor,
+  type ReceiverContext,
+} from './component';
 import { FanOut, InstrumentSink } from './instrument-sink';
-import { FlowHistograms, FLOWTEL_SCOPE } from './flow-histograms';
+import { FlowMetrics, FLOWTEL_SCOPE } from './flow-metrics';
 import type { MeasurementBatch, MeasurementConsumer } from './measurements';
 import { isLogsProcessor, LogFanOut, type LogBatch, type LogConsumer, type LogsProcessor } from './logs';
+import { exporterResource, isResourceTransformer, type ResourceTransformer } from './pipeline-resource';
 import { FilterProcessor, type FilterPushdown } from '../processors/filter';
-import type { ServiceObserver } from '../telemetry/observer';
+import { isBatchProcessor } from '../processors/batch';
+import type { LogsRemovalReason, ProcessorInService, ServiceObserver, ServiceView } from '../telemetry/observer';
+import { DomainNames } from './domain-names';
 
 /** A pipeline's processors, in order, then its exporters. */
 class ProcessorChain implements MeasurementConsumer {
@@ -30,11 +43,15 @@ class ProcessorChain implements MeasurementConsumer {
   }
 }
 
+/** Records a logs processor removed: by the receiver they came from (absent: merged by a batch processor). */
+type LogsRemoved = (source: string | undefined, count: number, reason: LogsRemovalReason) => void;
+
 /** A logs pipeline's processors (their processLogs), in order, then its exporters' logs sides. */
 class LogProcessorChain implements LogConsumer {
   constructor(
     private readonly processors: readonly LogsProcessor[],
     private readonly next: LogConsumer,
+    private readonly removed: LogsRemoved,
   ) {}
   get active(): boolean {
     return this.next.active !== false;
@@ -42,11 +59,59 @@ class LogProcessorChain implements LogConsumer {
   consumeLogs(batch: LogBatch): void {
     let b = batch;
     for (const p of this.processors) {
+      const before = b.records.length;
       b = p.processLogs(b);
+      if (b.records.length < before) this.removed(batch.source, before - b.records.length, p.refuses ? 'refused' : 'dropped');
       if (b.records.length === 0) return;
     }
     this.next.consumeLogs(b);
   }
+}
+
+/**
+ * A metrics pipeline's processors in order, then `next`. A buffering
+ * processor (batch) splits the chain: what is before it runs on each
+ * incoming batch, what is after it on each batch it hands on.
+ */
+function metricsChain(processors: readonly PipelineProcessor[], next: MeasurementConsumer): MeasurementConsumer {
+  let consumer = next;
+  let run: MetricsProcessor[] = [];
+  const close = (): void => {
+    if (run.length > 0) consumer = new ProcessorChain(run, consumer);
+    run = [];
+  };
+  for (let i = processors.length - 1; i >= 0; i--) {
+    const p = processors[i] as PipelineProcessor;
+    if (isBufferingProcessor(p)) {
+      close();
+      consumer = p.connect(consumer);
+    } else {
+      run.unshift(p);
+    }
+  }
+  close();
+  return consumer;
+}
+
+/** The same for a logs pipeline (only processors that take logs are in it: validation). */
+function logsChain(processors: readonly PipelineProcessor[], next: LogConsumer, removed: LogsRemoved): LogConsumer {
+  let consumer = next;
+  let run: LogsProcessor[] = [];
+  const close = (): void => {
+    if (run.length > 0) consumer = new LogProcessorChain(run, consumer, removed);
+    run = [];
+  };
+  for (let i = processors.length - 1; i >= 0; i--) {
+    const p = processors[i] as PipelineProcessor;
+    if (isBufferingProcessor(p)) {
+      close();
+      consumer = p.connectLogs(consumer);
+    } else if (isLogsProcessor(p)) {
+      run.unshift(p);
+    }
+  }
+  close();
+  return consumer;
 }
 
 /** Log records nobody takes (a receiver in no logs pipeline). */
@@ -57,7 +122,7 @@ const NO_LOGS: LogConsumer = { active: false, consumeLogs: () => undefined };
  * feeds would drop, so only when each of them starts with a filter processor
  * of the same configuration.
  */
-function commonFilter(firsts: ReadonlyArray<{ config: unknown; instance: MetricsProcessor } | undefined>): FilterPushdown | undefined {
+function commonFilter(firsts: ReadonlyArray<{ config: unknown; instance: PipelineProcessor } | undefined>): FilterPushdown | undefined {
   const first = firsts[0];
   if (!first || !(first.instance instanceof FilterProcessor)) return undefined;
   const key = JSON.stringify(first.config);
@@ -114,17 +179,25 @@ interface ReceiverInput {
 
 /** The pipelines of one config: processors per pipeline, and each receiver's fan-out to them. */
 interface Wiring {
-  processors: MetricsProcessor[];
+  processors: PipelineProcessor[];
+  /** The same, with the pipeline each is in (for self-telemetry). */
+  processorsInService: ProcessorInService[];
   /** receiver id → its consumers and the filter every pipeline it feeds starts with. */
   receiverInputs: Map<string, ReceiverInput>;
+  /** exporter id → most data points per request (batch processors' send_batch_max_size), for every exporter in use. */
+  requestLimits: Map<string, number | undefined>;
 }
 
 export class Service {
   private exporters = new Map<string, ExporterRuntime>();
   private receivers = new Map<string, ReceiverRuntime>();
-  private processors: MetricsProcessor[] = [];
+  private processors: PipelineProcessor[] = [];
+  private processorsInService: ProcessorInService[] = [];
+  private pipelines: ValidatedConfig['pipelines'] = [];
   private started = false;
   private readonly resource = buildResource({});
+  /** Names from DNS answers, shared by this service's receivers (kept across reloads). */
+  private readonly domains = new DomainNames();
   /** Self-telemetry and component status (src/telemetry/observer.ts, attachTelemetry). */
   private observer?: ServiceObserver;
 
@@ -132,9 +205,12 @@ export class Service {
 
   static build(config: ValidatedConfig, logger: Logger): Service {
     const svc = new Service(logger);
+    svc.pipelines = config.pipelines;
     svc.exporters = svc.buildExporters(config, new Map());
     const wiring = svc.wire(config, svc.exporters);
     svc.processors = wiring.processors;
+    svc.processorsInService = wiring.processorsInService;
+    applyRequestLimits(svc.exporters, wiring.requestLimits);
     for (const [id, input] of wiring.receiverInputs) svc.receivers.set(id, svc.createReceiver(config, id, input));
     return svc;
   }
@@ -147,53 +223,77 @@ export class Service {
   private buildExporters(config: ValidatedConfig, keep: ReadonlyMap<string, ExporterRuntime>): Map<string, ExporterRuntime> {
     const out = new Map<string, ExporterRuntime>();
     for (const [id, c] of config.exporters) {
-      if (!config.pipelines.some((p) => p.exporters.includes(id))) continue;
-      const configKey = JSON.stringify(c.config);
+      const feeds = config.pipelines.filter((p) => p.exporters.includes(id));
+      if (feeds.length === 0) continue;
+      // Validation made every pipeline of the exporter list the same resource processors.
+      const resourceIds = (feeds[0]?.processors ?? []).filter((pid) => config.processors.get(pid)?.factory.setsResource === true);
+      const configKey = JSON.stringify([c.config, resourceIds.map((pid) => config.processors.get(pid)?.config)]);
       const old = keep.get(id);
       if (old && old.configKey === configKey) {
         out.set(id, old);
         continue;
       }
-      // Histograms are kept by flowtel (flow-histograms.ts) and collected by the exporter's reader.
-      const histograms = new FlowHistograms(DEFAULT_CARDINALITY_LIMIT);
-      const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [histograms] };
+      const resource = this.exporterResource(config, resourceIds);
+      // Counters and histograms are kept by flowtel (flow-metrics.ts) and collected by the exporter's reader.
+      const flowMetrics = new FlowMetrics({ cardinalityLimit: DEFAULT_CARDINALITY_LIMIT });
+      const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [flowMetrics] };
       const exporter = c.factory.create(c.config, ctx) as MetricsExporter;
-      histograms.bind(exporter.reader);
-      exporter.logs?.useResource(this.resource);
+      flowMetrics.bind(exporter.reader);
+      exporter.logs?.useResource(resource);
       const provider = new MeterProvider({
-        resource: this.resource,
+        resource,
         readers: [exporter.reader],
         views: [{ instrumentName: '*', aggregationCardinalityLimit: DEFAULT_CARDINALITY_LIMIT }],
       });
-      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter(FLOWTEL_SCOPE.name), histograms), configKey });
+      out.set(id, { exporter, provider, sink: new InstrumentSink(provider.getMeter(FLOWTEL_SCOPE.name), flowMetrics), configKey });
       this.observer?.exporterCreated(exporter, provider);
     }
     return out;
   }
 
+  /** The service resource through the resource processors `ids` (their configs, in order). */
+  private exporterResource(config: ValidatedConfig, ids: readonly string[]): Resource {
+    const transforms: ResourceTransformer[] = [];
+    for (const pid of ids) {
+      const c = config.processors.get(pid)!;
+      const instance = c.factory.create(c.config, this.ctx(pid, 'processor'));
+      if (isResourceTransformer(instance)) transforms.push(instance);
+    }
+    return exporterResource(this.resource, transforms);
+  }
+
   private wire(config: ValidatedConfig, exporters: ReadonlyMap<string, ExporterRuntime>): Wiring {
     const pipelineInputs = new Map<string, MeasurementConsumer>();
     const logPipelineInputs = new Map<string, LogConsumer>();
-    const firstProcessor = new Map<string, { config: unknown; instance: MetricsProcessor }>();
-    const processors: MetricsProcessor[] = [];
+    const firstProcessor = new Map<string, { config: unknown; instance: PipelineProcessor }>();
+    const processors: PipelineProcessor[] = [];
+    const processorsInService: ProcessorInService[] = [];
+    const requestLimits = new Map<string, number | undefined>([...exporters.keys()].map((id) => [id, undefined]));
+    const removed: LogsRemoved = (source, count, reason) => this.observer?.logsRemoved?.(source, count, reason);
     for (const p of config.pipelines) {
       // Each pipeline has its own instance of each processor it lists, as in the Collector.
       const chain = p.processors.map((pid, i) => {
         const c = config.processors.get(pid)!;
-        const instance = c.factory.create(c.config, this.ctx(pid, 'processor', p.id)) as MetricsProcessor;
+        const instance = c.factory.create(c.config, this.ctx(pid, 'processor', p.id)) as PipelineProcessor;
         if (i === 0) firstProcessor.set(p.id, { config: c.config, instance });
         return instance;
       });
       processors.push(...chain);
+      chain.forEach((instance, i) => processorsInService.push({ id: p.processors[i] as string, pipeline: p.id, instance }));
       if (p.signal === 'logs') {
         // Validation admits only exporters and processors whose factory lists `logs`.
         const fanout = new LogFanOut(p.exporters.map((e) => exporters.get(e)!.exporter.logs ?? NO_LOGS));
-        const logChain = chain.flatMap((x) => (isLogsProcessor(x) ? [x] : []));
-        logPipelineInputs.set(p.id, logChain.length ? new LogProcessorChain(logChain, fanout) : fanout);
+        logPipelineInputs.set(p.id, logsChain(chain, fanout, removed));
         continue;
       }
+      // An exporter of a metrics pipeline with a batch processor splits its requests (the smallest limit wins).
+      for (const b of chain.filter(isBatchProcessor)) {
+        const limit = b.maxDataPointsPerRequest;
+        if (limit === undefined) continue;
+        for (const e of p.exporters) requestLimits.set(e, Math.min(limit, requestLimits.get(e) ?? Infinity));
+      }
       const fanout = new FanOut(p.exporters.map((e) => exporters.get(e)!.sink));
-      pipelineInputs.set(p.id, chain.length ? new ProcessorChain(chain, fanout) : fanout);
+      pipelineInputs.set(p.id, metricsChain(chain, fanout));
     }
     const receiverInputs = new Map<string, ReceiverInput>();
     for (const id of config.receivers.keys()) {
@@ -207,7 +307,7 @@ export class Service {
         filter: commonFilter(feeds.map((p) => firstProcessor.get(p.id))),
       });
     }
-    return { processors, receiverInputs };
+    return { processors, processorsInService, receiverInputs, requestLimits };
   }
 
   private receiverKey(config: ValidatedConfig, id: string, filter: FilterPushdown | undefined): string {
@@ -220,7 +320,18 @@ export class Service {
     const logRelay = new LogRelay(input.logs);
     const next: MeasurementConsumer = { consume: (b) => relay.consume(this.observer ? this.observer.receiverBatch(id, b) : b) };
     // Always given, so that a receiver kept across a reload can start (or stop) feeding logs pipelines: `active` says whether anyone listens.
-    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs: logRelay };
+    const logs: LogConsumer = {
+      get active() {
+        return logRelay.active;
+      },
+      consumeLogs: (b) => {
+        if (b.records.length === 0 || !logRelay.active) return;
+        const batch = b.source === undefined ? { ...b, source: id } : b;
+        this.observer?.receiverLogs?.(id, batch);
+        logRelay.consumeLogs(batch);
+      },
+    };
+    const rctx: ReceiverContext = { ...this.ctx(id, 'receiver'), next, filter: input.filter, logs, domains: this.domains };
     const receiver = c.factory.create(c.config, rctx) as MetricsReceiver;
     this.observer?.receiverCreated(receiver);
     return { receiver, relay, logRelay, configKey: this.receiverKey(config, id, input.filter) };
@@ -250,6 +361,7 @@ export class Service {
     }
     const wiring = this.wire(config, exporters);
     for (const p of wiring.processors) await p.start();
+    applyRequestLimits(exporters, wiring.requestLimits);
     const receivers = new Map<string, ReceiverRuntime>();
     const toStop: ReceiverRuntime[] = [];
     const toStart: ReceiverRuntime[] = [];
@@ -278,7 +390,9 @@ export class Service {
     this.exporters = exporters;
     this.receivers = receivers;
     this.processors = wiring.processors;
-    this.observer?.serviceChanged({ ...this.components(), pipelines: config.pipelines });
+    this.processorsInService = wiring.processorsInService;
+    this.pipelines = config.pipelines;
+    this.observer?.serviceChanged(this.components());
     for (const p of oldProcessors) await p.shutdown().catch(() => undefined);
     for (const [id, rt] of oldExporters) if (exporters.get(id) !== rt) await this.stopExporter(rt);
     for (const rt of toStart) {
@@ -306,10 +420,12 @@ export class Service {
     observer.serviceChanged(this.components());
   }
 
-  private components(): { receivers: Map<string, MetricsReceiver>; exporters: Map<string, MetricsExporter> } {
+  private components(): ServiceView {
     return {
       receivers: new Map([...this.receivers].map(([id, rt]) => [id, rt.receiver])),
       exporters: new Map([...this.exporters].map(([id, rt]) => [id, rt.exporter])),
+      pipelines: this.pipelines,
+      processors: this.processorsInService,
     };
   }
 
@@ -348,7 +464,11 @@ export class Service {
     await Promise.all([...this.receivers.values()].map((r) => r.receiver.collect()));
   }
 
-  /** Receivers stop (each sends one last collection), then every exporter exports once more and stops. */
+  /**
+   * Receivers stop (each sends one last collection), then processors (a
+   * batch processor hands on what it holds), then every exporter exports
+   * once more and stops.
+   */
   async shutdown(): Promise<void> {
     if (!this.started) return;
     this.started = false;
@@ -382,4 +502,9 @@ export class Service {
       this.logger.warn({ err: e, component: rt.exporter.id }, 'exporter shutdown failed');
     }
   }
+}
+
+/** Tell each exporter the most data points per request its pipelines' batch processors allow. */
+function applyRequestLimits(exporters: ReadonlyMap<string, ExporterRuntime>, limits: ReadonlyMap<string, number | undefined>): void {
+  for (const [id, rt] of exporters) rt.exporter.limitRequestSize?.(limits.get(id));
 }

@@ -52,12 +52,12 @@ export interface AttributeAction {
 }
 
 /** Option docs for an `actions` list, `prefix` e.g. `actions`. */
-export function actionOptionDocs(prefix: string, target: string): OptionDoc[] {
+export function actionOptionDocs(prefix: string, target: string, of = 'of every measurement'): OptionDoc[] {
   return [
     {
       name: prefix,
       type: 'list of maps',
-      description: `Actions applied in order to the ${target} of every measurement, with the Collector's names: insert, update, upsert, delete, hash, extract, convert (required, at least one).`,
+      description: `Actions applied in order to the ${target} ${of}, with the Collector's names: insert, update, upsert, delete, hash, extract, convert (required, at least one).`,
     },
     { name: `${prefix}[].key`, type: 'string', description: 'The attribute the action acts on (required except for delete and hash with a pattern).' },
     {

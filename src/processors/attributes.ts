@@ -24,6 +24,7 @@ import { StatelessLifecycle, throwIfErrors, validateWithExtras, withMeasurements
 const attributesSchema = {
   hash_key: {
     type: 'string',
+    sensitive: true,
     description:
       'Key for the hash action: hashes become HMAC-SHA256 with this key instead of plain SHA-256, so that hashed addresses cannot be reversed by hashing every address. Use ${env:...} rather than writing it in the file.',
   },

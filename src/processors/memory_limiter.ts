@@ -11,13 +11,19 @@
  * the cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) when there is
  * one, else the machine's memory. Self-telemetry (no flow attributes) always
  * passes, so the agent can still report that it is dropping.
+ *
+ * In a logs pipeline it refuses every log record while above the soft limit
+ * (counted in `refusedRecords`, and by self-telemetry as
+ * flowtel_receiver_refused_log_records of the receiver they came from).
  */
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigError, type MetricsProcessor, type ProcessorFactory } from '../pipeline/component';
 import type { MeasurementBatch } from '../pipeline/measurements';
+import { withRecords, type LogBatch, type LogsProcessor } from '../pipeline/logs';
 import { isFlow, withMeasurements } from './common';
+import { memoryPressure } from '../pipeline/memory-pressure';
 
 const MIB = 1024 * 1024;
 
@@ -71,7 +77,11 @@ export function availableMemory(read: (f: string) => string = (f) => readFileSyn
   return machine;
 }
 
-export class MemoryLimiterProcessor implements MetricsProcessor {
+export class MemoryLimiterProcessor implements MetricsProcessor, LogsProcessor {
+  /** Removed log records are refused, not dropped on purpose. */
+  readonly refuses = true;
+  /** Log records refused while above the soft limit. */
+  refusedRecords = 0;
   readonly hardLimit: number;
   readonly softLimit: number;
   private timer?: NodeJS.Timeout;
@@ -103,6 +113,8 @@ export class MemoryLimiterProcessor implements MetricsProcessor {
   check(): void {
     const used = this.measure();
     this.refusing = used > this.softLimit;
+    // The exporters' queues stop growing too (src/pipeline/memory-pressure.ts).
+    memoryPressure.set(this, this.refusing);
     if (used > this.hardLimit) (globalThis as { gc?: () => void }).gc?.();
   }
 
@@ -115,16 +127,26 @@ export class MemoryLimiterProcessor implements MetricsProcessor {
   async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    memoryPressure.set(this, false);
   }
 
   process(batch: MeasurementBatch): MeasurementBatch {
     if (!this.refusing) return batch;
     const kept = batch.measurements.filter((m) => !isFlow(m.attributes));
-    this.refused += batch.measurements.length - kept.length;
+    const refused = batch.measurements.length - kept.length;
+    this.refused += refused;
+    // Counted where it can be seen: a self-telemetry measurement passes every processor.
+    if (refused > 0) kept.push({ metric: 'flowtel_processor_refused_measurements', value: refused, attributes: { processor: this.id } });
     // Flow gauges are not replaced by an empty set: they keep their last
     // values instead of reading as if every connection had closed.
     const gauges = new Set(kept.map((m) => m.metric));
     return { ...withMeasurements(batch, kept), gaugesReplaced: batch.gaugesReplaced.filter((g) => gauges.has(g)) };
+  }
+
+  processLogs(batch: LogBatch): LogBatch {
+    if (!this.refusing || batch.records.length === 0) return batch;
+    this.refusedRecords += batch.records.length;
+    return withRecords(batch, []);
   }
 }
 
@@ -132,6 +154,7 @@ export const memoryLimiterProcessorFactory: ProcessorFactory<MemoryLimiterConfig
   kind: 'processor',
   type: 'memory_limiter',
   stability: 'alpha',
+  signals: ['metrics', 'logs'],
   options: describeSchema(memoryLimiterSchema),
   defaultConfig: () => validateObject({ limit_percentage: 80 }, '', memoryLimiterSchema),
   validate,

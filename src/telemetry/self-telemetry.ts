@@ -17,7 +17,12 @@
  *   their batches too, and `address` is not served.
  * - basic: flowtel_process_{memory_rss,heap_used,cpu_seconds,uptime},
  *   flowtel_receiver_accepted_measurements, and the exporter counters
- *   (flowtel_exporter_*) of exporters that keep them.
+ *   (flowtel_exporter_*) of exporters that keep them; for logs pipelines,
+ *   flowtel_receiver_{accepted,refused,dropped}_log_records of the receivers
+ *   in one, and flowtel_exporter_{sent,send_failed,dropped}_log_records and
+ *   flowtel_exporter_log_queue_size of the exporters in one whose logs side
+ *   keeps them (otlp, otlphttp), and flowtel_processor_batch_* of the batch
+ *   processors in one.
  * - normal (default): flowtel_event_loop_delay (quantiles 0.5, 0.99),
  *   flowtel_receiver_failed_collections.
  * - detailed: flowtel_event_loop_delay also at 0.9 and 1 (the maximum).
@@ -36,8 +41,9 @@ import { metricDefinition } from '../metrics/definitions';
 import type { MetricsExporter, MetricsReceiver } from '../pipeline/component';
 import { InstrumentSink } from '../pipeline/instrument-sink';
 import type { Measurement, MeasurementBatch } from '../pipeline/measurements';
+import type { LogBatch } from '../pipeline/logs';
 import { DEFAULT_METRICS_LEVEL, levelAtLeast, type MetricsLevel } from './levels';
-import type { ServiceObserver, ServiceView } from './observer';
+import type { LogsRemovalReason, PipelineMembers, ProcessorInService, ServiceObserver, ServiceView } from './observer';
 import { EventLoopDelayMonitor, sampleProcess, type ProcessSample } from './process-metrics';
 import { buildResource } from './resource';
 
@@ -71,6 +77,16 @@ const BASIC_METRICS = [
   'flowtel_exporter_queue_size',
   'flowtel_exporter_sent_requests',
   'flowtel_exporter_send_failed_requests',
+  'flowtel_receiver_accepted_log_records',
+  'flowtel_receiver_refused_log_records',
+  'flowtel_receiver_dropped_log_records',
+  'flowtel_exporter_sent_log_records',
+  'flowtel_exporter_send_failed_log_records',
+  'flowtel_exporter_dropped_log_records',
+  'flowtel_exporter_log_queue_size',
+  'flowtel_processor_batch_sent_batches',
+  'flowtel_processor_batch_sent_log_records',
+  'flowtel_processor_batch_held_log_records',
 ] as const;
 const NORMAL_METRICS = ['flowtel_event_loop_delay', 'flowtel_receiver_failed_collections'] as const;
 
@@ -95,6 +111,19 @@ const EXPORTER_COUNTERS: ReadonlyArray<readonly [string, string]> = [
   ['exportSuccesses', 'flowtel_exporter_sent_requests'],
   ['exportFailures', 'flowtel_exporter_send_failed_requests'],
 ];
+
+/** Counters of an exporter's logs side (src/exporters/logs/queued.ts), read duck-typed from `exporter.logs`. */
+const EXPORTER_LOG_COUNTERS: ReadonlyArray<readonly [string, string]> = [
+  ['sentRecords', 'flowtel_exporter_sent_log_records'],
+  ['failedRecords', 'flowtel_exporter_send_failed_log_records'],
+  ['droppedRecords', 'flowtel_exporter_dropped_log_records'],
+  ['queueSize', 'flowtel_exporter_log_queue_size'],
+];
+
+/** Whether a pipeline carries logs (its signal, or its id: `logs`, `logs/<name>`). */
+function isLogsPipeline(p: PipelineMembers): boolean {
+  return (p.signal ?? (p.id.split('/')[0] === 'logs' ? 'logs' : 'metrics')) === 'logs';
+}
 
 function readNumber(target: object, property: string): number | undefined {
   let v: unknown;
@@ -122,7 +151,13 @@ interface Endpoint {
 export class SelfTelemetry implements ServiceObserver {
   readonly level: MetricsLevel;
   private readonly accepted = new Map<string, number>();
+  /** Log records per receiver id ('' for records merged from several receivers). */
+  private readonly logRecords: Record<'accepted' | LogsRemovalReason, Map<string, number>> = { accepted: new Map(), refused: new Map(), dropped: new Map() };
+  /** Receivers and exporters in a logs pipeline. */
+  private logsReceivers = new Set<string>();
+  private logsExporters = new Set<string>();
   private exporters: ReadonlyArray<MetricsExporter> = [];
+  private processors: readonly ProcessorInService[] = [];
   /** Receivers in service (counts of receivers gone after a reload are not reported). */
   private receiverIds: string[] = [];
   private readonly registered = new WeakSet<MeterProvider>();
@@ -164,6 +199,12 @@ export class SelfTelemetry implements ServiceObserver {
   serviceChanged(view: ServiceView): void {
     this.receiverIds = [...view.receivers.keys()];
     this.exporters = [...view.exporters.values()];
+    if (view.processors) this.processors = view.processors;
+    if (view.pipelines) {
+      const logs = view.pipelines.filter(isLogsPipeline);
+      this.logsReceivers = new Set(logs.flatMap((p) => p.receivers));
+      this.logsExporters = new Set(logs.flatMap((p) => p.exporters));
+    }
     for (const id of this.receiverIds) if (!this.accepted.has(id)) this.accepted.set(id, 0);
   }
 
@@ -176,6 +217,28 @@ export class SelfTelemetry implements ServiceObserver {
       if (own.length > 0 || gauges.length > 0) this.endpoint.sink.consume({ ...batch, measurements: own, gaugesReplaced: gauges, source: batch.source ?? receiverId });
     }
     return batch;
+  }
+
+  receiverLogs(receiverId: string, batch: LogBatch): void {
+    this.count('accepted', receiverId, batch.records.length);
+  }
+
+  logsRemoved(source: string | undefined, count: number, reason: LogsRemovalReason): void {
+    this.count(reason, source ?? '', count);
+  }
+
+  private count(kind: 'accepted' | LogsRemovalReason, receiverId: string, n: number): void {
+    const m = this.logRecords[kind];
+    m.set(receiverId, (m.get(receiverId) ?? 0) + n);
+  }
+
+  /** Log records of a receiver so far: handed to its logs pipelines, refused (memory_limiter), dropped (filter). */
+  logRecordCounts(receiverId: string): { accepted: number; refused: number; dropped: number } {
+    return {
+      accepted: this.logRecords.accepted.get(receiverId) ?? 0,
+      refused: this.logRecords.refused.get(receiverId) ?? 0,
+      dropped: this.logRecords.dropped.get(receiverId) ?? 0,
+    };
   }
 
   /** Measurements a receiver sent in its batches so far. */
@@ -228,6 +291,35 @@ export class SelfTelemetry implements ServiceObserver {
         const v = readNumber(e, property);
         if (v !== undefined) out.push({ metric, value: v, attributes: { exporter: e.id } });
       }
+      if (!e.logs || !this.logsExporters.has(e.id)) continue;
+      for (const [property, metric] of EXPORTER_LOG_COUNTERS) {
+        const v = readNumber(e.logs, property);
+        if (v !== undefined) out.push({ metric, value: v, attributes: { exporter: e.id } });
+      }
+    }
+    for (const p of this.processors) {
+      // batch processors in logs pipelines (duck-typed: sentBatches by trigger, sentRecords, heldRecords).
+      if (p.pipeline.split('/')[0] !== 'logs') continue;
+      const by = (p.instance as { sentBatches?: unknown }).sentBatches;
+      if (by === null || typeof by !== 'object') continue;
+      const attributes = { processor: p.id, pipeline: p.pipeline };
+      for (const [trigger, n] of Object.entries(by as Record<string, unknown>)) {
+        if (typeof n === 'number') out.push({ metric: 'flowtel_processor_batch_sent_batches', value: n, attributes: { ...attributes, trigger } });
+      }
+      const sent = readNumber(p.instance, 'sentRecords');
+      if (sent !== undefined) out.push({ metric: 'flowtel_processor_batch_sent_log_records', value: sent, attributes });
+      const held = readNumber(p.instance, 'heldRecords');
+      if (held !== undefined) out.push({ metric: 'flowtel_processor_batch_held_log_records', value: held, attributes });
+    }
+    const logReceivers = this.receiverIds.filter((id) => this.logsReceivers.has(id));
+    // Records merged from several receivers by a batch processor, then removed: no receiver attribute.
+    if (this.logRecords.refused.has('') || this.logRecords.dropped.has('')) logReceivers.push('');
+    for (const receiver of logReceivers) {
+      const counts = this.logRecordCounts(receiver);
+      const attributes: Record<string, string> = receiver === '' ? {} : { receiver };
+      if (receiver !== '') out.push({ metric: 'flowtel_receiver_accepted_log_records', value: counts.accepted, attributes });
+      out.push({ metric: 'flowtel_receiver_refused_log_records', value: counts.refused, attributes });
+      out.push({ metric: 'flowtel_receiver_dropped_log_records', value: counts.dropped, attributes });
     }
     if (levelAtLeast(this.level, 'normal')) {
       for (const receiver of this.receiverIds) {

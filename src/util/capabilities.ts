@@ -26,3 +26,8 @@ export function missingBpfCapabilities(caps = effectiveCapabilities()): CapName[
   if (!hasCapability(caps, 'NET_ADMIN')) missing.push('NET_ADMIN');
   return missing;
 }
+
+/** What the ebpf_dns receiver needs on top: its packet sockets (AF_PACKET) need CAP_NET_RAW. */
+export function missingDnsCapabilities(caps = effectiveCapabilities()): CapName[] {
+  return hasCapability(caps, 'NET_RAW') ? [] : ['NET_RAW'];
+}

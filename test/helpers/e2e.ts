@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -73,6 +73,8 @@ export interface AgentOptions {
   readonly env?: Record<string, string>;
   /** Run as `nobody` with no capabilities at all (setpriv execs node, so the pid is the agent's). */
   readonly unprivileged?: boolean;
+  /** With `unprivileged`: exactly these capabilities (e.g. ['bpf', 'perfmon', 'net_admin']), inherited, ambient and bounding. */
+  readonly capabilities?: readonly string[];
   /** Run in this network namespace (`nsenter --net`, which keeps /sys and the cgroup mount as they are). */
   readonly netns?: string;
 }
@@ -110,7 +112,9 @@ export class Agent {
     Object.assign(env, options.env ?? {});
     let argv = [process.execPath, BIN, ...args];
     if (options.unprivileged) {
-      argv = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', ...argv];
+      const caps = (options.capabilities ?? []).map((c) => `,+${c}`).join('');
+      const ambient = caps === '' ? [] : [`--ambient-caps=-all${caps}`];
+      argv = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', `--inh-caps=-all${caps}`, ...ambient, `--bounding-set=-all${caps}`, ...argv];
     }
     if (options.netns) argv = ['nsenter', `--net=/run/netns/${options.netns}`, '--', ...argv];
     const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -358,4 +362,29 @@ export function promSelect(s: PromScrape, name: string, match: Record<string, st
 /** The sum of the matching samples (0 when there are none). */
 export function promSum(s: PromScrape, name: string, match: Record<string, string>): number {
   return promSelect(s, name, match).reduce((a, x) => a + x.value, 0);
+}
+
+/**
+ * nobody must be able to load `node bin/flowtel` (the whole require graph:
+ * dist/, node_modules/, the native addon). Where it cannot, this opens exactly
+ * that: o+x on the directories above the checkout, o+rX on what the CLI loads
+ * (bin, dist, node_modules, native/build, bpf/.output, package.json).
+ */
+export function ensureRunnableByNobody(): void {
+  const probe = (): void => {
+    execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, BIN, '--version'], { stdio: 'ignore' });
+  };
+  try {
+    probe();
+    return;
+  } catch {
+    /* open the path below */
+  }
+  for (let dir = REPO; ; dir = path.dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+    if (dir === path.dirname(dir)) break;
+  }
+  for (const p of ['bin', 'dist', 'node_modules', 'native/build', 'bpf/.output', 'package.json']) execFileSync('chmod', ['-R', 'o+rX', path.join(REPO, p)]);
+  probe();
 }

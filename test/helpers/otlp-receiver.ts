@@ -6,8 +6,8 @@
  *   `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` and
  *   `opentelemetry.proto.collector.logs.v1.LogsService/Export` (log requests
  *   in `logRequests`, `waitForLogs`) with identity (de)serializers;
- * - startOtlpHttpReceiver(): OTLP/HTTP, `POST /v1/metrics` with a protobuf
- *   or JSON body (gzip or not).
+ * - startOtlpHttpReceiver(): OTLP/HTTP, `POST /v1/metrics` and `POST /v1/logs`
+ *   with a protobuf or JSON body (gzip or not).
  *
  *   const receiver = await startOtlpReceiver();
  *   // exporter endpoint: receiver.endpoint (127.0.0.1:<port>), plaintext
@@ -22,6 +22,7 @@ import { gunzipSync } from 'node:zlib';
 import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import {
   decodeExportLogsServiceRequest,
+  decodeExportLogsServiceRequestJson,
   decodeExportMetricsServiceRequest,
   decodeExportMetricsServiceRequestJson,
   type AttributeValue,
@@ -75,6 +76,9 @@ export interface DecodedRequest extends DecodedExportMetricsServiceRequest {
 export interface DecodedLogsRequest extends DecodedExportLogsServiceRequest {
   readonly metadata: Record<string, string>;
   readonly receivedAtMs: number;
+  /** OTLP/HTTP: the body's encoding and Content-Encoding (gRPC: proto, none). */
+  readonly encoding?: 'proto' | 'json';
+  readonly contentEncoding?: string;
 }
 
 export interface OtlpTestReceiver {
@@ -92,6 +96,8 @@ export interface OtlpTestReceiver {
   /** Export calls received, accepted or not. */
   readonly calls: number;
   setBehavior(behavior: ReceiverBehavior, options?: BehaviorOptions): void;
+  /** Answer every export call this many milliseconds late (a slow backend); 0: at once. */
+  setDelay(ms: number): void;
   /** Resolve with the requests once `predicate(requests)` holds; reject after `timeoutMs`. */
   waitFor(predicate: (requests: readonly DecodedRequest[]) => boolean, timeoutMs?: number): Promise<DecodedRequest[]>;
   close(): Promise<void>;
@@ -102,6 +108,8 @@ export interface OtlpHttpTestReceiver extends OtlpTestReceiver {
   readonly baseUrl: string;
   /** `<baseUrl>/v1/metrics` */
   readonly url: string;
+  /** `<baseUrl>/v1/logs` */
+  readonly logsUrl: string;
 }
 
 export interface ReceiverOptions {
@@ -118,6 +126,7 @@ class ReceiverState {
   readonly logRequests: DecodedLogsRequest[] = [];
   rejected = 0;
   calls = 0;
+  delayMs = 0;
   private readonly waiters = new Set<() => void>();
   private behavior: ReceiverBehavior = 'ok';
   private remaining = Infinity;
@@ -190,6 +199,15 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
   const state = new ReceiverState();
 
   const handleExport = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+    if (state.delayMs > 0) {
+      const ms = state.delayMs;
+      setTimeout(() => answerExport(call, callback), ms);
+      return;
+    }
+    answerExport(call, callback);
+  };
+
+  const answerExport = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
     const { behavior } = state.next();
     if (behavior !== 'ok') {
       const error: Partial<ServiceError> = { code: STATUS_OF[behavior], details: `test receiver behavior: ${behavior}` };
@@ -282,6 +300,7 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
       return state.calls;
     },
     setBehavior: (behavior, behaviorOptions) => state.setBehavior(behavior, behaviorOptions),
+    setDelay: (ms) => void (state.delayMs = ms),
     waitFor: (predicate, timeoutMs) => state.waitFor(predicate, timeoutMs),
     close() {
       return new Promise<void>((resolve) => {
@@ -294,12 +313,13 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
 }
 
 export const OTLP_HTTP_METRICS_PATH = '/v1/metrics';
+export const OTLP_HTTP_LOGS_PATH = '/v1/logs';
 
 /**
- * OTLP/HTTP: `POST /v1/metrics` with `application/x-protobuf` or
- * `application/json` (optionally gzip), answered with an empty
- * ExportMetricsServiceResponse in the same encoding; failures per setBehavior
- * (HTTP_STATUS_OF). Anything else is 404/405/415/400.
+ * OTLP/HTTP: `POST /v1/metrics` and `POST /v1/logs` with
+ * `application/x-protobuf` or `application/json` (optionally gzip), answered
+ * with an empty Export*ServiceResponse in the same encoding; failures per
+ * setBehavior (HTTP_STATUS_OF, both paths). Anything else is 404/405/415/400.
  */
 export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Promise<OtlpHttpTestReceiver> {
   const host = options.host ?? '127.0.0.1';
@@ -308,8 +328,10 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      if (req.url?.split('?')[0] !== OTLP_HTTP_METRICS_PATH) return void res.writeHead(404).end();
+    req.on('end', () => (state.delayMs > 0 ? setTimeout(answer, state.delayMs) : answer()));
+    const answer = (): void => {
+      const path = req.url?.split('?')[0];
+      if (path !== OTLP_HTTP_METRICS_PATH && path !== OTLP_HTTP_LOGS_PATH) return void res.writeHead(404).end();
       if (req.method !== 'POST') return void res.writeHead(405).end();
       const type = String(req.headers['content-type'] ?? '').split(';')[0]?.trim();
       const encoding = type === 'application/x-protobuf' ? 'proto' : type === 'application/json' ? 'json' : undefined;
@@ -321,10 +343,31 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
         return void res.writeHead(HTTP_STATUS_OF[behavior], headers).end(`test receiver behavior: ${behavior}`);
       }
       const contentEncoding = req.headers['content-encoding'];
+      let body: Buffer;
+      try {
+        body = Buffer.concat(chunks);
+        if (contentEncoding === 'gzip') body = gunzipSync(body);
+      } catch (error) {
+        return void res.writeHead(400, { 'content-type': 'text/plain' }).end(String(error));
+      }
+      if (path === OTLP_HTTP_LOGS_PATH) {
+        let logs: DecodedExportLogsServiceRequest;
+        try {
+          logs = encoding === 'proto' ? decodeExportLogsServiceRequest(body) : decodeExportLogsServiceRequestJson(JSON.parse(body.toString('utf8')));
+        } catch (error) {
+          return void res.writeHead(400, { 'content-type': 'text/plain' }).end(String(error));
+        }
+        state.acceptLogs({
+          ...logs,
+          metadata: headerRecord(req),
+          receivedAtMs: Date.now(),
+          encoding,
+          ...(typeof contentEncoding === 'string' ? { contentEncoding } : {}),
+        });
+        return void res.writeHead(200, { 'content-type': type }).end(encoding === 'json' ? '{}' : undefined);
+      }
       let decoded: DecodedExportMetricsServiceRequest;
       try {
-        let body = Buffer.concat(chunks);
-        if (contentEncoding === 'gzip') body = gunzipSync(body);
         decoded = encoding === 'proto' ? decodeExportMetricsServiceRequest(body) : decodeExportMetricsServiceRequestJson(JSON.parse(body.toString('utf8')));
       } catch (error) {
         return void res.writeHead(400, { 'content-type': 'text/plain' }).end(String(error));
@@ -337,7 +380,7 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
         ...(typeof contentEncoding === 'string' ? { contentEncoding } : {}),
       });
       res.writeHead(200, { 'content-type': type }).end(encoding === 'json' ? '{}' : undefined);
-    });
+    };
   };
 
   const tls = options.tls;
@@ -359,6 +402,7 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
     endpoint: `${host}:${port}`,
     baseUrl,
     url: `${baseUrl}${OTLP_HTTP_METRICS_PATH}`,
+    logsUrl: `${baseUrl}${OTLP_HTTP_LOGS_PATH}`,
     requests: state.requests,
     logRequests: state.logRequests,
     waitForLogs: (predicate, timeoutMs) => state.waitForLogs(predicate, timeoutMs),
@@ -369,6 +413,7 @@ export async function startOtlpHttpReceiver(options: ReceiverOptions = {}): Prom
       return state.calls;
     },
     setBehavior: (behavior, behaviorOptions) => state.setBehavior(behavior, behaviorOptions),
+    setDelay: (ms) => void (state.delayMs = ms),
     waitFor: (predicate, timeoutMs) => state.waitFor(predicate, timeoutMs),
     close() {
       return new Promise<void>((resolve) => {

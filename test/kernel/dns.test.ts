@@ -1,18 +1,21 @@
 /**
  * The ebpf_dns receiver against the real kernel and a real DNS server:
  * dnsmasq (Debian) in a server namespace answering from names the test
- * gives it, dig (bind9-dnsutils) in a client namespace. Nothing is
- * forwarded anywhere: the only upstream dnsmasq knows (for sf.test) is a
- * tiny responder on the server namespace's loopback that answers SERVFAIL.
+ * gives it, dig (bind9-dnsutils) and Node's resolver (c-ares) in a client
+ * namespace. Nothing is forwarded anywhere: the only upstream dnsmasq knows
+ * (for sf.test) is a tiny responder on the server namespace's loopback that
+ * answers SERVFAIL.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import type { EbpfDnsReceiver } from '../../src/receivers/ebpf_dns/receiver';
 import { ebpfDnsReceiverFactory } from '../../src/receivers/ebpf_dns/factory';
 import type { DnsTransaction } from '../../src/dns/transaction';
-import { Capture } from '../helpers/capture';
+import { Capture, memoryLogger } from '../helpers/capture';
+import { DnsCapture } from '../../src/receivers/ebpf_dns/probes';
 import { TestNet, type TestHost } from '../helpers/netns';
 
 const net = TestNet.create('dns', 41);
@@ -59,6 +62,15 @@ function dig(h: TestHost, args: string[]): DigResult {
   const wallUs = Number((process.hrtime.bigint() - t0) / 1000n);
   const m = /status: (\w+)/.exec(out);
   return { status: m ? m[1]! : 'NONE', wallUs, out };
+}
+
+/** dig run as a child of its own, to know its pid. */
+async function digPid(h: TestHost, args: string[]): Promise<{ pid: number; status: string }> {
+  const child = net.spawn(h, 'dig', ['+tries=1', '+time=1', ...args]);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await once(child, 'exit');
+  return { pid: child.pid!, status: /status: (\w+)/.exec(out)?.[1] ?? 'NONE' };
 }
 
 const sum = (metric: string, match: Record<string, string | number>): number => capture.sum(metric, match);
@@ -117,6 +129,10 @@ describe('UDP over a veth pair, captured at both ends', () => {
     assert.equal(sum('dns_queries', q), N);
     assert.equal(sum('dns_responses', { ...q, 'dns.response_code': 'NOERROR' }), N);
     assert.equal(sum('dns_responses', q), N);
+    // Every query, its response and its latency carry the process that asked.
+    assert.equal(sum('dns_queries', { ...q, 'process.executable.name': 'dig' }), N);
+    assert.equal(sum('dns_responses', { ...q, 'process.executable.name': 'dig' }), N);
+    assert.equal(capture.select('dns_latency_us', { ...q, 'process.executable.name': 'dig' }).length, N);
     const lat = capture.select('dns_latency_us', q);
     assert.equal(lat.length, N);
     for (const m of lat) {
@@ -125,6 +141,18 @@ describe('UDP over a veth pair, captured at both ends', () => {
     }
     assert.ok(sum('flowtel_dns_duplicates', {}) >= 2 * N, 'the second capture of each packet is recognised');
     assert.equal(receiver.nameCache.lookup('10.9.9.9'), 'known.test');
+  });
+
+  test("process attribution: each query's transaction carries the pid of the dig that sent it, over IPv4 and IPv6", async () => {
+    const runs = [await digPid(C, [`@${S.ip4}`, 'pid4.known.test']), await digPid(C, [`@${S.ip6}`, 'pid6.known.test', 'A'])];
+    for (const r of runs) assert.equal(r.status, 'NOERROR');
+    await receiver.collect();
+    for (const [i, name] of ['pid4.known.test', 'pid6.known.test'].entries()) {
+      const ts = transactions.filter((t) => t.questionName === name);
+      assert.equal(ts.length, 1, name);
+      assert.deepEqual(ts[0]!.process, { pid: runs[i]!.pid, name: 'dig' }, name);
+    }
+    assert.equal(sum('dns_queries', { 'dns.question.name': 'pid6.known.test', 'server.address': S.ip6, 'process.executable.name': 'dig' }), 1);
   });
 
   test('NXDOMAIN, REFUSED and SERVFAIL are counted exactly', async () => {
@@ -175,16 +203,51 @@ test('DNS over TCP (dig +tcp) is reassembled and counted once', async () => {
   await receiver.collect();
   const q = { 'dns.question.name': 'known.test', 'network.transport': 'tcp', 'server.address': S.ip4 };
   assert.equal(sum('dns_queries', q), 3);
+  assert.equal(sum('dns_queries', { ...q, 'process.executable.name': 'dig' }), 3, 'dig +tcp is attributed');
+  assert.equal(sum('dns_responses', { ...q, 'process.executable.name': 'dig' }), 3);
+  const tcpDig = await digPid(C, ['+tcp', `@${S.ip4}`, 'tcppid.known.test']);
+  assert.equal(tcpDig.status, 'NOERROR');
+  await receiver.collect();
+  assert.deepEqual(transactions.find((t) => t.questionName === 'tcppid.known.test' && t.transport === 'tcp')?.process, { pid: tcpDig.pid, name: 'dig' });
   assert.equal(sum('dns_responses', { ...q, 'dns.response_code': 'NOERROR' }), 3);
   const lat = capture.select('dns_latency_us', q);
   assert.equal(lat.length, 3);
   for (const m of lat) assert.ok(m.value > 0 && m.value < 1_000_000);
 });
 
+test("Node's resolver (c-ares): its queries are counted exactly and attributed to node", async () => {
+  const N = 7;
+  const script = `
+const { Resolver } = require('node:dns');
+const r = new Resolver({ timeout: 2000, tries: 1 });
+r.setServers([${JSON.stringify(S.ip4)}]);
+(async () => {
+  const got = [];
+  for (let i = 0; i < ${N}; i++) got.push(...await new Promise((res, rej) => r.resolve4('node.known.test', (e, a) => (e ? rej(e) : res(a)))));
+  await new Promise((res) => r.resolveMx('known.test', (e, a) => res(a)));
+  await new Promise((res) => r.resolve4('nx.test', () => res()));
+  console.log(JSON.stringify({ pid: process.pid, got }));
+})().catch((e) => { console.error(e); process.exit(1); });`;
+  const out = JSON.parse(net.exec(C, process.execPath, ['-e', script]).trim()) as { pid: number; got: string[] };
+  assert.deepEqual(out.got, Array(N).fill('10.9.9.9'));
+  await receiver.collect();
+  const q = { 'dns.question.name': 'node.known.test', 'dns.question.type': 'A', 'server.address': S.ip4 };
+  assert.equal(sum('dns_queries', q), N);
+  assert.equal(sum('dns_queries', { ...q, 'process.executable.name': 'node' }), N);
+  assert.equal(sum('dns_responses', { ...q, 'dns.response_code': 'NOERROR', 'process.executable.name': 'node' }), N);
+  assert.equal(capture.select('dns_latency_us', { ...q, 'process.executable.name': 'node' }).length, N);
+  assert.equal(sum('dns_responses', { 'dns.question.name': 'known.test', 'dns.question.type': 'MX', 'process.executable.name': 'node' }), 1);
+  assert.equal(sum('dns_responses', { 'dns.question.name': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'process.executable.name': 'node' }), 1);
+  const mine = transactions.filter((t) => t.process?.pid === out.pid);
+  assert.equal(mine.length, N + 2, 'every transaction of the node process carries its pid');
+  assert.ok(mine.every((t) => t.process?.name === 'node'));
+});
+
 test('loopback: each packet is seen out and in on lo, and counted once', async () => {
   for (let i = 0; i < 4; i++) assert.equal(dig(S, ['@127.0.0.1', 'known.test']).status, 'NOERROR');
   await receiver.collect();
   assert.equal(sum('dns_queries', { 'server.address': '127.0.0.1' }), 4);
+  assert.equal(sum('dns_queries', { 'server.address': '127.0.0.1', 'process.executable.name': 'dig' }), 4);
   assert.equal(sum('dns_responses', { 'server.address': '127.0.0.1', 'dns.response_code': 'NOERROR' }), 4);
   assert.equal(capture.select('dns_latency_us', { 'server.address': '127.0.0.1' }).length, 4);
 });
@@ -244,15 +307,16 @@ s.bind(0, more);`;
   await receiver.collect();
   const q = { 'dns.question.name': 'flood.known.test', 'server.address': S.ip4 };
   assert.equal(sum('dns_queries', q), N);
+  assert.equal(sum('dns_queries', { ...q, 'process.executable.name': 'node' }), N, 'an unconnected socket (sendto) is attributed too');
   assert.equal(sum('dns_responses', q), answered);
   assert.equal(capture.select('dns_latency_us', q).length, answered);
   assert.equal(sum('flowtel_dns_capture_drops', {}), 0);
 });
 
-test('interface globs: a socket per matching interface, others not captured', async () => {
+test('interface globs: a socket per matching interface, others not captured; process_attribution off', async () => {
   const own = new Capture();
   const config = ebpfDnsReceiverFactory.validate(
-    { collection_interval: '1h', network_namespaces: [`/run/netns/${S.ns}`], include_interfaces: ['l?'], exclude_interfaces: [`${S.dev}*`] },
+    { collection_interval: '1h', network_namespaces: [`/run/netns/${S.ns}`], include_interfaces: ['l?'], exclude_interfaces: [`${S.dev}*`], process_attribution: false },
     'receivers.ebpf_dns/lo',
   );
   const r = ebpfDnsReceiverFactory.create(config, { id: 'ebpf_dns/lo', logger: pino({ level: 'warn' }), next: own }) as EbpfDnsReceiver;
@@ -264,8 +328,53 @@ test('interface globs: a socket per matching interface, others not captured', as
     await r.collect();
     assert.equal(own.sum('dns_queries', { 'dns.question.name': 'web.known.test' }), 1);
     assert.equal(own.sum('dns_queries', { 'server.address': '127.0.0.1' }), 1);
+    assert.ok(
+      own.all().every((m) => m.attributes['process.executable.name'] === undefined),
+      'process_attribution: false attributes nothing',
+    );
   } finally {
     await r.shutdown();
+  }
+});
+
+test('process attribution: its cgroup programs are attached while the receiver runs, and gone after shutdown', async () => {
+  const config = ebpfDnsReceiverFactory.validate({ collection_interval: '1h', network_namespaces: [`/run/netns/${S.ns}`] }, 'receivers.ebpf_dns/attr');
+  const r = ebpfDnsReceiverFactory.create(config, { id: 'ebpf_dns/attr', logger: pino({ level: 'warn' }), next: new Capture() }) as EbpfDnsReceiver;
+  await r.start();
+  const progs = r.kernelPrograms();
+  await r.shutdown();
+  const attached = progs.filter((p) => p.attached).map((p) => p.name).sort();
+  assert.deepEqual(attached, ['dns_connect4', 'dns_connect6', 'dns_owner_egress', 'dns_sendmsg4', 'dns_sendmsg6']);
+  assert.ok(progs.some((p) => p.name === 'dns_filter'));
+  // The kernel frees a socket filter after an RCU grace period once its last socket is closed.
+  const left = (): typeof progs => {
+    const live = new Set((JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ id: number }>).map((p) => p.id));
+    return progs.filter((p) => live.has(p.id));
+  };
+  for (let i = 0; i < 50 && left().length > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.deepEqual(left(), [], 'no program of the receiver is left in the kernel');
+  assert.deepEqual(r.kernelPrograms(), []);
+});
+
+test('process attribution cannot attach (not a cgroup v2 directory): a warning, and capture works unattributed', async () => {
+  const { logger, lines } = memoryLogger();
+  let packets = 0;
+  const cap = DnsCapture.open(
+    { ports: [53], snapLength: 512, namespaces: [`/run/netns/${S.ns}`], includeInterfaces: [], excludeInterfaces: [], ringBytes: 1 << 20, processAttribution: true, cgroupPath: '/tmp' },
+    (_batch, count) => (packets += count),
+    logger,
+  );
+  try {
+    assert.equal(cap.ownerCgroup, undefined);
+    assert.ok(lines.some((l) => l.level === 40 && String(l.msg).includes('not attributed')), JSON.stringify(lines));
+    assert.deepEqual(cap.programs().filter((p) => p.attached), []);
+    assert.equal(dig(C, [`@${S.ip4}`, 'known.test']).status, 'NOERROR');
+    await cap.flush();
+    assert.equal(packets, 2, 'the query and its response, captured in the server namespace');
+    const key = Buffer.alloc(4);
+    assert.equal(cap.owners.lookup(17, 4, key, 0, 1, Date.now() * 1000), undefined);
+  } finally {
+    cap.close();
   }
 });
 

@@ -164,13 +164,14 @@ test('default config adds otlp only when an OTLP endpoint env var is set', () =>
   const plain = defaultConfigObject({});
   assert.deepEqual(plain, {
     receivers: { ebpf_tcp: { collection_interval: '10s' } },
+    processors: { cloud: { detectors: ['auto'] } },
     exporters: { debug: { verbosity: 'basic' }, prometheus: { endpoint: '0.0.0.0:9464' } },
-    service: { pipelines: { metrics: { receivers: ['ebpf_tcp'], exporters: ['debug', 'prometheus'] } } },
+    service: { pipelines: { metrics: { receivers: ['ebpf_tcp'], processors: ['cloud'], exporters: ['debug', 'prometheus'] } } },
   });
   for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']) {
     const withOtlp = defaultConfigObject({ [name]: 'http://collector:4317' });
     assert.deepEqual((withOtlp.exporters as Record<string, unknown>).otlp, {});
-    assert.deepEqual(withOtlp.service, { pipelines: { metrics: { receivers: ['ebpf_tcp'], exporters: ['debug', 'prometheus', 'otlp'] } } });
+    assert.deepEqual(withOtlp.service, { pipelines: { metrics: { receivers: ['ebpf_tcp'], processors: ['cloud'], exporters: ['debug', 'prometheus', 'otlp'] } } });
   }
   assert.deepEqual(defaultConfigObject({ OTEL_EXPORTER_OTLP_ENDPOINT: '  ' }), plain);
 });

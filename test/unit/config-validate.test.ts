@@ -13,6 +13,7 @@ import {
   type SchemaValue,
 } from '../../src/config';
 import { exporterFactories } from '../../src/exporters';
+import { processorFactories } from '../../src/processors';
 import type { ComponentFactory } from '../../src/pipeline/component';
 
 const receiverSchema = {
@@ -32,6 +33,8 @@ const ebpfTcpStub: ComponentFactory<StubReceiverConfig, { started: boolean }> = 
 };
 
 const registry: ComponentRegistry = { receivers: { ebpf_tcp: ebpfTcpStub }, exporters: exporterFactories };
+/** For the embedded default, which lists processors. */
+const defaultRegistry: ComponentRegistry = { ...registry, processors: processorFactories };
 
 /** otlp's retry_on_failure and sending_queue, always present with the Collector's defaults. */
 const EXPORTER_HELPER_DEFAULTS = {
@@ -54,15 +57,15 @@ function issuesOf(fn: () => unknown): string[] {
 }
 
 test('the embedded default config validates (with and without OTLP env)', () => {
-  const plain = validateConfig(loadConfig([], [], { env: {} }), registry);
+  const plain = validateConfig(loadConfig([], [], { env: {} }), defaultRegistry);
   assert.deepEqual([...plain.receivers.keys()], ['ebpf_tcp']);
   assert.deepEqual([...plain.exporters.keys()], ['debug', 'prometheus']);
-  assert.deepEqual(plain.pipelines, [{ id: 'metrics', signal: 'metrics', receivers: ['ebpf_tcp'], processors: [], exporters: ['debug', 'prometheus'] }]);
+  assert.deepEqual(plain.pipelines, [{ id: 'metrics', signal: 'metrics', receivers: ['ebpf_tcp'], processors: ['cloud'], exporters: ['debug', 'prometheus'] }]);
   assert.deepEqual(plain.receivers.get('ebpf_tcp')?.config, { collection_interval: 10_000 });
   assert.equal(plain.service.telemetry.logs.level, 'info');
   assert.deepEqual(plain.warnings, []);
 
-  const withOtlp = validateConfig(loadConfig([], [], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' } }), registry);
+  const withOtlp = validateConfig(loadConfig([], [], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' } }), defaultRegistry);
   assert.deepEqual(withOtlp.pipelines[0]?.exporters, ['debug', 'prometheus', 'otlp']);
   // Empty otlp config: nothing set, so the SDK reads the OTEL_* variables.
   assert.deepEqual(withOtlp.exporters.get('otlp')?.config, { tls: {}, ...EXPORTER_HELPER_DEFAULTS });
@@ -202,8 +205,8 @@ test('missing pipelines and bad service sections', () => {
 
 test('registry inputs: per-kind object, flat Map, list of factories', () => {
   const raw = loadConfig([], [], { env: {} });
-  const factories = [ebpfTcpStub, ...Object.values(exporterFactories)];
-  for (const input of [registry, createRegistry(factories), new Map(factories.map((f) => [f.type, f])), factories]) {
+  const factories = [ebpfTcpStub, ...Object.values(processorFactories), ...Object.values(exporterFactories)];
+  for (const input of [defaultRegistry, createRegistry(factories), new Map(factories.map((f) => [f.type, f])), factories]) {
     assert.deepEqual([...validateConfig(raw, input).exporters.keys()], ['debug', 'prometheus']);
   }
   assert.throws(() => createRegistry([ebpfTcpStub, ebpfTcpStub]), /two receiver factories for type "ebpf_tcp"/);
@@ -212,7 +215,7 @@ test('registry inputs: per-kind object, flat Map, list of factories', () => {
 test('--set values are validated and located', () => {
   const raw = loadConfig([], ['exporters.debug.top_n=many'], { env: {} });
   assert.throws(
-    () => validateConfig(raw, registry),
+    () => validateConfig(raw, defaultRegistry),
     (error: unknown) =>
       error instanceof ConfigValidationError &&
       error.message === 'invalid configuration: --set exporters.debug.top_n=many: exporters.debug.top_n: expected a number, got a string ("many")',

@@ -28,6 +28,25 @@ describe('DnsNameCache', () => {
     assert.equal(c.lookup('10.0.0.1', 1), undefined, 'the oldest went first');
   });
 
+  test('when full, the oldest entry goes (not a later one), unless one of the oldest has expired', () => {
+    const c = new DnsNameCache({ maxEntries: 20, minTtlMs: 0 });
+    for (let i = 0; i < 20; i++) c.add(`10.0.1.${i}`, `n${i}.test`, 60, 0);
+    c.add('10.0.1.100', 'new.test', 60, 1);
+    assert.equal(c.size, 20);
+    assert.equal(c.lookup('10.0.1.0', 2), undefined, 'the oldest went');
+    for (let i = 1; i < 20; i++) assert.equal(c.lookup(`10.0.1.${i}`, 2), `n${i}.test`);
+    assert.equal(c.evictions, 1);
+    // An expired entry among the oldest few goes before the oldest live one.
+    const d = new DnsNameCache({ maxEntries: 5, minTtlMs: 0 });
+    d.add('10.0.2.1', 'live.test', 600, 0);
+    d.add('10.0.2.2', 'short.test', 1, 0);
+    for (let i = 3; i <= 5; i++) d.add(`10.0.2.${i}`, `n${i}.test`, 600, 0);
+    d.add('10.0.2.6', 'new.test', 600, 10_000);
+    assert.equal(d.lookup('10.0.2.1', 10_001), 'live.test');
+    assert.equal(d.lookup('10.0.2.6', 10_001), 'new.test');
+    assert.equal(d.size, 5);
+  });
+
   test('prune drops expired entries', () => {
     const c = new DnsNameCache({ minTtlMs: 0 });
     c.add('10.0.0.1', 'a', 1, 0);

@@ -95,6 +95,30 @@ describe('correlation over UDP', () => {
     assert.equal(rec.responses.length, 1);
   });
 
+  test('timeouts follow capture time even when nobody calls expire (an agent behind its capture)', () => {
+    const { e, rec, feed } = engine({ timeoutMs: 1000, maxInflight: 10_000 });
+    // 20,000 unanswered queries over 10 s of capture time, no collection in between.
+    const N = 20_000;
+    for (let i = 0; i < N; i++) feed(udp(CLIENT, 1024 + (i % 60000), SERVER, 53, query(i & 0xffff)), T0 + i * 500);
+    assert.equal(e.correlator.stats.overflow, 0, 'max_inflight is never reached');
+    const timeouts = rec.tx.filter((t) => t.outcome === 'timeout');
+    // Expired: sent more than timeout + 1 s margin before the latest capture (checked every 4096 packets).
+    assert.ok(timeouts.length >= N - 4096 - 4000 - 1 && timeouts.length < N - 4000, `timeouts ${timeouts.length}`);
+    assert.ok(timeouts.every((t) => t.queryTimeUs <= T0 + (N - 1) * 500 - 2_000_000));
+    e.expire(T0 + N * 500 + 1_000_000);
+    assert.equal(rec.tx.filter((t) => t.outcome === 'timeout').length, N, 'each query times out exactly once');
+  });
+
+  test("copies from a capture socket read seconds after the other's are still recognised", () => {
+    const { e, rec, feed } = engine({ maxInflight: 10_000 });
+    const pkts = Array.from({ length: 3000 }, (_, i) => udp(CLIENT, 1024 + i, SERVER, 53, query(i)));
+    // Socket A: 3,000 queries over 3 s of capture time; socket B's copies of the same packets (1 µs later each) are read after all of A's.
+    pkts.forEach((p, i) => feed(p, T0 + i * 1000));
+    pkts.forEach((p, i) => feed(p, T0 + i * 1000 + 1));
+    assert.equal(rec.queries.length, 3000);
+    assert.equal(e.stats.duplicates, 3000);
+  });
+
   test('in-flight queries are bounded; overflow is counted', () => {
     const { e, rec, feed } = engine({ maxInflight: 10 });
     for (let i = 0; i < 15; i++) feed(udp(CLIENT, 40000 + i, SERVER, 53, query(i)), T0 + i);

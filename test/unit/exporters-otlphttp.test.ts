@@ -237,3 +237,28 @@ test('https: tls.ca_file verifies the receiver; without it the self-signed serve
   await skip.collect();
   assert.equal(skip.exporter.sent, 1);
 });
+
+test('mutual TLS: tls.cert_file/key_file present a client certificate; a backend that requires one refuses a client without it or with another', { skip: !haveOpenssl() && 'openssl not installed' }, async () => {
+  withEnv({});
+  const server = selfSignedCert('localhost');
+  const client = selfSignedCert('client');
+  const stranger = selfSignedCert('stranger');
+  const backend = await receiver({ tls: { key: server.key, cert: server.cert, clientCa: client.cert } });
+  const endpoint = `https://localhost:${backend.port}`;
+
+  const anonymous = pipeline({ endpoint, timeout: '2s', tls: { ca_file: server.certFile } }, 'otlphttp/anonymous');
+  await anonymous.collect();
+  assert.equal(anonymous.exporter.sent, 0);
+  assert.equal(anonymous.exporter.exportFailures, 1);
+
+  const wrong = pipeline({ endpoint, timeout: '2s', tls: { ca_file: server.certFile, cert_file: stranger.certFile, key_file: stranger.keyFile } }, 'otlphttp/stranger');
+  await wrong.collect();
+  assert.equal(wrong.exporter.sent, 0);
+  assert.equal(wrong.exporter.exportFailures, 1);
+  assert.equal(backend.requests.length, 0, 'nothing reached the backend without the right certificate');
+
+  const mutual = pipeline({ endpoint, tls: { ca_file: server.certFile, cert_file: client.certFile, key_file: client.keyFile } }, 'otlphttp/mutual');
+  await mutual.collect();
+  assert.equal(mutual.exporter.sent, 1);
+  assert.equal(backend.requests.length, 1);
+});

@@ -126,10 +126,12 @@ async function get(url: string, init?: RequestInit): Promise<{ status: number; b
 }
 
 test('health_check config: Collector defaults, checked endpoint and path', () => {
-  assert.deepEqual(healthCheckExtensionFactory.defaultConfig(), { endpoint: '0.0.0.0:13133', path: '/' });
+  const noSecurity = { tls: { min_version: '1.2' }, auth: { basic: {} } };
+  assert.deepEqual(healthCheckExtensionFactory.defaultConfig(), { endpoint: '0.0.0.0:13133', path: '/', ...noSecurity });
   assert.deepEqual(healthCheckExtensionFactory.validate({ endpoint: '127.0.0.1:8080', path: '/healthz' }, 'extensions.health_check'), {
     endpoint: '127.0.0.1:8080',
     path: '/healthz',
+    ...noSecurity,
   });
   assert.throws(() => healthCheckExtensionFactory.validate({ endpoint: 'nope' }, 'extensions.health_check'), /extensions\.health_check\.endpoint: expected host:port/);
   assert.throws(() => healthCheckExtensionFactory.validate({ path: 'health' }, 'extensions.health_check'), /extensions\.health_check\.path: must start with "\/"/);

@@ -24,7 +24,7 @@ function errorOf(fn: () => unknown): string {
 }
 
 test('processorFactories lists the processors, each a processor factory with documented options', () => {
-  assert.deepEqual(Object.keys(processorFactories).sort(), ['aggregate', 'attributes', 'filter', 'memory_limiter', 'sampling']);
+  assert.deepEqual(Object.keys(processorFactories).sort(), ['aggregate', 'attributes', 'batch', 'cloud', 'cloud_services', 'filter', 'memory_limiter', 'nat', 'resource', 'sampling', 'zone']);
   for (const [type, f] of Object.entries(processorFactories)) {
     assert.equal(f.type, type);
     assert.equal(f.kind, 'processor');

@@ -25,9 +25,12 @@ test('memory_limiter refuses flow data above the soft limit, counts it, and lets
   rss = 90 * MIB;
   p.check();
   const out = p.process(b);
-  assert.deepEqual(out.measurements.map((m) => m.metric), ['flowtel_tracked_connections'], 'self-telemetry still passes');
+  assert.deepEqual(out.measurements.map((m) => m.metric), ['flowtel_tracked_connections', 'flowtel_processor_refused_measurements'], 'self-telemetry still passes, and the refusal is counted in it');
+  assert.deepEqual(out.measurements[1], { metric: 'flowtel_processor_refused_measurements', value: 2, attributes: { processor: 'memory_limiter' } });
   assert.deepEqual(out.gaugesReplaced, ['flowtel_tracked_connections'], 'flow gauges keep their last values');
   assert.equal(p.refused, 2);
+  // Shutting down clears its part of the process-wide memory pressure (the exporters' queues read it).
+  void p.shutdown();
   rss = 70 * MIB;
   p.check();
   assert.equal(p.process(b), b);

@@ -124,6 +124,8 @@ test('prometheus config: defaults, env fallback, validation', () => {
     resource_to_telemetry_conversion: { enabled: false },
     without_scope_info: false,
     without_target_info: false,
+    tls: { min_version: '1.2' },
+    auth: { basic: {} },
   });
   assert.deepEqual(prometheusListenAddress(defaults, {}), { host: '0.0.0.0', port: 9464 });
   assert.deepEqual(prometheusListenAddress(defaults, { OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: '9999' }), {

@@ -180,3 +180,14 @@ test('failure classification', () => {
   assert.equal(f[0]!.attributes['error.type'], 'refused');
   assert.equal(sum(b, 'tcp_connections_opened'), 0);
 });
+
+test('200k open connections in one walk: the batch is built without a RangeError (no spread of huge arrays)', () => {
+  const t = new TcpConnectionTracker({ includeEphemeralPorts: true });
+  t.onSnapshot([]);
+  const recs: ConnRecord[] = [];
+  for (let i = 0; i < 200_000; i++) recs.push(rec({ cookie: nextCookie++, sport: 1024 + (i % 60000), dport: 443 + Math.floor(i / 60000), bytesSent: 1 }));
+  t.onSnapshot(recs);
+  const b = t.collect(0);
+  assert.equal(sum(b, 'tcp_connections'), 200_000);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 200_000);
+});

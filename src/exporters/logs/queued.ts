@@ -3,6 +3,10 @@
  * sending queue and retries as the metrics (retry/RetryQueue, configured by
  * the exporter's `sending_queue` and `retry_on_failure`), over a sender of
  * ReadableLogRecord batches.
+ *
+ * A batch made by a `batch` processor (LogBatch.batched) is one request as it
+ * is: what the buffer holds is handed over first (records keep their order),
+ * then the batch.
  */
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -19,6 +23,12 @@ import { settled, toReadableLogRecords } from './records';
 export interface QueuedLogsExporter extends LogsExporter, QueuedExporterStats {
   /** Log records accepted (handed to the queue or buffered). */
   readonly records: number;
+  /** Log records delivered. */
+  readonly sentRecords: number;
+  /** Log records given up (permanent error, retries exhausted, failing at shutdown). */
+  readonly failedRecords: number;
+  /** Log records discarded unsent (queue full, or still queued at shutdown). */
+  readonly droppedRecords: number;
   readonly exportFailures: number;
   /** Stop: flush the buffer, drain the queue (bounded), close the sender. */
   shutdown(): Promise<void>;
@@ -58,6 +68,7 @@ export function queuedLogsExporter(options: QueuedLogsOptions): QueuedLogsExport
     logger: ctx.logger,
     what,
     tracker,
+    weight: (batch) => batch.length,
   });
   let records = 0;
   let stopped = false;
@@ -78,6 +89,15 @@ export function queuedLogsExporter(options: QueuedLogsOptions): QueuedLogsExport
     get retries() {
       return queue.retries;
     },
+    get sentRecords() {
+      return queue.sentItems;
+    },
+    get failedRecords() {
+      return queue.failedItems;
+    },
+    get droppedRecords() {
+      return queue.droppedItems;
+    },
     get exportFailures() {
       return tracker.failures;
     },
@@ -92,7 +112,12 @@ export function queuedLogsExporter(options: QueuedLogsOptions): QueuedLogsExport
     consumeLogs(batch: LogBatch) {
       if (stopped || batch.records.length === 0) return;
       records += batch.records.length;
-      buffer.add(batch.records);
+      if (batch.batched) {
+        buffer.flush();
+        queue.export([...batch.records], () => undefined);
+      } else {
+        buffer.add(batch.records);
+      }
     },
     async flushLogs() {
       buffer.flush();

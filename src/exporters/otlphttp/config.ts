@@ -2,24 +2,28 @@
  * `otlphttp` options, after the Collector's otlphttp exporter, and how they
  * resolve with the OTEL_EXPORTER_OTLP_* environment variables:
  *
- * | option           | env (METRICS_ variant first)                         | default |
+ * | option           | env (METRICS_ or LOGS_ variant first)                | default |
  * |------------------|------------------------------------------------------|---------|
  * | metrics_endpoint | OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (used as is)     | —       |
- * | endpoint         | OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/metrics)          | http://localhost:4318 |
- * | headers          | OTEL_EXPORTER_OTLP_(METRICS_)HEADERS (config wins per key) | none |
- * | compression      | OTEL_EXPORTER_OTLP_(METRICS_)COMPRESSION             | none    |
- * | timeout          | OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT (ms)            | 10s     |
- * | tls.ca_file …    | OTEL_EXPORTER_OTLP_(METRICS_)CERTIFICATE / CLIENT_KEY / CLIENT_CERTIFICATE | system roots |
+ * | logs_endpoint    | OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (used as is)        | —       |
+ * | endpoint         | OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/metrics, /v1/logs) | http://localhost:4318 |
+ * | headers          | OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)HEADERS (config wins per key) | none |
+ * | compression      | OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)COMPRESSION             | none    |
+ * | timeout          | OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)TIMEOUT (ms)            | 10s     |
+ * | tls.ca_file …    | OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)CERTIFICATE / CLIENT_KEY / CLIENT_CERTIFICATE | system roots |
  * | temporality      | OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE    | cumulative |
  *
- * Config beats env: a `metrics_endpoint` or `endpoint` in the config wins
- * over both endpoint variables. Plaintext or TLS follows the URL scheme.
+ * Config beats env: a `metrics_endpoint` (`logs_endpoint`) or `endpoint` in
+ * the config wins over both endpoint variables. Plaintext or TLS follows the
+ * URL scheme. Log records (a logs pipeline) are sent with the same options to
+ * the logs URL, and what the config leaves unset comes from the LOGS_
+ * variants of the variables.
  */
 import { ConfigErrorList } from '../../config/errors';
 import { validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import { ConfigError } from '../../pipeline/component';
 import { checkHttpEndpoint, otlpHttpSignalUrl } from '../endpoint';
-import { DEFAULT_OTLP_TIMEOUT_MS, otlpEnv, otlpEnvHeaders, otlpEnvTemporality, otlpEnvTimeoutMs, readPem, type TemporalityPreference } from '../otlp-env';
+import { DEFAULT_OTLP_TIMEOUT_MS, otlpEnv, otlpEnvHeaders, otlpEnvTemporality, otlpEnvTimeoutMs, readPem, type OtlpSignal, type TemporalityPreference } from '../otlp-env';
 import { RETRY_ON_FAILURE_OPTION, SENDING_QUEUE_OPTION, checkRetryOnFailure } from '../retry';
 import type { OtlpHttpTls } from './sender';
 
@@ -30,7 +34,8 @@ export const OTLP_HTTP_SCHEMA = {
     type: 'string',
     check: checkHttpEndpoint,
     docDefault: 'OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318',
-    description: 'Base URL (http:// plaintext, https:// TLS); /v1/metrics is appended, as in the Collector (https://collector:4318 → https://collector:4318/v1/metrics).',
+    description:
+      'Base URL (http:// plaintext, https:// TLS); /v1/metrics (log records: /v1/logs) is appended, as in the Collector (https://collector:4318 → https://collector:4318/v1/metrics).',
   },
   metrics_endpoint: {
     type: 'string',
@@ -38,31 +43,38 @@ export const OTLP_HTTP_SCHEMA = {
     docDefault: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, else endpoint + /v1/metrics',
     description: 'Full URL metrics are posted to, used as is; overrides endpoint.',
   },
+  logs_endpoint: {
+    type: 'string',
+    check: checkHttpEndpoint,
+    docDefault: 'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, else endpoint + /v1/logs',
+    description: 'Full URL log records (from a logs pipeline) are posted to, used as is; overrides endpoint.',
+  },
   tls: {
     type: 'object',
     description: 'TLS for an https:// URL (plaintext or TLS is decided by the scheme).',
     schema: {
-      ca_file: { type: 'string', docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)CERTIFICATE, else system roots', description: 'PEM file with CA certificates to verify the server.' },
-      cert_file: { type: 'string', docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)CLIENT_CERTIFICATE', description: 'PEM client certificate for mutual TLS (needs key_file).' },
-      key_file: { type: 'string', docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)CLIENT_KEY', description: 'PEM client private key for mutual TLS (needs cert_file).' },
+      ca_file: { type: 'string', docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)CERTIFICATE, else system roots', description: 'PEM file with CA certificates to verify the server.' },
+      cert_file: { type: 'string', docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)CLIENT_CERTIFICATE', description: 'PEM client certificate for mutual TLS (needs key_file).' },
+      key_file: { type: 'string', docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)CLIENT_KEY', description: 'PEM client private key for mutual TLS (needs cert_file).' },
       insecure_skip_verify: { type: 'boolean', default: false, description: 'Do not verify the server certificate (testing only).' },
     },
   },
   headers: {
     type: 'map<string,string>',
-    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)HEADERS',
+    sensitive: true,
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)HEADERS',
     description: 'HTTP headers sent with every export (e.g. authorization). Merged with the env headers; config wins per key.',
   },
   compression: {
     type: 'enum',
     values: ['gzip', 'none'],
-    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)COMPRESSION, else none',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)COMPRESSION, else none',
     description: 'Compression of the request body (Content-Encoding).',
   },
   encoding: { type: 'enum', values: ['proto', 'json'], default: 'proto', description: 'Request body: binary protobuf (application/x-protobuf) or OTLP JSON (application/json).' },
   timeout: {
     type: 'duration',
-    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_)TIMEOUT, else 10s',
+    docDefault: 'OTEL_EXPORTER_OTLP_(METRICS_|LOGS_)TIMEOUT, else 10s',
     description: 'Deadline of one export attempt (retries: retry_on_failure). Also bounds how long a flush or shutdown waits for the queue to drain.',
   },
   export_interval: { type: 'duration', minMs: 100, docDefault: 'OTEL_METRIC_EXPORT_INTERVAL, else 10s', description: 'How often metrics are collected and sent.' },
@@ -86,11 +98,12 @@ export function validateOtlpHttpConfig(raw: unknown, path: string): OtlpHttpExpo
     const missing = tls.cert_file === undefined ? 'cert_file' : 'key_file';
     errors.push(new ConfigError(`${path}.tls.${missing}`, 'cert_file and key_file must be set together (mutual TLS)'));
   }
-  const url = config.metrics_endpoint ?? config.endpoint;
   const hasTlsFiles = (tls.ca_file ?? tls.cert_file ?? tls.key_file) !== undefined;
-  if (url !== undefined && /^http:/i.test(url.trim()) && hasTlsFiles) {
-    const option = config.metrics_endpoint !== undefined ? 'metrics_endpoint' : 'endpoint';
-    errors.push(new ConfigError(`${path}.${option}`, `tls files are set but ${url.trim()} is plaintext; use https://`));
+  for (const option of ['endpoint', 'metrics_endpoint', 'logs_endpoint'] as const) {
+    const url = config[option];
+    if (url !== undefined && /^http:/i.test(url.trim()) && hasTlsFiles) {
+      errors.push(new ConfigError(`${path}.${option}`, `tls files are set but ${url.trim()} is plaintext; use https://`));
+    }
   }
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new ConfigErrorList(path, errors);
@@ -99,11 +112,22 @@ export function validateOtlpHttpConfig(raw: unknown, path: string): OtlpHttpExpo
 
 /** The URL metrics are posted to (see the table above). */
 export function otlpHttpMetricsUrl(config: OtlpHttpExporterConfig, env: NodeJS.ProcessEnv = process.env): string {
-  if (config.metrics_endpoint !== undefined) return config.metrics_endpoint.trim();
-  if (config.endpoint !== undefined) return otlpHttpSignalUrl(config.endpoint);
-  const fromEnv = otlpEnv(env, 'ENDPOINT');
-  if (fromEnv === undefined || checkHttpEndpoint(fromEnv.value) !== undefined) return otlpHttpSignalUrl(DEFAULT_OTLP_HTTP_ENDPOINT);
-  return fromEnv.signalSpecific ? fromEnv.value : otlpHttpSignalUrl(fromEnv.value);
+  return otlpHttpUrl(config, env, 'METRICS');
+}
+
+/** The URL log records are posted to (see the table above). */
+export function otlpHttpLogsUrl(config: OtlpHttpExporterConfig, env: NodeJS.ProcessEnv = process.env): string {
+  return otlpHttpUrl(config, env, 'LOGS');
+}
+
+function otlpHttpUrl(config: OtlpHttpExporterConfig, env: NodeJS.ProcessEnv, signal: OtlpSignal): string {
+  const specific = signal === 'LOGS' ? config.logs_endpoint : config.metrics_endpoint;
+  const path = signal === 'LOGS' ? 'v1/logs' : 'v1/metrics';
+  if (specific !== undefined) return specific.trim();
+  if (config.endpoint !== undefined) return otlpHttpSignalUrl(config.endpoint, path);
+  const fromEnv = otlpEnv(env, 'ENDPOINT', signal);
+  if (fromEnv === undefined || checkHttpEndpoint(fromEnv.value) !== undefined) return otlpHttpSignalUrl(DEFAULT_OTLP_HTTP_ENDPOINT, path);
+  return fromEnv.signalSpecific ? fromEnv.value : otlpHttpSignalUrl(fromEnv.value, path);
 }
 
 export interface ResolvedOtlpHttp {
@@ -115,23 +139,26 @@ export interface ResolvedOtlpHttp {
   readonly tls: OtlpHttpTls;
 }
 
-/** Config over env over defaults; reads the TLS files (ConfigError naming the option if one is unreadable). */
-export function resolveOtlpHttp(config: OtlpHttpExporterConfig, path: string, env: NodeJS.ProcessEnv = process.env): ResolvedOtlpHttp {
-  const envCompression = otlpEnv(env, 'COMPRESSION')?.value.toLowerCase();
+/**
+ * Config over env over defaults, for metrics or (signal LOGS) log records;
+ * reads the TLS files (ConfigError naming the option if one is unreadable).
+ */
+export function resolveOtlpHttp(config: OtlpHttpExporterConfig, path: string, env: NodeJS.ProcessEnv = process.env, signal: OtlpSignal = 'METRICS'): ResolvedOtlpHttp {
+  const envCompression = otlpEnv(env, 'COMPRESSION', signal)?.value.toLowerCase();
   const file = (option: 'ca_file' | 'cert_file' | 'key_file', envName: 'CERTIFICATE' | 'CLIENT_CERTIFICATE' | 'CLIENT_KEY'): Buffer | undefined => {
     const configured = config.tls[option];
     if (configured !== undefined) return readPem(configured, `${path}.tls.${option}`);
-    const fromEnv = otlpEnv(env, envName)?.value;
+    const fromEnv = otlpEnv(env, envName, signal)?.value;
     return fromEnv === undefined ? undefined : readPem(fromEnv, `${path}.tls.${option} (from OTEL_EXPORTER_OTLP_*${envName})`);
   };
   const ca = file('ca_file', 'CERTIFICATE');
   const cert = file('cert_file', 'CLIENT_CERTIFICATE');
   const key = file('key_file', 'CLIENT_KEY');
   return {
-    url: otlpHttpMetricsUrl(config, env),
-    headers: { ...lowerCaseKeys(otlpEnvHeaders(env)), ...lowerCaseKeys(config.headers ?? {}) },
+    url: otlpHttpUrl(config, env, signal),
+    headers: { ...lowerCaseKeys(otlpEnvHeaders(env, signal)), ...lowerCaseKeys(config.headers ?? {}) },
     compression: config.compression ?? (envCompression === 'gzip' ? 'gzip' : 'none'),
-    timeoutMs: config.timeout ?? otlpEnvTimeoutMs(env) ?? DEFAULT_OTLP_TIMEOUT_MS,
+    timeoutMs: config.timeout ?? otlpEnvTimeoutMs(env, signal) ?? DEFAULT_OTLP_TIMEOUT_MS,
     temporality: config.temporality ?? otlpEnvTemporality(env) ?? 'cumulative',
     tls: {
       rejectUnauthorized: !config.tls.insecure_skip_verify,

@@ -1,7 +1,8 @@
 /**
- * One OTLP/HTTP metrics export attempt: POST an ExportMetricsServiceRequest
- * (protobuf or JSON, from @opentelemetry/otlp-transformer's serializers) and
- * classify the answer as the Collector's otlphttp exporter does:
+ * One OTLP/HTTP export attempt: POST an ExportMetricsServiceRequest or an
+ * ExportLogsServiceRequest (protobuf or JSON, from
+ * @opentelemetry/otlp-transformer's serializers) and classify the answer as
+ * the Collector's otlphttp exporter does:
  *
  * - 2xx: success;
  * - 429, 502, 503, 504: retryable, honouring `Retry-After` (seconds or a date);
@@ -12,9 +13,10 @@ import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { JsonMetricsSerializer, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { JsonLogsSerializer, JsonMetricsSerializer, ProtobufLogsSerializer, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { AggregationTemporality, InstrumentType, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import type { MetricsSender, SendOutcome } from '../retry';
+import type { MetricsSender, Sender, SendOutcome } from '../retry';
 
 const gzip = promisify(gzipCallback);
 
@@ -31,7 +33,8 @@ export interface OtlpHttpTls {
   readonly rejectUnauthorized: boolean;
 }
 
-export interface OtlpHttpSenderOptions {
+/** Where and how requests are posted (one per signal: /v1/metrics, /v1/logs). */
+export interface OtlpHttpPostOptions {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly compression: 'gzip' | 'none';
@@ -42,20 +45,22 @@ export interface OtlpHttpSenderOptions {
   readonly tls?: OtlpHttpTls;
   /** Connections kept open (num_consumers). */
   readonly maxSockets: number;
+}
+
+export interface OtlpHttpSenderOptions extends OtlpHttpPostOptions {
   readonly temporality: (type: InstrumentType) => AggregationTemporality;
 }
 
 const CONTENT_TYPE: Readonly<Record<OtlpHttpEncoding, string>> = { proto: 'application/x-protobuf', json: 'application/json' };
 
-export class OtlpHttpSender implements MetricsSender {
-  readonly selectAggregationTemporality: (type: InstrumentType) => AggregationTemporality;
+/** POSTs encoded requests to one URL over kept-alive connections, and classifies the answers. */
+export class OtlpHttpPoster {
   private readonly url: URL;
   private readonly agent: HttpAgent;
   private readonly request: typeof httpRequest;
 
-  constructor(private readonly options: OtlpHttpSenderOptions) {
+  constructor(private readonly options: OtlpHttpPostOptions) {
     this.url = new URL(options.url);
-    this.selectAggregationTemporality = options.temporality;
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
     if (this.url.protocol === 'https:') {
       const tls = options.tls ?? { rejectUnauthorized: true };
@@ -67,10 +72,15 @@ export class OtlpHttpSender implements MetricsSender {
     }
   }
 
-  async send(metrics: ResourceMetrics): Promise<SendOutcome> {
+  get encoding(): OtlpHttpEncoding {
+    return this.options.encoding;
+  }
+
+  /** Encode with `encode` (undefined: nothing encodable), compress, post. Never rejects. */
+  async send(encode: () => Uint8Array | undefined): Promise<SendOutcome> {
     let body: Uint8Array;
     try {
-      const encoded = (this.options.encoding === 'json' ? JsonMetricsSerializer : ProtobufMetricsSerializer).serializeRequest(metrics);
+      const encoded = encode();
       if (encoded === undefined) return { kind: 'permanent', error: new Error('nothing to send: the batch could not be encoded') };
       body = this.options.compression === 'gzip' ? await gzip(encoded) : encoded;
     } catch (error) {
@@ -79,7 +89,7 @@ export class OtlpHttpSender implements MetricsSender {
     return this.post(body);
   }
 
-  async shutdown(): Promise<void> {
+  close(): void {
     this.agent.destroy();
   }
 
@@ -115,6 +125,44 @@ export class OtlpHttpSender implements MetricsSender {
       req.on('error', (error) => finish({ kind: 'retryable', error: new Error(`${target}: ${error.message}`, { cause: error }) }));
       req.end(body);
     });
+  }
+}
+
+/** Metrics: one ExportMetricsServiceRequest per attempt. */
+export class OtlpHttpSender implements MetricsSender {
+  readonly selectAggregationTemporality: (type: InstrumentType) => AggregationTemporality;
+  private readonly poster: OtlpHttpPoster;
+
+  constructor(options: OtlpHttpSenderOptions) {
+    this.poster = new OtlpHttpPoster(options);
+    this.selectAggregationTemporality = options.temporality;
+  }
+
+  send(metrics: ResourceMetrics): Promise<SendOutcome> {
+    const serializer = this.poster.encoding === 'json' ? JsonMetricsSerializer : ProtobufMetricsSerializer;
+    return this.poster.send(() => serializer.serializeRequest(metrics));
+  }
+
+  async shutdown(): Promise<void> {
+    this.poster.close();
+  }
+}
+
+/** Log records: one ExportLogsServiceRequest per attempt. */
+export class OtlpHttpLogsSender implements Sender<ReadableLogRecord[]> {
+  private readonly poster: OtlpHttpPoster;
+
+  constructor(options: OtlpHttpPostOptions) {
+    this.poster = new OtlpHttpPoster(options);
+  }
+
+  send(records: ReadableLogRecord[]): Promise<SendOutcome> {
+    const serializer = this.poster.encoding === 'json' ? JsonLogsSerializer : ProtobufLogsSerializer;
+    return this.poster.send(() => serializer.serializeRequest(records));
+  }
+
+  async shutdown(): Promise<void> {
+    this.poster.close();
   }
 }
 

@@ -73,6 +73,9 @@ export function queuedPushExporter(options: QueuedPushExporterOptions): QueuedMe
       return queued.retries;
     },
     queueSize: () => queued.queueSize(),
+    limitRequestSize(maxDataPoints) {
+      queued.maxDataPoints = maxDataPoints;
+    },
     async start() {
       ctx.logger.debug({ ...options.startLog.fields, exportIntervalMillis }, options.startLog.message);
     },

@@ -6,7 +6,9 @@
  *   collection) enqueues the batch and reports success at once, so the reader
  *   never waits for the backend. The queue holds at most `queue_size`
  *   batches, in flight ones included; when full it rejects the new batch (as
- *   the Collector does) and counts it in `dropped`.
+ *   the Collector does) and counts it in `dropped`. While a memory_limiter is
+ *   above its soft limit, a queue that holds anything rejects new batches
+ *   the same way (src/pipeline/memory-pressure.ts).
  * - Up to `num_consumers` batches are in flight, oldest first.
  * - A retryable failure puts the batch back in its place and makes the whole
  *   exporter wait one backoff step (concurrent failures of the same round
@@ -36,6 +38,8 @@ import type { ExportFailureTracker } from '../export-failures';
 import { ExponentialBackoff } from './backoff';
 import type { QueueSettings, RetrySettings } from './config';
 import { asError, type MetricsSender, type Sender, type SendOutcome } from './sender';
+import { memoryPressure } from '../../pipeline/memory-pressure';
+import { splitResourceMetrics } from './split';
 
 /** What the exporter counts; the self-telemetry publishes these. */
 export interface QueuedExporterStats {
@@ -64,6 +68,10 @@ export interface RetryQueueOptions<T> {
   readonly tracker?: ExportFailureTracker;
   readonly random?: () => number;
   readonly dropLogIntervalMs?: number;
+  /** Whether to refuse growing the queue (default: the process-wide one the memory_limiter sets). */
+  readonly memoryPressure?: { readonly active: boolean };
+  /** Items in a batch (log records), for sentItems/failedItems/droppedItems. Default 1. */
+  readonly weight?: (item: T) => number;
 }
 
 export interface QueuedRetryExporterOptions extends RetryQueueOptions<ResourceMetrics> {
@@ -96,6 +104,10 @@ export class RetryQueue<T> implements QueuedExporterStats {
   failed = 0;
   dropped = 0;
   retries = 0;
+  /** The same counts in items (see RetryQueueOptions.weight). */
+  sentItems = 0;
+  failedItems = 0;
+  droppedItems = 0;
 
   private readonly sender: Sender<T>;
   private readonly backoff: ExponentialBackoff;
@@ -138,8 +150,17 @@ export class RetryQueue<T> implements QueuedExporterStats {
     }
     if (this.queueSize() >= this.options.queue.queueSize) {
       this.dropped++;
+      this.droppedItems += this.weigh(item);
       this.logDrop(`sending queue is full (${this.options.queue.queueSize} batches): dropped the new batch`);
       resultCallback({ code: ExportResultCode.FAILED, error: new Error(`${this.options.what}: sending queue is full`) });
+      return;
+    }
+    if (this.queueSize() > 0 && (this.options.memoryPressure ?? memoryPressure).active) {
+      // Short of memory (a memory_limiter above its soft limit): the backlog does not grow.
+      this.dropped++;
+      this.droppedItems += this.weigh(item);
+      this.logDrop(`memory_limiter is above its soft limit: dropped the new batch instead of queueing it behind ${this.queueSize()}`);
+      resultCallback({ code: ExportResultCode.FAILED, error: new Error(`${this.options.what}: short of memory, not queued`) });
       return;
     }
     this.pending.push(batch);
@@ -247,6 +268,7 @@ export class RetryQueue<T> implements QueuedExporterStats {
     switch (outcome.kind) {
       case 'success':
         this.sent++;
+        this.sentItems += this.weigh(batch.item);
         this.failing = false;
         this.notBeforeMs = 0;
         this.backoff.reset();
@@ -289,8 +311,13 @@ export class RetryQueue<T> implements QueuedExporterStats {
     this.pending.splice(at === -1 ? this.pending.length : at, 0, batch);
   }
 
+  private weigh(item: T): number {
+    return this.options.weight ? this.options.weight(item) : 1;
+  }
+
   private giveUp(batch: Batch<T>, error: Error): void {
     this.failed++;
+    this.failedItems += this.weigh(batch.item);
     batch.settle?.({ code: ExportResultCode.FAILED, error });
   }
 
@@ -298,6 +325,7 @@ export class RetryQueue<T> implements QueuedExporterStats {
     const left = this.pending.splice(0);
     if (left.length === 0) return;
     this.dropped += left.length;
+    for (const batch of left) this.droppedItems += this.weigh(batch.item);
     for (const batch of left) batch.settle?.({ code: ExportResultCode.FAILED, error: new Error(`${this.options.what}: dropped at shutdown`) });
     this.options.logger.warn({ dropped: left.length }, `${this.options.what}: dropped ${left.length} queued batch(es) at shutdown: ${reason}`);
   }
@@ -310,10 +338,34 @@ export class RetryQueue<T> implements QueuedExporterStats {
   }
 }
 
-/** The metrics exporterhelper: a RetryQueue of collections that the PeriodicExportingMetricReader exports to. */
+/**
+ * The metrics exporterhelper: a RetryQueue of collections that the
+ * PeriodicExportingMetricReader exports to. With `maxDataPoints` set (the
+ * batch processor's send_batch_max_size), a collection with more points is
+ * cut into several requests (split.ts), each its own queue entry.
+ */
 export class QueuedRetryExporter extends RetryQueue<ResourceMetrics> implements PushMetricExporter {
   readonly selectAggregationTemporality?: PushMetricExporter['selectAggregationTemporality'];
   readonly selectAggregation?: PushMetricExporter['selectAggregation'];
+  /** Most data points per request; undefined: one request per collection. */
+  maxDataPoints: number | undefined;
+
+  override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    const parts = this.maxDataPoints === undefined ? [metrics] : splitResourceMetrics(metrics, this.maxDataPoints);
+    if (parts.length === 1) {
+      super.export(metrics, resultCallback);
+      return;
+    }
+    // One result for the reader: the first failure, else success, once every part has its own.
+    let waiting = parts.length;
+    let failure: ExportResult | undefined;
+    for (const part of parts) {
+      super.export(part, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) failure ??= result;
+        if (--waiting === 0) resultCallback(failure ?? SUCCESS);
+      });
+    }
+  }
 
   constructor(options: QueuedRetryExporterOptions) {
     super(options);

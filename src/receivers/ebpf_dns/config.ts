@@ -1,7 +1,7 @@
 import { validateObject, describeSchema, type Schema, type SchemaValue } from '../../config/schema';
 import { ConfigError } from '../../pipeline/component';
 
-/** Capacity of the kernel's port map (FLOWTEL_DNS_MAX_PORTS in bpf/flowtel_dns.h). */
+/** Ports a receiver may watch (the kernel's port set has room for all 65535; more than this is a config mistake). */
 export const MAX_DNS_PORTS = 64;
 
 export const ebpfDnsSchema = {
@@ -21,6 +21,12 @@ export const ebpfDnsSchema = {
   tcp: { type: 'boolean', default: true, description: 'Follow DNS over TCP (length-prefixed messages, reassembled per connection).' },
   max_tcp_flows: { type: 'number', default: 4096, min: 1, integer: true, description: 'TCP DNS connections reassembled at once; the oldest is forgotten beyond it.' },
   ring_buffer_size: { type: 'number', default: 4 * 1024 * 1024, min: 512 * 1024, integer: true, description: 'Bytes of the kernel receive ring of each capture socket (TPACKET_V3, blocks of 256 KiB). Packets that find it full are counted in flowtel_dns_capture_drops.' },
+  process_attribution: {
+    type: 'boolean',
+    default: true,
+    description:
+      'Attribute each query to the process whose socket sent it (process.pid, process.executable.name): cgroup programs on the cgroup v2 root mark sockets that connect() or send to a DNS port and record their owner, and the receiver looks it up once per query. False: no cgroup programs, no lookups.',
+  },
   name_cache_size: { type: 'number', default: 65536, min: 0, integer: true, description: 'Addresses the IP → name cache (from A/AAAA answers) holds at most (0: off).' },
   log_records: {
     type: 'object',

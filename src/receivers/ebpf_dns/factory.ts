@@ -10,5 +10,5 @@ export const ebpfDnsReceiverFactory: ReceiverFactory<EbpfDnsConfig> = {
   options: ebpfDnsOptions,
   defaultConfig: () => validateEbpfDnsConfig(undefined, ''),
   validate: validateEbpfDnsConfig,
-  create: (config, ctx) => new EbpfDnsReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.logs),
+  create: (config, ctx) => new EbpfDnsReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.logs, ctx.domains),
 };

@@ -9,7 +9,7 @@ import type { DnsPacketMeta } from '../../dns/correlator';
 import type { DnsEvents } from '../../dns/engine';
 import { rcodeName, typeName, type DnsMessage } from '../../dns/parser';
 import { OTHER, TopNames } from '../../dns/top-names';
-import type { DnsTransaction } from '../../dns/transaction';
+import type { DnsTransaction, SocketOwner } from '../../dns/transaction';
 
 export const DNS_METRICS = [
   { name: 'dns_queries', kind: 'counter', unit: '{query}', description: 'DNS queries seen (sent or received by this host), each packet once, by question, server and transport.' },
@@ -20,7 +20,7 @@ export const DNS_METRICS = [
   { name: 'flowtel_dns_capture_packets', kind: 'counter', unit: '{packet}', description: 'Packets the DNS socket filter passed to the agent (PACKET_STATISTICS tp_packets), including those dropped.' },
   { name: 'flowtel_dns_capture_drops', kind: 'counter', unit: '{packet}', description: 'DNS packets lost because a capture ring was full (PACKET_STATISTICS tp_drops): raise ring_buffer_size.' },
   { name: 'flowtel_dns_malformed', kind: 'counter', unit: '{packet}', description: 'Captured DNS packets or messages that could not be decoded, by reason; they are skipped.' },
-  { name: 'flowtel_dns_dropped', kind: 'counter', unit: '{event}', description: 'What the DNS receiver could not track, by reason: inflight_full, tcp_gap, tcp_flows_full, ip_fragment.' },
+  { name: 'flowtel_dns_dropped', kind: 'counter', unit: '{event}', description: 'What the DNS receiver could not track, by reason: inflight_full, tcp_gap, tcp_flows_full, ip_fragment, owner_storage (a DNS client socket whose process could not be recorded).' },
   { name: 'flowtel_dns_duplicates', kind: 'counter', unit: '{packet}', description: 'DNS packets captured twice (on two interfaces or namespaces) and counted once.' },
   { name: 'flowtel_dns_unmatched_responses', kind: 'counter', unit: '{response}', description: 'DNS responses with no waiting query (sent before the agent started, after its timeout, or not tracked).' },
   { name: 'flowtel_dns_inflight_queries', kind: 'gauge', unit: '{query}', description: 'DNS queries waiting for their response at the last collection.' },
@@ -47,8 +47,9 @@ export class DnsMetrics implements DnsEvents {
   }
 
   /** The shared attribute object of one series (processors cache per object). */
-  private attributes(qtype: number | undefined, qname: string | undefined, server: string, transport: string, rcode?: number): FlowAttributes {
-    const key = `${qtype}|${qname}|${server}|${transport}|${rcode}`;
+  private attributes(qtype: number | undefined, qname: string | undefined, server: string, transport: string, rcode: number | undefined, owner: SocketOwner | undefined): FlowAttributes {
+    const process = owner?.name;
+    const key = `${qtype}|${qname}|${server}|${transport}|${rcode}|${process}`;
     let a = this.attrs.get(key);
     if (!a) {
       if (this.attrs.size >= ATTR_CACHE_MAX) this.attrs.clear();
@@ -56,6 +57,7 @@ export class DnsMetrics implements DnsEvents {
       if (qtype !== undefined) a['dns.question.type'] = typeName(qtype);
       if (qname !== undefined) a['dns.question.name'] = qname;
       if (rcode !== undefined) a['dns.response_code'] = rcodeName(rcode);
+      if (process !== undefined) a['process.executable.name'] = process;
       this.attrs.set(key, a);
     }
     return a;
@@ -66,21 +68,21 @@ export class DnsMetrics implements DnsEvents {
     return this.top.keptNames.has(name) ? name : OTHER;
   }
 
-  query(meta: DnsPacketMeta, msg: DnsMessage): void {
+  query(meta: DnsPacketMeta, msg: DnsMessage, owner?: SocketOwner): void {
     const q = msg.questions[0];
-    const a = this.attributes(q?.type, q && this.name(q.name, true), meta.dst, meta.transport);
+    const a = this.attributes(q?.type, q && this.name(q.name, true), meta.dst, meta.transport, undefined, owner);
     this.queries.set(a, (this.queries.get(a) ?? 0) + 1);
   }
 
-  response(meta: DnsPacketMeta, msg: DnsMessage): void {
+  response(meta: DnsPacketMeta, msg: DnsMessage, owner?: SocketOwner): void {
     const q = msg.questions[0];
-    const a = this.attributes(q?.type, q && this.name(q.name, false), meta.src, meta.transport, msg.rcode);
+    const a = this.attributes(q?.type, q && this.name(q.name, false), meta.src, meta.transport, msg.rcode, owner);
     this.responses.set(a, (this.responses.get(a) ?? 0) + 1);
   }
 
   transaction(t: DnsTransaction): void {
     const hasQ = t.questionName !== '';
-    const a = this.attributes(hasQ ? t.questionType : undefined, hasQ ? this.name(t.questionName, false) : undefined, t.server.address, t.transport);
+    const a = this.attributes(hasQ ? t.questionType : undefined, hasQ ? this.name(t.questionName, false) : undefined, t.server.address, t.transport, undefined, t.process);
     if (t.outcome === 'timeout') this.timeouts.set(a, (this.timeouts.get(a) ?? 0) + 1);
     else if (t.latencyUs !== undefined) this.latency.push({ metric: 'dns_latency_us', value: t.latencyUs, attributes: a });
     this.onTransaction?.(t);
@@ -88,19 +90,21 @@ export class DnsMetrics implements DnsEvents {
 
   /** Everything since the last call. */
   collect(): Measurement[] {
-    const out: Measurement[] = [];
-    const add = (metric: string, m: Map<FlowAttributes, number>): void => {
-      for (const [attributes, value] of m) out.push({ metric, value, attributes });
-    };
-    add('dns_queries', this.queries);
-    add('dns_responses', this.responses);
-    add('dns_timeouts', this.timeouts);
-    out.push(...this.latency);
+    // Latency samples are one per answered query (hundreds of thousands after a
+    // backlog): the counts are appended to that array, never spread into another.
+    const out = this.latency;
+    const counts: Array<[string, Map<FlowAttributes, number>]> = [
+      ['dns_queries', this.queries],
+      ['dns_responses', this.responses],
+      ['dns_timeouts', this.timeouts],
+    ];
     this.queries = new Map();
     this.responses = new Map();
     this.timeouts = new Map();
     this.latency = [];
     this.top.rotate();
+    for (const [metric, m] of counts) for (const [attributes, value] of m) out.push({ metric, value, attributes });
     return out;
   }
+
 }

@@ -8,11 +8,18 @@
  * (src/dns/transaction.ts): `onTransaction` subscribes to them, and in a
  * logs pipeline each becomes one OTLP log record (`log_records`, logs.ts),
  * sent after each captured batch and each collection (timeouts).
- * A/AAAA answers fill `nameCache` (address → name) for flows' destination.domain.
+ * A/AAAA answers fill `nameCache` (address → name), which the receiver
+ * provides to the service's DomainNames (ReceiverContext.domains) while it
+ * runs: flows of ebpf_tcp get destination.domain from it.
+ *
+ * Queries are attributed to the process that sent them (process_attribution,
+ * see probes.ts): the owner of the client socket is looked up in the kernel's
+ * dns_owners map when the query is parsed.
  */
 import type { Logger } from 'pino';
 import type { MetricsReceiver } from '../../pipeline/component';
 import type { LogConsumer, LogRecordData } from '../../pipeline/logs';
+import type { DomainNames } from '../../pipeline/domain-names';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { forEachPacket } from '../../native/packet-socket';
 import { DnsEngine, type MalformedReason } from '../../dns/engine';
@@ -50,6 +57,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
   private readonly hashName?: (name: string) => string;
   /** Log records sent (log_records). */
   logRecords = 0;
+  private stopProviding?: () => void;
 
   constructor(
     readonly id: string,
@@ -57,6 +65,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     private readonly next: MeasurementConsumer,
     private readonly logger: Logger,
     private readonly logs?: LogConsumer,
+    private readonly domains?: DomainNames,
   ) {
     const lr = config.log_records;
     this.logOptions = { answers: lr.answers, hashNames: lr.hash_names, ...(lr.hash_key === undefined ? {} : { hashKey: lr.hash_key }) };
@@ -70,6 +79,10 @@ export class EbpfDnsReceiver implements MetricsReceiver {
         maxTcpFlows: config.max_tcp_flows,
         tcp: config.tcp,
         nameCache: config.name_cache_size > 0 ? this.nameCache : undefined,
+        // Several capture sockets (namespaces, or one per interface) can see one packet, each read by its own
+        // thread: remember copies for seconds. One socket sees its copies in order: the match window is enough.
+        dedupKeepMs: config.network_namespaces.length > 1 || config.include_interfaces.length > 0 || config.exclude_interfaces.length > 0 ? 5000 : 500,
+        owners: config.process_attribution ? { lookup: (proto, version, buf, off, port, tsUs) => this.capture?.owners.lookup(proto, version, buf, off, port, tsUs) } : undefined,
       },
       this.metrics,
     );
@@ -94,6 +107,11 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     }
   }
 
+  /** The receiver's BPF programs while it runs (empty before start and after shutdown). */
+  kernelPrograms(): { name: string; id: number; attached: boolean }[] {
+    return this.capture?.programs() ?? [];
+  }
+
   /** Capture sockets open (one per namespace, or per matching interface). */
   get socketCount(): number {
     return this.capture?.socketCount ?? 0;
@@ -109,14 +127,24 @@ export class EbpfDnsReceiver implements MetricsReceiver {
         includeInterfaces: c.include_interfaces,
         excludeInterfaces: c.exclude_interfaces,
         ringBytes: c.ring_buffer_size,
+        processAttribution: c.process_attribution,
       },
       (batch, count) => this.onBatch(batch, count),
       this.logger,
     );
     this.last = this.cumulative();
+    if (this.domains && c.name_cache_size > 0) {
+      this.stopProviding = this.domains.provide({
+        lookup: (address) => this.nameCache.lookup(address),
+        settle: () => this.capture?.flush() ?? Promise.resolve(),
+      });
+    }
     this.timer = setInterval(() => void this.collect().catch((e: unknown) => this.logger.error({ err: e }, 'ebpf_dns collection failed')), c.collection_interval);
     this.timer.unref();
-    this.logger.info({ receiver: this.id, ports: c.portNumbers, sockets: this.capture.socketCount, namespaces: c.network_namespaces }, 'ebpf_dns receiver started');
+    this.logger.info(
+      { receiver: this.id, ports: c.portNumbers, sockets: this.capture.socketCount, namespaces: c.network_namespaces, process_attribution: this.capture.ownerCgroup !== undefined },
+      'ebpf_dns receiver started',
+    );
   }
 
   private onBatch(batch: Buffer, count: number): void {
@@ -155,12 +183,13 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     const nowUs = Date.now() * 1000;
     await capture.flush();
     this.engine.expire(nowUs);
+    capture.refreshClock();
     this.sendLogs();
     this.nameCache.prune();
     const err = this.engine.takeLastError();
     if (err) this.logger.warn({ err }, 'ebpf_dns: unexpected error decoding a packet (counted as malformed, reason internal)');
     const out = this.metrics.collect();
-    out.push(...this.selfTelemetry());
+    for (const m of this.selfTelemetry()) out.push(m);
     if (++this.collections % 6 === 0 && (this.config.include_interfaces.length || this.config.exclude_interfaces.length)) capture.refresh();
     this.next.consume({ timeMs: Date.now(), measurements: out, gaugesReplaced: ['flowtel_dns_inflight_queries', 'flowtel_dns_name_cache_entries'], source: this.id });
   }
@@ -168,7 +197,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
   private cumulative(): Cumulative {
     const e = this.engine;
     return {
-      capture: this.capture?.counters() ?? { packets: 0, drops: 0, fragments: 0 },
+      capture: this.capture?.counters() ?? { packets: 0, drops: 0, fragments: 0, ownerStorageFailures: 0 },
       malformed: { ...e.stats.malformed },
       duplicates: e.stats.duplicates,
       unmatched: e.correlator.stats.unmatched,
@@ -194,6 +223,7 @@ export class EbpfDnsReceiver implements MetricsReceiver {
     delta('flowtel_dns_dropped', now.tcpGaps, prev.tcpGaps, { reason: 'tcp_gap' });
     delta('flowtel_dns_dropped', now.tcpEvicted, prev.tcpEvicted, { reason: 'tcp_flows_full' });
     delta('flowtel_dns_dropped', now.capture.fragments, prev.capture.fragments, { reason: 'ip_fragment' });
+    delta('flowtel_dns_dropped', now.capture.ownerStorageFailures, prev.capture.ownerStorageFailures, { reason: 'owner_storage' });
     delta('flowtel_dns_duplicates', now.duplicates, prev.duplicates);
     delta('flowtel_dns_unmatched_responses', now.unmatched, prev.unmatched);
     out.push({ metric: 'flowtel_dns_inflight_queries', value: this.engine.correlator.size, attributes: { receiver } });
@@ -204,6 +234,8 @@ export class EbpfDnsReceiver implements MetricsReceiver {
   async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.stopProviding?.();
+    this.stopProviding = undefined;
     if (!this.capture) return;
     try {
       await this.collect();

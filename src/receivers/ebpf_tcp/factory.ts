@@ -10,5 +10,5 @@ export const ebpfTcpReceiverFactory: ReceiverFactory<EbpfTcpConfig> = {
   options: ebpfTcpOptions,
   defaultConfig: () => validateEbpfTcpConfig(undefined, ''),
   validate: validateEbpfTcpConfig,
-  create: (config, ctx) => new EbpfTcpReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.filter, ctx.logs),
+  create: (config, ctx) => new EbpfTcpReceiver(ctx.id, config, ctx.next, ctx.logger, ctx.filter, ctx.logs, ctx.domains),
 };

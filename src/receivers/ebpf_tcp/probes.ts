@@ -3,7 +3,7 @@
  * checks what this kernel has, attaches, and gives typed access to its ring
  * buffer, iterator and maps. Nothing stays attached after close().
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinuxHasType } from '../../native/bpf';
 import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
@@ -11,6 +11,7 @@ import { listNetworkNamespaces } from '../../flows/netns';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
+import { appendAll } from '../../util/arrays';
 
 /** Errors a person can act on: what is missing and what to do. */
 export class ProbeError extends Error {
@@ -165,12 +166,28 @@ export class TcpProbes {
    */
   sweepExisting(logger: Logger): ConnRecord[] {
     const out: ConnRecord[] = [];
+    // The agent's own namespace is walked where it runs: no setns(), which needs CAP_SYS_ADMIN.
+    let own: number | undefined;
+    try {
+      own = statSync('/proc/self/ns/net').ino;
+    } catch {
+      /* no procfs: every namespace by path */
+    }
+    const denied: string[] = [];
     for (const [ino, nsPath] of listNetworkNamespaces()) {
       try {
-        out.push(...decodeConnRecords(this.obj.readIterator('dump_tcp', nsPath)));
+        appendAll(out, decodeConnRecords(ino === own ? this.obj.readIterator('dump_tcp') : this.obj.readIterator('dump_tcp', nsPath)));
       } catch (e) {
-        logger.warn({ err: e, netns: ino, path: nsPath }, 'cannot walk the sockets of a network namespace: its connections from before the agent started are not seen until they close');
+        if ((e as { code?: unknown }).code === 'EPERM') denied.push(nsPath);
+        else logger.warn({ err: e, netns: ino, path: nsPath }, 'cannot walk the sockets of a network namespace: its connections from before the agent started are not seen until they close');
       }
+    }
+    if (denied.length > 0) {
+      // Expected without CAP_SYS_ADMIN (entering another namespace needs it): one line, not one per namespace.
+      logger.warn(
+        { namespaces: denied.length, examples: denied.slice(0, 3) },
+        `cannot enter ${denied.length} other network namespace(s) without CAP_SYS_ADMIN: their connections from before the agent started are counted only from their close; new connections everywhere are tracked as usual`,
+      );
     }
     return out;
   }

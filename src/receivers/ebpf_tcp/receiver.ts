@@ -8,6 +8,10 @@
  *
  * In a logs pipeline it also sends a log record per failed (and, if asked,
  * closed) connection as the events arrive (`connection_events`, events.ts).
+ *
+ * When an ebpf_dns receiver of the same service provides names
+ * (ReceiverContext.domains), flows get destination.domain at collection
+ * time (src/flows/domain-annotator.ts).
  */
 import type { Logger } from 'pino';
 import { TcpConnectionTracker } from '../../flows/tcp-tracker';
@@ -21,6 +25,9 @@ import type { KernelFilter } from './kernel-filter';
 import { kernelFilterCriteria, type FilterPushdown } from '../../processors/filter';
 import type { LogConsumer } from '../../pipeline/logs';
 import { connectionEventRecord, KtimeClock } from './events';
+import { appendAll } from '../../util/arrays';
+import type { DomainNameLookup } from '../../pipeline/domain-names';
+import { FlowDomainAnnotator } from '../../flows/domain-annotator';
 
 export interface ReceiverStats {
   eventRecords: number;
@@ -44,6 +51,7 @@ export class EbpfTcpReceiver {
   private collecting?: Promise<void>;
   readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, logRecords: 0, collections: 0, lastCollectionUs: 0 };
   private readonly clock = new KtimeClock();
+  private readonly domains?: FlowDomainAnnotator;
 
   constructor(
     readonly id: string,
@@ -52,7 +60,9 @@ export class EbpfTcpReceiver {
     private readonly logger: Logger,
     private readonly filter?: FilterPushdown,
     private readonly logs?: LogConsumer,
+    private readonly names?: DomainNameLookup,
   ) {
+    if (names) this.domains = new FlowDomainAnnotator(names);
     const ev = config.connection_events;
     this.tcp = new TcpConnectionTracker({
       includeEphemeralPorts: config.include_ephemeral_ports,
@@ -126,14 +136,17 @@ export class EbpfTcpReceiver {
     if (!probes) return;
     const t0 = process.hrtime.bigint();
     this.clock.refresh();
-    await probes.flushEvents();
+    // DNS answers captured before now are read before flows are labelled with them.
+    await Promise.all([probes.flushEvents(), this.names?.active ? this.names.settle() : undefined]);
     const snap = this.resolveOwners(probes.snapshot());
     this.stats.snapshotRecords += snap.length;
     this.tcp.onSnapshot(snap);
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
-    batch.measurements.push(...udp.measurements, ...this.selfTelemetry(probes));
+    appendAll(batch.measurements, udp.measurements);
+    this.domains?.annotate(batch.measurements);
+    appendAll(batch.measurements, this.selfTelemetry(probes));
     const us = Number((process.hrtime.bigint() - t0) / 1000n);
     batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
     this.stats.collections++;
@@ -171,7 +184,8 @@ export class EbpfTcpReceiver {
   private sendConnectionEvents(): void {
     const events = this.tcp.takeEvents();
     if (events.length === 0 || !this.logs || this.logs.active === false) return;
-    const records = events.map((e) => connectionEventRecord(e, this.clock));
+    const domains = this.domains;
+    const records = events.map((e) => connectionEventRecord(domains ? { ...e, attributes: domains.attributesFor(e.attributes) } : e, this.clock));
     this.stats.logRecords += records.length;
     try {
       this.logs.consumeLogs({ records, source: this.id });

@@ -1,6 +1,7 @@
 /**
- * FlowHistograms must export what the SDK's explicit-bucket Histogram
- * instrument exports for the same samples: the SDK is the reference here.
+ * FlowMetrics must export what the SDK's Counter and explicit-bucket
+ * Histogram instruments export for the same measurements (the SDK is the
+ * reference here), and drop cumulative series nobody updates.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -10,10 +11,11 @@ import {
   MeterProvider,
   MetricReader,
   type HistogramMetricData,
+  type SumMetricData,
   type MetricProducer,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { FlowHistograms } from '../../src/pipeline/flow-histograms';
+import { FlowMetrics } from '../../src/pipeline/flow-metrics';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import type { Measurement } from '../../src/pipeline/measurements';
 
@@ -28,11 +30,11 @@ class TestReader extends MetricReader {
 interface Side {
   reader: TestReader;
   sink: InstrumentSink;
-  histograms?: FlowHistograms;
+  histograms?: FlowMetrics;
 }
 
 function side(temporality: AggregationTemporality, ours: boolean, limit = 100_000): Side {
-  const histograms = ours ? new FlowHistograms(limit) : undefined;
+  const histograms = ours ? new FlowMetrics({ cardinalityLimit: limit }) : undefined;
   const reader = new TestReader(temporality, histograms ? [histograms] : []);
   histograms?.bind(reader);
   const provider = new MeterProvider({ readers: [reader], views: [{ instrumentName: '*', aggregationCardinalityLimit: limit }] });
@@ -44,9 +46,9 @@ function points(rm: ResourceMetrics): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const scope of rm.scopeMetrics) {
     for (const m of scope.metrics) {
-      if (m.dataPointType !== DataPointType.HISTOGRAM) continue;
-      const h = m as HistogramMetricData;
-      for (const p of h.dataPoints) {
+      if (m.dataPointType !== DataPointType.HISTOGRAM && m.dataPointType !== DataPointType.SUM) continue;
+      const h = m as HistogramMetricData | SumMetricData;
+      for (const p of h.dataPoints as { attributes: object; value: unknown }[]) {
         const key = `${m.descriptor.name}|${m.descriptor.unit}|${m.aggregationTemporality}|${JSON.stringify(Object.entries(p.attributes).sort())}`;
         out[key] = p.value;
       }
@@ -55,6 +57,7 @@ function points(rm: ResourceMetrics): Record<string, unknown> {
   return out;
 }
 
+const bytes = (value: number, attributes: Record<string, string | number>): Measurement => ({ metric: 'tcp_bytes_sent', value, attributes });
 const rtt = (value: number, attributes: Record<string, string | number>): Measurement => ({ metric: 'tcp_rtt_us', value, attributes });
 
 function batches(): Measurement[][] {
@@ -62,15 +65,15 @@ function batches(): Measurement[][] {
   const b = { 'source.address': '10.0.0.2', 'destination.port': 443 };
   const aAgain = { 'destination.port': 443, 'source.address': '10.0.0.1' }; // same set, another object, other key order
   return [
-    [rtt(1, a), rtt(50, a), rtt(100, b), rtt(1e9, b), rtt(0, aAgain), { metric: 'tcp_connect_latency_us', value: 250, attributes: a }],
-    [rtt(100, a), rtt(NaN, a)],
+    [rtt(1, a), rtt(50, a), rtt(100, b), rtt(1e9, b), rtt(0, aAgain), { metric: 'tcp_connect_latency_us', value: 250, attributes: a }, bytes(10, a), bytes(5, aAgain), bytes(7, b)],
+    [rtt(100, a), rtt(NaN, a), bytes(0, a), bytes(-3, b)],
     [],
-    [rtt(7, b), rtt(5000, b)],
+    [rtt(7, b), rtt(5000, b), bytes(1e12, b)],
   ];
 }
 
 for (const temporality of [AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA]) {
-  test(`same points as the SDK histogram (${temporality === AggregationTemporality.DELTA ? 'delta' : 'cumulative'})`, async () => {
+  test(`same points as the SDK counter and histogram (${temporality === AggregationTemporality.DELTA ? 'delta' : 'cumulative'})`, async () => {
     const sdk = side(temporality, false);
     const ours = side(temporality, true);
     for (const batch of batches()) {
@@ -92,4 +95,31 @@ test('cardinality limit: new attribute sets beyond it go to one otel.metric.over
   assert.deepEqual(p, points(want.resourceMetrics));
   assert.equal(Object.keys(p).length, limit);
   assert.equal(ours.histograms!.overflowed, 12 - (limit - 1));
+});
+
+test('cumulative series without measurements for expireAfterMs are dropped; one that comes back starts from 0', async () => {
+  let now = 1_000_000;
+  const metrics = new FlowMetrics({ cardinalityLimit: 100, expireAfterMs: 60_000, now: () => now });
+  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
+  metrics.bind(reader);
+  new MeterProvider({ readers: [reader] });
+  const sink = new InstrumentSink(new MeterProvider().getMeter('unused'), metrics);
+  const gone = { 'process.pid': 1 };
+  const stays = { 'process.pid': 2 };
+  sink.consume({ timeMs: 0, measurements: [bytes(100, gone), bytes(1, stays), rtt(40, gone)], gaugesReplaced: [] });
+  const series = async (): Promise<string[]> => Object.keys(points((await reader.collect()).resourceMetrics)).sort();
+  assert.equal((await series()).length, 3);
+  for (let i = 0; i < 6; i++) {
+    now += 15_000; // 90 s in all: `stays` is updated every 15 s, `gone` never again
+    sink.consume({ timeMs: 0, measurements: [bytes(1, stays)], gaugesReplaced: [] });
+    await reader.collect();
+  }
+  const left = await series();
+  assert.equal(left.length, 1, left.join('\n'));
+  assert.match(left[0]!, /"process.pid",2/);
+  assert.equal(metrics.expired, 2);
+  sink.consume({ timeMs: 0, measurements: [bytes(5, gone)], gaugesReplaced: [] });
+  const back = points((await reader.collect()).resourceMetrics);
+  const key = Object.keys(back).find((k) => k.startsWith('tcp_bytes_sent') && k.includes('"process.pid",1'))!;
+  assert.equal(back[key], 5, 'a series that comes back starts again from 0');
 });

@@ -1,0 +1,230 @@
+/**
+ * Counters and explicit-bucket histograms of flow metrics (tcp_bytes_sent,
+ * tcp_rtt_us, connect latency, DNS latency, …), kept by flowtel instead of the
+ * SDK's Counter and Histogram instruments and handed to one exporter's
+ * MetricReader as a MetricProducer.
+ *
+ * Why: the SDK turns the attribute set of every recorded value into a key
+ * (sort the keys, JSON.stringify) — at thousands of short connections per
+ * second, several samples each, that was the largest single cost of the
+ * agent. Flow attribute objects are shared and reused (see measurements.ts),
+ * so the key is computed once per object here and a sample costs a WeakMap
+ * lookup (and a bucket search). And the SDK never forgets an attribute set
+ * of a cumulative instrument: with process.pid and addresses as attributes,
+ * every short-lived process or peer would stay a series forever. Here a
+ * cumulative series that no measurement updated for `expireAfterMs` (default
+ * 5 minutes, as the Collector's prometheus exporter's metric_expiration) is
+ * no longer exported; if it comes back it starts again from 0 with a new
+ * start time (a reset, which rate() and OTLP backends understand).
+ *
+ * Otherwise the output is what the SDK gives for the same measurements:
+ * monotonic sums; histograms with inclusive upper bucket bounds, count, sum,
+ * min and max; the reader's temporality (cumulative: since the series'
+ * start; delta: since the last collection, series without measurements left
+ * out); the same per-metric cardinality limit with an
+ * `otel.metric.overflow` series.
+ */
+import { ValueType } from '@opentelemetry/api';
+import type { HrTime } from '@opentelemetry/api';
+import { emptyResource } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  DataPointType,
+  InstrumentType,
+  type CollectionResult,
+  type DataPoint,
+  type Histogram,
+  type HistogramMetricData,
+  type MetricData,
+  type SumMetricData,
+  type MetricProducer,
+  type MetricReader,
+} from '@opentelemetry/sdk-metrics';
+import type { MetricDefinition } from '../metrics/definitions';
+import { attributeKey, type FlowAttributes } from './measurements';
+
+/** Instrumentation scope of everything flowtel records (the SDK meter's name too). */
+export const FLOWTEL_SCOPE = { name: 'flowtel' } as const;
+
+const OVERFLOW_ATTRIBUTES: FlowAttributes = Object.freeze({ 'otel.metric.overflow': true });
+
+/** Default of FlowMetrics' expireAfterMs: as the Collector's prometheus exporter's metric_expiration. */
+export const DEFAULT_SERIES_EXPIRATION_MS = 5 * 60_000;
+
+interface Series {
+  readonly attributes: FlowAttributes;
+  startTime: HrTime;
+  /** Date.now() of its last measurement. */
+  updatedMs: number;
+  /** Counter: the sum. Histogram: the sum of the samples. */
+  sum: number;
+  /** Histograms only. */
+  counts?: number[];
+  count: number;
+  min: number;
+  max: number;
+}
+
+class StoredMetric {
+  readonly series = new Map<string, Series>();
+  readonly boundaries?: number[];
+  constructor(readonly def: MetricDefinition) {
+    if (def.kind === 'histogram') this.boundaries = [...(def.buckets ?? DEFAULT_BOUNDARIES)];
+  }
+}
+
+/** The SDK's default explicit bucket boundaries, for a definition that names none. */
+const DEFAULT_BOUNDARIES = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
+
+/** Index of the bucket of `value`: the first boundary ≥ value, or the last (overflow) bucket. */
+function bucketOf(boundaries: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = boundaries.length - 1;
+  let ret = boundaries.length;
+  while (hi >= lo) {
+    const mid = (lo + hi) >>> 1;
+    if (boundaries[mid]! < value) lo = mid + 1;
+    else {
+      ret = mid;
+      hi = mid - 1;
+    }
+  }
+  return ret;
+}
+
+function hrTimeOf(ms: number): HrTime {
+  return [Math.floor(ms / 1000), (ms % 1000) * 1e6];
+}
+
+export interface FlowMetricsOptions {
+  /** Per-metric limit of attribute sets, the overflow series included. */
+  cardinalityLimit: number;
+  /** Cumulative series without a measurement for this long are dropped. Default 5 minutes; 0: never. */
+  expireAfterMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+export class FlowMetrics implements MetricProducer {
+  private readonly metrics = new Map<string, StoredMetric>();
+  /** attributeKey of each attribute object seen (objects are shared and never changed once sent). */
+  private readonly keys = new WeakMap<FlowAttributes, string>();
+  private temporality = AggregationTemporality.CUMULATIVE;
+  private lastCollection?: HrTime;
+  private readonly cardinalityLimit: number;
+  private readonly expireAfterMs: number;
+  private readonly now: () => number;
+  /** Measurements whose series went to the overflow series (cardinality limit reached). */
+  overflowed = 0;
+  /** Cumulative series dropped because no measurement updated them for expireAfterMs. */
+  expired = 0;
+
+  constructor(options: FlowMetricsOptions) {
+    this.cardinalityLimit = options.cardinalityLimit;
+    this.expireAfterMs = options.expireAfterMs ?? DEFAULT_SERIES_EXPIRATION_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Take the temporality the reader asks for (the reader this producer is given to). */
+  bind(reader: Pick<MetricReader, 'selectAggregationTemporality'>): void {
+    this.temporality = reader.selectAggregationTemporality(InstrumentType.HISTOGRAM);
+  }
+
+  /** Series currently kept, over all metrics. */
+  get seriesCount(): number {
+    let n = 0;
+    for (const m of this.metrics.values()) n += m.series.size;
+    return n;
+  }
+
+  /** A counter delta or a histogram sample (other kinds are not kept here). */
+  record(def: MetricDefinition, value: number, attributes: FlowAttributes): void {
+    if (Number.isNaN(value) || (def.kind !== 'counter' && def.kind !== 'histogram')) return;
+    // A counter only goes up (the SDK drops negative increments too).
+    if (def.kind === 'counter' && value < 0) return;
+    let metric = this.metrics.get(def.name);
+    if (!metric) {
+      metric = new StoredMetric(def);
+      this.metrics.set(def.name, metric);
+    }
+    let key = this.keys.get(attributes);
+    if (key === undefined) {
+      key = attributeKey(attributes);
+      this.keys.set(attributes, key);
+    }
+    const nowMs = this.now();
+    let s = metric.series.get(key);
+    if (!s) {
+      // As the SDK: the limit counts the overflow series itself.
+      if (metric.series.size >= this.cardinalityLimit - 1) {
+        this.overflowed++;
+        key = '\u0000overflow';
+        attributes = OVERFLOW_ATTRIBUTES;
+        s = metric.series.get(key);
+      }
+      if (!s) {
+        const b = metric.boundaries;
+        s = {
+          attributes,
+          startTime: this.temporality === AggregationTemporality.DELTA && this.lastCollection ? this.lastCollection : hrTimeOf(nowMs),
+          updatedMs: nowMs,
+          sum: 0,
+          ...(b ? { counts: new Array<number>(b.length + 1).fill(0) } : {}),
+          count: 0,
+          min: Infinity,
+          max: -Infinity,
+        };
+        metric.series.set(key, s);
+      }
+    }
+    s.updatedMs = nowMs;
+    s.sum += value;
+    if (s.counts) {
+      s.count++;
+      if (value < s.min) s.min = value;
+      if (value > s.max) s.max = value;
+      s.counts[bucketOf(metric.boundaries!, value)]!++;
+    }
+  }
+
+  async collect(): Promise<CollectionResult> {
+    const nowMs = this.now();
+    const now = hrTimeOf(nowMs);
+    const delta = this.temporality === AggregationTemporality.DELTA;
+    const expireBefore = this.expireAfterMs > 0 ? nowMs - this.expireAfterMs : -Infinity;
+    const metrics: MetricData[] = [];
+    for (const metric of this.metrics.values()) {
+      if (!delta) {
+        for (const [key, s] of metric.series) {
+          if (s.updatedMs < expireBefore) {
+            metric.series.delete(key);
+            this.expired++;
+          }
+        }
+      }
+      if (metric.series.size === 0) continue;
+      const descriptor = { name: metric.def.name, description: metric.def.description, unit: metric.def.unit, valueType: ValueType.DOUBLE };
+      const b = metric.boundaries;
+      if (b) {
+        const dataPoints: DataPoint<Histogram>[] = [];
+        for (const s of metric.series.values()) {
+          dataPoints.push({
+            attributes: s.attributes,
+            startTime: s.startTime,
+            endTime: now,
+            value: { buckets: { boundaries: b, counts: delta ? s.counts! : [...s.counts!] }, count: s.count, sum: s.sum, min: s.min, max: s.max },
+          });
+        }
+        metrics.push({ descriptor, aggregationTemporality: this.temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints } satisfies HistogramMetricData);
+      } else {
+        const dataPoints: DataPoint<number>[] = [];
+        for (const s of metric.series.values()) dataPoints.push({ attributes: s.attributes, startTime: s.startTime, endTime: now, value: s.sum });
+        metrics.push({ descriptor, aggregationTemporality: this.temporality, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints } satisfies SumMetricData);
+      }
+      // Delta: the next interval starts empty (a series without measurements is not exported, as the SDK does).
+      if (delta) metric.series.clear();
+    }
+    this.lastCollection = now;
+    return { resourceMetrics: { resource: emptyResource(), scopeMetrics: metrics.length ? [{ scope: FLOWTEL_SCOPE, metrics }] : [] }, errors: [] };
+  }
+}
