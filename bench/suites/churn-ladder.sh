@@ -16,7 +16,8 @@
 # Environment (defaults in brackets):
 #   BENCH_RATES ["1000 5000 10000 20000 50000"]
 #   BENCH_SECONDS [10]       seconds of churn per rate
-#   BENCH_INFLIGHT [2048]    connections the client may have open at once
+#   BENCH_INFLIGHT [2048]    connections each client may have open at once
+#   BENCH_CLIENTS [2]        churn clients sharing the rate (one process tops out near 10k/s here)
 #   BENCH_AGENT_ARGS [], BENCH_WRITE_DOCS [1]
 SUITE=churn-ladder
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -24,6 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 RATES=(${BENCH_RATES:-1000 5000 10000 20000 50000})
 SECS=${BENCH_SECONDS:-10}
 INFLIGHT=${BENCH_INFLIGHT:-2048}
+CLIENTS=${BENCH_CLIENTS:-2}
 NS_C=bn-cc NS_S=bn-cs IP_C=10.92.0.1 IP_S=10.92.0.2
 PORT=9090
 
@@ -35,7 +37,19 @@ ip netns exec "$NS_S" "$CHURN_BIN" server "$PORT" >"$WORK/churn-server.out" 2>>"
 track_pid $!
 wait_for_line "$WORK/churn-server.out" 'churn: ready' 10 "$!" || die "churn server did not start"
 
-write_meta "$(jq -cn --argjson secs "$SECS" --argjson inflight "$INFLIGHT" --arg rates "${RATES[*]}" '{seconds: $secs, inflight: $inflight, rates: $rates}')"
+write_meta "$(jq -cn --argjson secs "$SECS" --argjson inflight "$INFLIGHT" --argjson clients "$CLIENTS" --arg rates "${RATES[*]}" '{seconds: $secs, inflight: $inflight, clients: $clients, rates: $rates}')"
+
+run_clients() { # rate -> the clients' JSON lines summed into one
+  local rate=$1 k pids=()
+  for ((k = 0; k < CLIENTS; k++)); do
+    ip netns exec "$NS_C" "$CHURN_BIN" client "$IP_S" "$PORT" "$(awk -v r="$rate" -v n="$CLIENTS" 'BEGIN {print r / n}')" "$SECS" "$INFLIGHT" \
+      >"$WORK/client-$k.out" 2>>"$OUTDIR/churn-client.log" &
+    pids+=($!)
+  done
+  for k in "${pids[@]}"; do wait "$k" || die "churn client failed: see $OUTDIR/churn-client.log"; done
+  cat "$WORK"/client-*.out | jq -cs '{attempts: (map(.attempts) | add), established: (map(.established) | add), failed: (map(.failed) | add),
+    closed: (map(.closed) | add), unfinished: (map(.unfinished) | add), seconds: (map(.seconds) | max), rate: (map(.rate) | add), clients: length}' >"$WORK/client.out"
+}
 
 agent_counts() { # file -> JSON of flowtel's counts for this flow
   local f=$1
@@ -58,8 +72,7 @@ for rate in "${RATES[@]}"; do
   s0=$(prog_stats "$AGENT_PROGS"); c0=$(cpu_ticks "$AGENT_PID")
   start_sampler "$AGENT_PID" "$WORK/rss"
   measure_begin
-  ip netns exec "$NS_C" "$CHURN_BIN" client "$IP_S" "$PORT" "$rate" "$SECS" "$INFLIGHT" >"$WORK/client.out" 2>>"$OUTDIR/churn-client.log" ||
-    die "churn client failed: see $OUTDIR/churn-client.log"
+  run_clients "$rate"
   measure_end
   cpu=$(cpu_pct "$c0" "$(cpu_ticks "$AGENT_PID")" "$M_SECONDS")
   stop_sampler
