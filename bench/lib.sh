@@ -366,4 +366,4 @@ publish() { # render the suite's table, print it, and put it into docs/performan
 
 # Per-program run time (suite 7 reads it from suites 1-3). It adds two clock reads to every
 # program run, i.e. to the "with flowtel" side only: BENCH_BPF_STATS=0 for the pure tax.
-[[ ${BENCH_BPF_STATS:-1} == 1 ]] && echo 1 >/proc/sys/kernel/bpf_stats_enabled
+if [[ ${BENCH_BPF_STATS:-1} == 1 ]]; then echo 1 >/proc/sys/kernel/bpf_stats_enabled; fi
