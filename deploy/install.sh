@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config iproute2)
 if [[ "${1:-}" == "--test-tools" ]]; then
   packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils dnsperf util-linux procps openssl conntrack prometheus systemd docker-compose)
+  packages+=(nginx-light jq curl) # bench/ (bash bench/run.sh)
 fi
 
 SUDO=""

@@ -14,13 +14,27 @@
  *       waits for the server's FIN, then closes. Prints one JSON line:
  *       attempts, established (connect succeeded), failed, closed, seconds.
  *
- * One thread, epoll. IPv4 only. Bounded in count and time: it stops by itself.
+ *   churn hold-server PORT
+ *       Accepts on 0.0.0.0:PORT and keeps every connection open until
+ *       SIGINT/SIGTERM. Prints "churn: ready"; at the end {"held":N}.
+ *
+ *   churn hold-client ADDR PORT COUNT RATE SOURCE[,SOURCE...]
+ *       Opens COUNT connections (at most RATE per second) to ADDR:PORT from
+ *       the SOURCE addresses in turn (bind with IP_BIND_ADDRESS_NO_PORT, so
+ *       each source has its own ephemeral port range), prints one JSON line
+ *       {"held":N,"failed":F,"seconds":S} once every attempt is answered,
+ *       keeps them open until SIGINT/SIGTERM (or 600 s), then closes them.
+ *
+ * The hold modes raise RLIMIT_NOFILE to fs.nr_open (or to the hard limit
+ * without CAP_SYS_RESOURCE: run several of them for more). One thread, epoll. IPv4
+ * only. Bounded in count and time: it stops by itself.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -176,12 +190,153 @@ static int client(const char *addr, int port, double rate, double seconds, int m
 	return 0;
 }
 
+/* Raise RLIMIT_NOFILE as far as allowed: fs.nr_open with CAP_SYS_RESOURCE, else the hard limit. */
+static long raise_nofile(void)
+{
+	long max = 1048576;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 1048576;
+		fclose(f);
+	}
+	struct rlimit rl = { (rlim_t)max, (rlim_t)max };
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		return max;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("getrlimit");
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("setrlimit(RLIMIT_NOFILE)");
+	return (long)rl.rlim_max;
+}
+
+static int hold_server(int port)
+{
+	raise_nofile();
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (ls < 0)
+		die("socket");
+	int one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
+	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0)
+		die("bind");
+	if (listen(ls, 65535) < 0)
+		die("listen");
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls };
+	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("churn: ready\n");
+	fflush(stdout);
+	unsigned long long held = 0;
+	double deadline = now_s() + 900;
+	while (!stop && now_s() < deadline) {
+		struct epoll_event out;
+		int n = epoll_wait(ep, &out, 1, 100);
+		if (n <= 0)
+			continue;
+		for (;;) {
+			int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+			if (c < 0)
+				break;
+			held++; /* kept open: the process's exit closes them */
+		}
+	}
+	printf("{\"held\":%llu}\n", held);
+	return 0;
+}
+
+static int hold_client(const char *addr, int port, long count, double rate, char *sources)
+{
+	long maxfd = raise_nofile();
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port) };
+	if (inet_pton(AF_INET, addr, &dst.sin_addr) != 1) {
+		fprintf(stderr, "churn: bad address %s\n", addr);
+		return 2;
+	}
+	struct in_addr src[64];
+	int nsrc = 0;
+	for (char *t = strtok(sources, ","); t && nsrc < 64; t = strtok(NULL, ",")) {
+		if (inet_pton(AF_INET, t, &src[nsrc]) != 1) {
+			fprintf(stderr, "churn: bad source address %s\n", t);
+			return 2;
+		}
+		nsrc++;
+	}
+	if (nsrc == 0 || count <= 0 || rate <= 0 || count + 64 > maxfd) {
+		fprintf(stderr, "churn: hold-client needs COUNT > 0 (at most %ld here: RLIMIT_NOFILE), RATE > 0 and a source address\n", maxfd - 64);
+		return 2;
+	}
+	unsigned char *state = calloc((size_t)maxfd, 1);
+	int ep = epoll_create1(0);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	long attempts = 0, held = 0, failed = 0, pending = 0;
+	double t0 = now_s();
+	struct epoll_event evs[256];
+	while (!stop && (attempts < count || pending > 0) && now_s() < t0 + 600) {
+		long target = (long)((now_s() - t0) * rate);
+		while (attempts < count && attempts < target && pending < 4096) {
+			int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			if (s < 0)
+				die("socket");
+			int one = 1;
+			setsockopt(s, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+			struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = src[attempts % nsrc] };
+			attempts++;
+			if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+			    (connect(s, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS)) {
+				failed++;
+				close(s);
+				continue;
+			}
+			state[s] = ST_CONNECTING;
+			struct epoll_event ev = { .events = EPOLLOUT, .data.fd = s };
+			epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+			pending++;
+		}
+		int n = epoll_wait(ep, evs, 256, 1);
+		for (int i = 0; i < n; i++) {
+			int s = evs[i].data.fd, err = 0;
+			socklen_t len = sizeof(err);
+			getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+			epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL);
+			pending--;
+			if (err) {
+				failed++;
+				close(s);
+				state[s] = ST_FREE;
+				continue;
+			}
+			state[s] = ST_OPEN;
+			held++;
+		}
+	}
+	printf("{\"held\":%ld,\"failed\":%ld,\"attempts\":%ld,\"seconds\":%.3f}\n", held, failed, attempts, now_s() - t0);
+	fflush(stdout);
+	double until = now_s() + 600;
+	while (!stop && now_s() < until)
+		usleep(100000);
+	for (long fd = 0; fd < maxfd; fd++)
+		if (state[fd] == ST_OPEN)
+			close((int)fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "server"))
 		return server(atoi(argv[2]));
 	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "client"))
 		return client(argv[2], atoi(argv[3]), atof(argv[4]), atof(argv[5]), argc == 7 ? atoi(argv[6]) : 512);
-	fprintf(stderr, "usage: churn server PORT | churn client ADDR PORT RATE SECONDS [MAX_IN_FLIGHT]\n");
+	if (argc == 3 && !strcmp(argv[1], "hold-server"))
+		return hold_server(atoi(argv[2]));
+	if (argc == 7 && !strcmp(argv[1], "hold-client"))
+		return hold_client(argv[2], atoi(argv[3]), atol(argv[4]), atof(argv[5]), argv[6]);
+	fprintf(stderr, "usage: churn server PORT | churn client ADDR PORT RATE SECONDS [MAX_IN_FLIGHT]\n"
+			"       churn hold-server PORT | churn hold-client ADDR PORT COUNT RATE SOURCE[,SOURCE...]\n");
 	return 2;
 }

@@ -60,6 +60,7 @@ import {
   type SendOutcome,
 } from './retry';
 import { queuedLogsExporter } from './logs/queued';
+import { splittingSender } from './otlp-split';
 
 export { DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_OTLP_TIMEOUT_MS } from './otlp-env';
 
@@ -223,7 +224,8 @@ function createOtlpExporter(config: OtlpExporterConfig, ctx: ExporterContext, en
   return queuedPushExporter({
     logs,
     ctx,
-    sender: pushExporterSender(inner, classifyGrpcError),
+    // Collections larger than a receiver's 4 MiB gRPC limit go as several requests (otlp-split.ts).
+    sender: splittingSender(pushExporterSender(inner, classifyGrpcError)),
     retry: config.retry_on_failure,
     queue: config.sending_queue,
     exportIntervalMillis: config.export_interval ?? exportIntervalFromEnv(env) ?? DEFAULT_EXPORT_INTERVAL_MS,

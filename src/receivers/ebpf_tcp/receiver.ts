@@ -151,7 +151,27 @@ export class EbpfTcpReceiver {
     batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
     this.stats.collections++;
     this.stats.lastCollectionUs = us;
+    this.warnIfSlow(us, snap.length);
     this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'], source: this.id });
+  }
+
+  private lastSlowWarningMs = 0;
+  /**
+   * A collection longer than collection_interval means the next one starts at
+   * once and the agent is busy all the time: say so (at most once a minute),
+   * with what it took, since the flowtel_collection_duration_us histogram may
+   * not get scraped meanwhile.
+   */
+  private warnIfSlow(us: number, sockets: number): void {
+    const ms = us / 1000;
+    if (ms <= this.config.collection_interval) return;
+    const now = Date.now();
+    if (now - this.lastSlowWarningMs < 60_000) return;
+    this.lastSlowWarningMs = now;
+    this.logger.warn(
+      { receiver: this.id, duration_ms: Math.round(ms), interval_ms: this.config.collection_interval, sockets, tracked: this.tcp.stats.tracked },
+      'ebpf_tcp: a collection took longer than collection_interval',
+    );
   }
 
   private onEvents(recs: ConnRecord[]): void {
