@@ -25,13 +25,8 @@ const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
 const { ProtobufMetricsSerializer } = require('@opentelemetry/otlp-transformer');
 const { DEFAULT_CARDINALITY_LIMIT } = require(join(root, 'dist/src/pipeline/service.js'));
 const { buildResource } = require(join(root, 'dist/src/telemetry/resource.js'));
-// Histograms kept by flowtel and collected by the exporter's reader (src/pipeline/flow-histograms.ts), when this build has them.
-let flowHistograms;
-try {
-  flowHistograms = require(join(root, 'dist/src/pipeline/flow-histograms.js'));
-} catch {
-  flowHistograms = undefined;
-}
+// Counters and histograms kept by flowtel and collected by the exporter's reader (src/pipeline/flow-metrics.ts).
+const { FlowMetrics } = require(join(root, 'dist/src/pipeline/flow-metrics.js'));
 const pino = require('pino');
 
 const SERIES = Number(process.argv[2] ?? 1000);
@@ -47,7 +42,7 @@ const port = await new Promise((resolve) => {
 });
 
 // Wired as src/pipeline/service.ts wires an exporter.
-const histograms = flowHistograms ? new flowHistograms.FlowHistograms(DEFAULT_CARDINALITY_LIMIT) : undefined;
+const histograms = new FlowMetrics({ cardinalityLimit: DEFAULT_CARDINALITY_LIMIT });
 const ctx = { id: 'otlp', logger: pino({ level: 'silent' }), ...(histograms ? { metricProducers: [histograms] } : {}) };
 const config = otlpExporterFactory.validate(
   { endpoint: `http://127.0.0.1:${port}`, timeout: '60s', export_interval: '1h', sending_queue: { enabled: false }, retry_on_failure: { enabled: false } },
