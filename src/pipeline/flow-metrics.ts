@@ -68,7 +68,10 @@ interface Series {
 class StoredMetric {
   readonly series = new Map<string, Series>();
   readonly boundaries?: number[];
-  constructor(readonly def: MetricDefinition) {
+  constructor(
+    readonly def: MetricDefinition,
+    readonly temporality: AggregationTemporality,
+  ) {
     if (def.kind === 'histogram') this.boundaries = [...(def.buckets ?? DEFAULT_BOUNDARIES)];
   }
 }
@@ -109,7 +112,7 @@ export class FlowMetrics implements MetricProducer {
   private readonly metrics = new Map<string, StoredMetric>();
   /** attributeKey of each attribute object seen (objects are shared and never changed once sent). */
   private readonly keys = new WeakMap<FlowAttributes, string>();
-  private temporality = AggregationTemporality.CUMULATIVE;
+  private reader?: Pick<MetricReader, 'selectAggregationTemporality'>;
   private lastCollection?: HrTime;
   private readonly cardinalityLimit: number;
   private readonly expireAfterMs: number;
@@ -125,9 +128,9 @@ export class FlowMetrics implements MetricProducer {
     this.now = options.now ?? Date.now;
   }
 
-  /** Take the temporality the reader asks for (the reader this producer is given to). */
+  /** Use the temporality the reader asks for, per instrument type (the reader this producer is given to). */
   bind(reader: Pick<MetricReader, 'selectAggregationTemporality'>): void {
-    this.temporality = reader.selectAggregationTemporality(InstrumentType.HISTOGRAM);
+    this.reader = reader;
   }
 
   /** Series currently kept, over all metrics. */
@@ -144,7 +147,8 @@ export class FlowMetrics implements MetricProducer {
     if (def.kind === 'counter' && value < 0) return;
     let metric = this.metrics.get(def.name);
     if (!metric) {
-      metric = new StoredMetric(def);
+      const type = def.kind === 'counter' ? InstrumentType.COUNTER : InstrumentType.HISTOGRAM;
+      metric = new StoredMetric(def, this.reader?.selectAggregationTemporality(type) ?? AggregationTemporality.CUMULATIVE);
       this.metrics.set(def.name, metric);
     }
     let key = this.keys.get(attributes);
@@ -166,7 +170,7 @@ export class FlowMetrics implements MetricProducer {
         const b = metric.boundaries;
         s = {
           attributes,
-          startTime: this.temporality === AggregationTemporality.DELTA && this.lastCollection ? this.lastCollection : hrTimeOf(nowMs),
+          startTime: metric.temporality === AggregationTemporality.DELTA && this.lastCollection ? this.lastCollection : hrTimeOf(nowMs),
           updatedMs: nowMs,
           sum: 0,
           ...(b ? { counts: new Array<number>(b.length + 1).fill(0) } : {}),
@@ -190,10 +194,10 @@ export class FlowMetrics implements MetricProducer {
   async collect(): Promise<CollectionResult> {
     const nowMs = this.now();
     const now = hrTimeOf(nowMs);
-    const delta = this.temporality === AggregationTemporality.DELTA;
     const expireBefore = this.expireAfterMs > 0 ? nowMs - this.expireAfterMs : -Infinity;
     const metrics: MetricData[] = [];
     for (const metric of this.metrics.values()) {
+      const delta = metric.temporality === AggregationTemporality.DELTA;
       if (!delta) {
         for (const [key, s] of metric.series) {
           if (s.updatedMs < expireBefore) {
@@ -215,11 +219,11 @@ export class FlowMetrics implements MetricProducer {
             value: { buckets: { boundaries: b, counts: delta ? s.counts! : [...s.counts!] }, count: s.count, sum: s.sum, min: s.min, max: s.max },
           });
         }
-        metrics.push({ descriptor, aggregationTemporality: this.temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints } satisfies HistogramMetricData);
+        metrics.push({ descriptor, aggregationTemporality: metric.temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints } satisfies HistogramMetricData);
       } else {
         const dataPoints: DataPoint<number>[] = [];
         for (const s of metric.series.values()) dataPoints.push({ attributes: s.attributes, startTime: s.startTime, endTime: now, value: s.sum });
-        metrics.push({ descriptor, aggregationTemporality: this.temporality, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints } satisfies SumMetricData);
+        metrics.push({ descriptor, aggregationTemporality: metric.temporality, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints } satisfies SumMetricData);
       }
       // Delta: the next interval starts empty (a series without measurements is not exported, as the SDK does).
       if (delta) metric.series.clear();

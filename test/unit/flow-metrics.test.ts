@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import {
   AggregationTemporality,
   DataPointType,
+  InstrumentType,
   MeterProvider,
   MetricReader,
   type HistogramMetricData,
@@ -19,9 +20,11 @@ import { FlowMetrics } from '../../src/pipeline/flow-metrics';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import type { Measurement } from '../../src/pipeline/measurements';
 
+type Temporality = AggregationTemporality | ((type: InstrumentType) => AggregationTemporality);
+
 class TestReader extends MetricReader {
-  constructor(temporality: AggregationTemporality, metricProducers: MetricProducer[] = []) {
-    super({ aggregationTemporalitySelector: () => temporality, metricProducers });
+  constructor(temporality: Temporality, metricProducers: MetricProducer[] = []) {
+    super({ aggregationTemporalitySelector: typeof temporality === 'function' ? temporality : () => temporality, metricProducers });
   }
   protected async onForceFlush(): Promise<void> {}
   protected async onShutdown(): Promise<void> {}
@@ -33,7 +36,7 @@ interface Side {
   histograms?: FlowMetrics;
 }
 
-function side(temporality: AggregationTemporality, ours: boolean, limit = 100_000): Side {
+function side(temporality: Temporality, ours: boolean, limit = 100_000): Side {
   const histograms = ours ? new FlowMetrics({ cardinalityLimit: limit }) : undefined;
   const reader = new TestReader(temporality, histograms ? [histograms] : []);
   histograms?.bind(reader);
@@ -72,8 +75,10 @@ function batches(): Measurement[][] {
   ];
 }
 
-for (const temporality of [AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA]) {
-  test(`same points as the SDK counter and histogram (${temporality === AggregationTemporality.DELTA ? 'delta' : 'cumulative'})`, async () => {
+// The Collector's "lowmemory"-like mix: delta counters, cumulative histograms.
+const mixed = (type: InstrumentType): AggregationTemporality => (type === InstrumentType.COUNTER ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE);
+for (const [name, temporality] of [['cumulative', AggregationTemporality.CUMULATIVE], ['delta', AggregationTemporality.DELTA], ['per instrument type', mixed]] as const) {
+  test(`same points as the SDK counter and histogram (${name})`, async () => {
     const sdk = side(temporality, false);
     const ours = side(temporality, true);
     for (const batch of batches()) {
