@@ -331,8 +331,52 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
 	submit(c);
 }
 
+/*
+ * The kernel runs a tracing program at most once at a time per CPU: a state
+ * change that fires while handle_set_state already runs on that CPU (a
+ * softirq close or reset interrupting a process-context run, or a task
+ * preempting another) is skipped and only counted in the program's
+ * recursion_misses. That would lose the close of a connection. So a second,
+ * tiny program on the same tracepoint, set_state_spare, handles a state
+ * change only while handle_set_state is marked active on this CPU, i.e.
+ * exactly the runs the kernel skipped (its own runs are otherwise a flag
+ * test). Both programs run with migration disabled, so the per-CPU mark is
+ * the running program's.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} set_state_active SEC(".maps");
+
+static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate);
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u32 *active = bpf_map_lookup_elem(&set_state_active, &zero);
+	if (active)
+		*active = 1;
+	on_set_state(sk, oldstate, newstate);
+	if (active)
+		*active = 0;
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u32 *active = bpf_map_lookup_elem(&set_state_active, &zero);
+	if (!active || !*active)
+		return 0;
+	count(FLOWTEL_CNT_RECURSION_RECOVERED);
+	return on_set_state(sk, oldstate, newstate);
+}
+
+static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate)
 {
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || oldstate == newstate)
 		return 0;

@@ -118,6 +118,7 @@ enum flowtel_counter {
 	FLOWTEL_CNT_LISTENER_MAP_FULL = 3,
 	FLOWTEL_CNT_EVENTS = 4,         /* events written to the ring buffer */
 	FLOWTEL_CNT_FILTERED = 5,       /* events dropped by in-kernel filters */
+	FLOWTEL_CNT_RECURSION_RECOVERED = 6, /* state changes handle_set_state missed (recursion) that set_state_spare handled */
 	FLOWTEL_CNT__MAX = 8,
 };
 

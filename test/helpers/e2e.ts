@@ -17,6 +17,7 @@ export const BIN = path.join(REPO, 'bin', 'flowtel');
 /** The programs of bpf/flowtel_tcp.bpf.c, by the names the kernel shows. */
 export const OUR_PROGRAMS = [
   'handle_set_state',
+  'set_state_spare',
   'handle_send_reset',
   'handle_receive_reset',
   'dump_tracked',

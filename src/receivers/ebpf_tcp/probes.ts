@@ -44,6 +44,8 @@ interface Hook {
 
 const HOOKS: readonly Hook[] = [
   { program: 'handle_set_state', tracepoint: 'inet_sock_set_state', required: true, lost: 'TCP connection tracking' },
+  // Handles the state changes the kernel skipped for handle_set_state (recursion on a CPU): see bpf/flowtel_tcp.bpf.c.
+  { program: 'set_state_spare', tracepoint: 'inet_sock_set_state', required: true, lost: 'state changes that interrupt another one on the same CPU' },
   { program: 'handle_send_reset', tracepoint: 'tcp_send_reset', required: false, lost: 'reset-sent close reasons' },
   { program: 'handle_receive_reset', tracepoint: 'tcp_receive_reset', required: false, lost: 'reset-received close reasons (resets still counted from the socket error)' },
 ];
@@ -51,12 +53,15 @@ const HOOKS: readonly Hook[] = [
 export const DROP_REASONS = ['ringbuf_full', 'storage_alloc_failed', 'udp_map_full', 'listener_map_full'] as const;
 const COUNTER_EVENTS = 4;
 const COUNTER_FILTERED = 5;
+const COUNTER_RECURSION_RECOVERED = 6;
 
 export interface KernelCounters {
   dropped: Record<(typeof DROP_REASONS)[number], number>;
   events: number;
   /** Connections the in-kernel filter excluded. */
   filtered: number;
+  /** State changes the kernel skipped for handle_set_state (recursion) that set_state_spare handled. */
+  recursionRecovered: number;
 }
 
 export function checkPrerequisites(): void {
@@ -231,7 +236,7 @@ export class TcpProbes {
       return total;
     };
     const dropped = Object.fromEntries(DROP_REASONS.map((r, i) => [r, sum(i)])) as KernelCounters['dropped'];
-    return { dropped, events: sum(COUNTER_EVENTS), filtered: sum(COUNTER_FILTERED) };
+    return { dropped, events: sum(COUNTER_EVENTS), filtered: sum(COUNTER_FILTERED), recursionRecovered: sum(COUNTER_RECURSION_RECOVERED) };
   }
 
   programStats(): { name: string; runTimeNs: number; runCnt: number; recursionMisses: number }[] {

@@ -205,9 +205,13 @@ export class EbpfTcpReceiver {
       if (d > 0) out.push({ metric: 'flowtel_ebpf_dropped', value: d, attributes: { ...attrs, reason } });
     }
     // Runs the kernel skipped because the program was already running on
-    // that CPU (a softirq close interrupting a process-context one): their
-    // events are lost; the walk still finds the connections' ends.
-    const misses = probes.programStats().reduce((n, p) => n + p.recursionMisses, 0);
+    // that CPU (a softirq close interrupting a process-context one). Those of
+    // handle_set_state are handled by set_state_spare, except when it was
+    // running too (recursionRecovered counts what it handled); a skipped run
+    // of set_state_spare itself is one handle_set_state ran. What is left is
+    // lost; the walk still finds the ends of connections it saw open.
+    let misses = -now.recursionRecovered;
+    for (const p of probes.programStats()) if (p.name !== 'set_state_spare') misses += p.recursionMisses;
     const missed = misses - this.lastRecursionMisses;
     this.lastRecursionMisses = misses;
     if (missed > 0) out.push({ metric: 'flowtel_ebpf_dropped', value: missed, attributes: { ...attrs, reason: 'program_recursion' } });
