@@ -54,7 +54,9 @@ export const DEFAULT_SERIES_EXPIRATION_MS = 5 * 60_000;
 interface Series {
   readonly attributes: FlowAttributes;
   startTime: HrTime;
-  /** Date.now() of its last measurement. */
+  /** Measured since the last collection. */
+  dirty: boolean;
+  /** Time of the first collection after its last measurement (ms). */
   updatedMs: number;
   /** Counter: the sum. Histogram: the sum of the samples. */
   sum: number;
@@ -102,7 +104,7 @@ function hrTimeOf(ms: number): HrTime {
 export interface FlowMetricsOptions {
   /** Per-metric limit of attribute sets, the overflow series included. */
   cardinalityLimit: number;
-  /** Cumulative series without a measurement for this long are dropped. Default 5 minutes; 0: never. */
+  /** Cumulative series without a measurement for this long (counted from the first collection after the last one) are dropped. Default 5 minutes; 0: never. */
   expireAfterMs?: number;
   /** The clock (tests). */
   now?: () => number;
@@ -156,7 +158,6 @@ export class FlowMetrics implements MetricProducer {
       key = attributeKey(attributes);
       this.keys.set(attributes, key);
     }
-    const nowMs = this.now();
     let s = metric.series.get(key);
     if (!s) {
       // As the SDK: the limit counts the overflow series itself.
@@ -168,9 +169,11 @@ export class FlowMetrics implements MetricProducer {
       }
       if (!s) {
         const b = metric.boundaries;
+        const nowMs = this.now();
         s = {
           attributes,
           startTime: metric.temporality === AggregationTemporality.DELTA && this.lastCollection ? this.lastCollection : hrTimeOf(nowMs),
+          dirty: true,
           updatedMs: nowMs,
           sum: 0,
           ...(b ? { counts: new Array<number>(b.length + 1).fill(0) } : {}),
@@ -181,7 +184,7 @@ export class FlowMetrics implements MetricProducer {
         metric.series.set(key, s);
       }
     }
-    s.updatedMs = nowMs;
+    s.dirty = true;
     s.sum += value;
     if (s.counts) {
       s.count++;
@@ -200,7 +203,10 @@ export class FlowMetrics implements MetricProducer {
       const delta = metric.temporality === AggregationTemporality.DELTA;
       if (!delta) {
         for (const [key, s] of metric.series) {
-          if (s.updatedMs < expireBefore) {
+          if (s.dirty) {
+            s.dirty = false;
+            s.updatedMs = nowMs;
+          } else if (s.updatedMs < expireBefore) {
             metric.series.delete(key);
             this.expired++;
           }
