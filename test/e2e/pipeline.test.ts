@@ -89,7 +89,9 @@ async function refuse(port: number, times: number): Promise<void> {
 test('logs: filter, resource and batch — 12 refused connections are exactly 12 records in 3 requests of 4; the excluded port none', async () => {
   await refuse(KEPT, 12);
   await refuse(EXCLUDED, 3);
-  await otlp.waitForLogs(() => refused(KEPT).length >= 12, 15_000);
+  await otlp.waitForLogs(() => refused(KEPT).length >= 12, 15_000).catch((e: unknown) => {
+    throw new Error(`${String(e)}; ${refused(KEPT).length} records of port ${KEPT} so far\n${agent!.describe()}`);
+  });
   await sleep(1_500);
   assert.equal(refused(KEPT).length, 12, agent!.describe());
   assert.equal(refused(EXCLUDED).length, 0);
