@@ -282,14 +282,21 @@ scrape_configs:
   startedAt = Date.now();
 
   await runTraffic();
-  // Everything the panels need has been scraped: the last counters of the traffic, the DNS timeouts.
-  const needed = ['sum(tcp_retransmits_total)', 'sum(dns_timeouts_total)', 'sum(tcp_connection_failures_total{error_type="timeout"})', 'sum(dns_responses_total{dns_response_code="NXDOMAIN"})'];
+  // Everything the panels need has been scraped: the last counters of the
+  // traffic (exact where the truth is exact: the DNS answers and timeouts
+  // reach Prometheus a collection and a scrape after the last dig).
+  const needed: Record<string, (v: number) => boolean> = {
+    'sum(tcp_retransmits_total)': (v) => v > 0,
+    [`sum(dns_timeouts_total{server_address="${BLACKHOLE}"})`]: (v) => v === LOST_QUERIES,
+    'sum(tcp_connection_failures_total{error_type="timeout"})': (v) => v > 0,
+    'sum(dns_responses_total{dns_question_name="nx.test", dns_response_code="NXDOMAIN"})': (v) => v === NX_QUERIES,
+  };
   const have: Record<string, string> = {};
   await until('Prometheus to have the traffic', async () => {
-    for (const q of needed) have[q] = (await promQuery('/api/v1/query', { query: q })).data?.result[0]?.value?.[1] ?? 'none';
+    for (const q of Object.keys(needed)) have[q] = (await promQuery('/api/v1/query', { query: q })).data?.result[0]?.value?.[1] ?? 'none';
     const targets = (await (await fetch(`${promUrl}/api/v1/targets`)).json()) as { data: { activeTargets: { scrapeUrl: string; health: string; lastError: string; lastScrapeDuration: number }[] } };
     have.targets = JSON.stringify(targets.data.activeTargets.map((t) => [t.scrapeUrl, t.health, t.lastError, t.lastScrapeDuration]));
-    return needed.every((q) => Number(have[q]) > 0);
+    return Object.entries(needed).every(([q, ok]) => ok(Number(have[q])));
   }, 60_000, () => `${JSON.stringify(have)}\n${agent?.describe() ?? ''}\n${promLog}`, 500);
   await sleep(3_000);
   const up = await promQuery('/api/v1/query', { query: 'up{job="flowtel"}[30s]' });

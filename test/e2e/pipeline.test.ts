@@ -48,7 +48,9 @@ processors:
     attributes:
       - { key: k8s.cluster.name, value: pl-test, action: upsert }
       - { key: host.name, action: hash }
-  batch/logs: { send_batch_size: 4, timeout: 1h }
+  # send_batch_max_size too: records that reach the batch processor together
+  # (one ring-buffer drain) would otherwise leave as one larger batch, as in the Collector.
+  batch/logs: { send_batch_size: 4, send_batch_max_size: 4, timeout: 1h }
   batch/metrics: { send_batch_size: 10, send_batch_max_size: 10 }
 exporters:
   otlphttp: { endpoint: "${otlp.baseUrl}", export_interval: 1s }
@@ -90,7 +92,8 @@ test('logs: filter, resource and batch — 12 refused connections are exactly 12
   await refuse(KEPT, 12);
   await refuse(EXCLUDED, 3);
   await otlp.waitForLogs(() => refused(KEPT).length >= 12, 15_000).catch((e: unknown) => {
-    throw new Error(`${String(e)}; ${refused(KEPT).length} records of port ${KEPT} so far\n${agent!.describe()}`);
+    const sizes = otlp.logRequests.map((q) => flattenLogRecords([q]).length);
+    throw new Error(`${String(e)}; ${refused(KEPT).length} records of port ${KEPT} so far, requests of ${sizes.join(', ')}\n${agent!.describe()}`);
   });
   await sleep(1_500);
   assert.equal(refused(KEPT).length, 12, agent!.describe());
