@@ -625,6 +625,7 @@ static __always_inline int count_udp(struct __sk_buff *skb, bool egress)
 	if (!v) {
 		struct flowtel_udp_value nv = {};
 		nv.first_ns = now;
+		nv.flags = egress ? FLOWTEL_UDP_F_EGRESS_FIRST : 0;
 		if (bpf_map_update_elem(&udp_flows, &k, &nv, BPF_NOEXIST) == -7 /* E2BIG */) {
 			count(FLOWTEL_CNT_UDP_MAP_FULL);
 			return 1;

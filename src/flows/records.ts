@@ -6,6 +6,8 @@
 export const CONN_RECORD_SIZE = 152;
 export const UDP_KEY_SIZE = 48;
 export const UDP_VALUE_SIZE = 72;
+/** FLOWTEL_UDP_F_EGRESS_FIRST of flowtel_tcp.h. */
+const UDP_F_EGRESS_FIRST = 1;
 
 export const enum ConnEventKind {
   Open = 1,
@@ -132,6 +134,8 @@ export interface UdpFlowRecord {
   lastNs: bigint;
   pid: number;
   comm: string;
+  /** The first datagram seen of this flow was sent by the local socket (it started the exchange). */
+  egressFirst: boolean;
 }
 
 export function decodeUdpFlow(keys: Buffer, values: Buffer, i: number): UdpFlowRecord {
@@ -152,6 +156,7 @@ export function decodeUdpFlow(keys: Buffer, values: Buffer, i: number): UdpFlowR
     firstNs: values.readBigUInt64LE(v + 32),
     lastNs: values.readBigUInt64LE(v + 40),
     pid: values.readUInt32LE(v + 48),
+    egressFirst: (values.readUInt8(v + 52) & UDP_F_EGRESS_FIRST) !== 0,
     comm: readComm(values, v + 56),
   };
 }
