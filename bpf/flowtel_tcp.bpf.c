@@ -503,22 +503,53 @@ static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *s
  * Open connections, once per collection: every socket that has our
  * per-socket state, in every network namespace (iter/tcp would only walk the
  * namespace of the process that reads it).
+ *
+ * The records go to snapshot_chunk, not to the iterator's seq_file: the
+ * sk_storage map iterator resumes a read() by walking its bucket from the
+ * start (and such a map has as few buckets as CPUs), so a walk cut into
+ * 32 KiB reads costs the square of the number of sockets. Writing nothing
+ * to the seq_file, one read() walks until the chunk is full; the program
+ * then returns 1 (retry this socket), read() fails with EAGAIN, user space
+ * takes the chunk, empties it and reads on from that socket.
  */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 16384); /* records per read(); user space may set another size before load */
+	__type(key, __u32);
+	__type(value, struct flowtel_conn);
+} snapshot_chunk SEC(".maps");
+
+/* [0]: records in snapshot_chunk. User space sets it to 0 before each read(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} snapshot_count SEC(".maps");
+
 SEC("iter/bpf_sk_storage_map")
 int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
-	struct seq_file *seq = ctx->meta->seq;
 	struct sock *sk = ctx->sk;
 	struct sock_info *si = ctx->value;
-	struct flowtel_conn c = {};
+	__u32 zero = 0;
 
 	if (!sk || !si || (si->flags & FLOWTEL_F_FILTERED) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)
 		return 0;
-	fill_snapshot(&c, sk, state, si);
-	bpf_seq_write(seq, &c, sizeof(c));
+	__u32 *n = bpf_map_lookup_elem(&snapshot_count, &zero);
+	if (!n)
+		return 0;
+	__u32 i = *n;
+	struct flowtel_conn *c = bpf_map_lookup_elem(&snapshot_chunk, &i);
+	if (!c)
+		return 1; /* full (i == max_entries): this socket again once user space has taken the chunk */
+	__builtin_memset(c, 0, sizeof(*c));
+	fill_snapshot(c, sk, state, si);
+	*n = i + 1;
 	return 0;
 }
 

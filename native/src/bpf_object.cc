@@ -79,6 +79,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
           InstanceMethod<&BpfObject::IsLoaded>("isLoaded"),
           InstanceMethod<&BpfObject::IsClosed>("isClosed"),
           InstanceMethod<&BpfObject::ReadIterator>("readIterator"),
+          InstanceMethod<&BpfObject::DrainIterator>("drainIterator"),
           InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
           InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
@@ -477,18 +478,14 @@ Napi::Value BpfObject::ReadIterator(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "prog");
   bool in_ns = info.Length() > 1 && !info[1].IsUndefined();
   std::string ns_path = in_ns ? ArgString(info, 1, "netnsPath") : "";
-  FindProgram(env, name);
-  RequireLoaded(env, "readIterator()");
-  auto it = links_.find(name);
-  if (it == links_.end())
-    ThrowCode(env, "ERR_BPF_STATE", "readIterator('" + name + "'): program is not attached; call attach() first (" + Where() + ")");
+  int link_fd = IterLinkFd(env, name, "readIterator");
   int fd;
   if (in_ns) {
     const char* what = "";
-    fd = IterCreateInNetns(bpf_link__fd(it->second), ns_path, &what);
+    fd = IterCreateInNetns(link_fd, ns_path, &what);
     if (fd < 0) ThrowErrno(env, -fd, "readIterator('" + name + "'): " + what + " '" + ns_path + "'");
   } else {
-    fd = bpf_iter_create(bpf_link__fd(it->second));
+    fd = bpf_iter_create(link_fd);
     if (fd < 0) ThrowErrno(env, errno, "bpf_iter_create for program '" + name + "' in " + Where());
   }
 
@@ -523,6 +520,117 @@ Napi::Value BpfObject::ReadIterator(const Napi::CallbackInfo& info) {
   }
   close(fd);
   return OwnedBuffer(env, buf, len, cap);
+}
+
+int BpfObject::IterLinkFd(Napi::Env env, const std::string& prog, const char* what) {
+  FindProgram(env, prog);
+  RequireLoaded(env, (std::string(what) + "()").c_str());
+  auto it = links_.find(prog);
+  if (it == links_.end())
+    ThrowCode(env, "ERR_BPF_STATE", std::string(what) + "('" + prog + "'): program is not attached; call attach() first (" + Where() + ")");
+  return bpf_link__fd(it->second);
+}
+
+// drainIterator(prog, chunkMap, countMap): one walk of an iterator whose
+// program writes its records into `chunkMap` (a BPF_F_MMAPABLE array) and
+// their number into `countMap`[0], and returns 1 (retry this object) when the
+// chunk is full, which makes read() fail with EAGAIN. Each time, the chunk is
+// appended to the result and emptied, and the walk goes on from that object.
+// Returns every record, packed.
+Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "prog");
+  std::string chunk_name = ArgString(info, 1, "chunkMap");
+  std::string count_name = ArgString(info, 2, "countMap");
+  int link_fd = IterLinkFd(env, name, "drainIterator");
+  bpf_map* chunk = RequireLoadedMap(env, chunk_name);
+  bpf_map* count = RequireLoadedMap(env, count_name);
+  if (bpf_map__type(chunk) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(chunk) & BPF_F_MMAPABLE))
+    ThrowCode(env, "ERR_BPF_STATE", "drainIterator: '" + chunk_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+  if (bpf_map__type(count) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(count) != 4)
+    ThrowCode(env, "ERR_BPF_STATE", "drainIterator: '" + count_name + "' is not an array map of __u32 (" + Where() + ")");
+  const size_t rec = bpf_map__value_size(chunk);
+  const uint32_t capacity = bpf_map__max_entries(chunk);
+  const size_t len_bytes = (size_t)rec * capacity;
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t mapped = (len_bytes + page - 1) / page * page;
+  void* mem = mmap(nullptr, mapped, PROT_READ, MAP_SHARED, bpf_map__fd(chunk), 0);
+  if (mem == MAP_FAILED) ThrowErrno(env, errno, "drainIterator: mmap of '" + chunk_name + "' in " + Where());
+  int fd = bpf_iter_create(link_fd);
+  if (fd < 0) {
+    int err = errno;
+    munmap(mem, mapped);
+    ThrowErrno(env, err, "bpf_iter_create for program '" + name + "' in " + Where());
+  }
+
+  size_t cap = 0, len = 0;
+  uint8_t* out = nullptr;
+  const uint32_t zero = 0;
+  int err = 0;
+  const char* failed = nullptr;
+  int empty_retries = 0;
+  uint8_t scratch[256];
+  for (;;) {
+    if (bpf_map_update_elem(bpf_map__fd(count), &zero, &zero, BPF_ANY)) {
+      err = errno;
+      failed = "resetting the record count";
+      break;
+    }
+    ssize_t n = read(fd, scratch, sizeof scratch);
+    int read_err = n < 0 ? errno : 0;
+    uint32_t got = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(count), &zero, &got)) {
+      err = errno;
+      failed = "reading the record count";
+      break;
+    }
+    got = std::min(got, capacity);
+    size_t bytes = (size_t)got * rec;
+    if (len + bytes > cap) {
+      size_t ncap = std::max(cap * 2, len + bytes);
+      uint8_t* nb = (uint8_t*)realloc(out, ncap);
+      if (!nb) {
+        err = ENOMEM;
+        failed = "allocating";
+        break;
+      }
+      out = nb;
+      cap = ncap;
+    }
+    if (bytes) memcpy(out + len, mem, bytes);
+    len += bytes;
+    if (n >= 0) {
+      if (n == 0) break;  // the walk is over
+      continue;           // the program wrote to the seq_file: not this protocol's, ignored
+    }
+    if (read_err == EINTR) continue;
+    if (read_err != EAGAIN) {
+      err = read_err;
+      failed = "reading";
+      break;
+    }
+    // EAGAIN: the chunk was full (or the kernel's cap of objects per read()
+    // was reached). One that came back empty means no progress: give up
+    // rather than spin.
+    if (got == 0 && ++empty_retries > 3) {
+      err = EAGAIN;
+      failed = "no progress (EAGAIN with an empty chunk)";
+      break;
+    }
+    if (got > 0) empty_retries = 0;
+  }
+  close(fd);
+  munmap(mem, mapped);
+  if (failed) {
+    free(out);
+    ThrowErrno(env, err, "drainIterator('" + name + "'): " + failed + " in " + Where());
+  }
+  if (!out) {
+    out = (uint8_t*)malloc(1);
+    if (!out) ThrowErrno(env, ENOMEM, "drainIterator('" + name + "')");
+    cap = 1;
+  }
+  return OwnedBuffer(env, out, len, cap);
 }
 
 Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo& info) {

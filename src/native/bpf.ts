@@ -326,6 +326,18 @@ export class BpfObject {
     return call(() => this.raw.readIterator(prog, netnsPath));
   }
 
+  /**
+   * Runs an attached iter/* program that hands its records over through a
+   * chunk map instead of the seq_file (for map iterators, whose reads resume
+   * by walking a bucket from its start: one read per 32 KiB would make a walk
+   * quadratic). The program writes records into `chunkMap` (a
+   * BPF_F_MMAPABLE array) and their count into `countMap`[0], and returns 1
+   * when the chunk is full; every record of the walk comes back, packed.
+   */
+  drainIterator(prog: string, chunkMap: string, countMap: string): Buffer {
+    return call(() => this.raw.drainIterator(prog, chunkMap, countMap));
+  }
+
   /** null if the key is absent. Per-CPU maps: all CPUs' values concatenated (8-byte aligned each). */
   mapLookup(map: string, key: Buffer): Buffer | null {
     return call(() => this.raw.mapLookup(map, key));

@@ -69,6 +69,12 @@ export interface RawBpfObject {
   isClosed(): boolean;
   /** netnsPath: create the iterator inside that network namespace (iter/tcp, iter/udp walk one netns) */
   readIterator(prog: string, netnsPath?: string): Buffer;
+  /**
+   * One walk of an attached iterator whose program writes records into
+   * `chunkMap` (a BPF_F_MMAPABLE array) and their number into `countMap`[0],
+   * returning 1 when the chunk is full; every record, packed.
+   */
+  drainIterator(prog: string, chunkMap: string, countMap: string): Buffer;
   mapLookup(map: string, key: Buffer): Buffer | null;
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(map: string, key: Buffer): boolean;
