@@ -12,7 +12,7 @@
 import { constants as osConstants } from 'node:os';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
 import { formatAddress, isLoopback, TCP_STATE_NAMES } from './addresses';
-import { AF_INET, ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from './records';
+import { AF_INET, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, ConnRecordCursor, decodeConnRecord, type ConnRecord } from './records';
 import { isV4Mapped } from '../util/ip';
 import { appendAll } from '../util/arrays';
 
@@ -138,8 +138,8 @@ function addressKey(family: number, a: Buffer): string | number {
 }
 
 export class TcpConnectionTracker {
-  private readonly conns = new Map<bigint, Tracked>();
-  private readonly recentlyClosed = new Map<bigint, number>();
+  private readonly conns = new Map<number, Tracked>();
+  private readonly recentlyClosed = new Map<number, number>();
   private readonly listeningPorts = new Set<string>();
   /** Interned flows by key; kept while a connection is tracked under them or they have totals to report. */
   private readonly flows = new Map<string, Flow>();
@@ -172,11 +172,39 @@ export class TcpConnectionTracker {
    * report, but they count in tcp_connections from the first interval.
    */
   onSnapshot(recs: readonly ConnRecord[]): void {
-    for (const rec of recs) {
+    this.applyWalk(recs.length, (i) => recs[i]!);
+  }
+
+  /**
+   * A walk as the kernel hands it over (packed flowtel_conn records). The
+   * connections tracked already are read in place, with no object per
+   * socket; `prepare` first gets the records that need one (listeners, and
+   * connections not tracked yet), e.g. to find owners the kernel did not
+   * know, before they are tracked.
+   */
+  onPackedSnapshot(buf: Buffer, prepare?: (fresh: ConnRecord[]) => void): void {
+    const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+    const cursor = new ConnRecordCursor(buf);
+    const fresh = new Map<number, ConnRecord>();
+    for (let i = 0; i < n; i++) {
+      const kind = cursor.moveTo(i).kind;
+      if (kind === ConnEventKind.Listener || (kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie))) {
+        fresh.set(i, decodeConnRecord(buf, i * CONN_RECORD_SIZE));
+      }
+    }
+    if (prepare && fresh.size > 0) prepare([...fresh.values()]);
+    this.applyWalk(n, (i) => fresh.get(i) ?? cursor.moveTo(i));
+  }
+
+  /** The walk's `n` records; `at(i)` may return one object moved along (nothing here keeps it). */
+  private applyWalk(n: number, at: (i: number) => ConnRecord): void {
+    for (let i = 0; i < n; i++) {
+      const rec = at(i);
       if (rec.kind === ConnEventKind.Listener) this.listeningPorts.add(`${rec.netns}:${rec.sport}`);
     }
     const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
-    for (const rec of recs) {
+    for (let i = 0; i < n; i++) {
+      const rec = at(i);
       if (rec.kind !== ConnEventKind.Snapshot) continue;
       if (this.recentlyClosed.has(rec.cookie)) {
         this.stats.closedRaces++;
@@ -363,7 +391,7 @@ export class TcpConnectionTracker {
     return t;
   }
 
-  private untrack(cookie: bigint, t: Tracked): void {
+  private untrack(cookie: number, t: Tracked): void {
     if (this.conns.delete(cookie)) t.flow.conns--;
   }
 

@@ -8,7 +8,7 @@ import { TcpConnectionTracker, closeFailureType, connectFailureType } from '../.
 import { ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from '../../src/flows/records';
 import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
 
-let nextCookie = 1n;
+let nextCookie = 1;
 
 function rec(over: Partial<ConnRecord> = {}): ConnRecord {
   const saddr = Buffer.alloc(16);

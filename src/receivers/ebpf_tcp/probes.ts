@@ -163,7 +163,12 @@ export class TcpProbes {
 
   /** Every open TCP connection we hold state for, in every network namespace. */
   snapshot(): ConnRecord[] {
-    return decodeConnRecords(this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count'));
+    return decodeConnRecords(this.packedSnapshot());
+  }
+
+  /** The same, as the kernel hands it over: packed flowtel_conn records. */
+  packedSnapshot(): Buffer {
+    return this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count');
   }
 
   /**

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { TcpConnectionTracker } from '../../flows/tcp-tracker';
 import { UdpFlowTracker } from '../../flows/udp-tracker';
-import { ConnEventKind, type ConnRecord } from '../../flows/records';
+import { CONN_RECORD_SIZE, ConnEventKind, type ConnRecord } from '../../flows/records';
 import { findSocketOwners } from '../../flows/socket-owners';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
@@ -138,9 +138,10 @@ export class EbpfTcpReceiver {
     this.clock.refresh();
     // DNS answers captured before now are read before flows are labelled with them.
     await Promise.all([probes.flushEvents(), this.names?.active ? this.names.settle() : undefined]);
-    const snap = this.resolveOwners(probes.snapshot());
-    this.stats.snapshotRecords += snap.length;
-    this.tcp.onSnapshot(snap);
+    const snap = probes.packedSnapshot();
+    const sockets = Math.floor(snap.length / CONN_RECORD_SIZE);
+    this.stats.snapshotRecords += sockets;
+    this.tcp.onPackedSnapshot(snap, (fresh) => this.resolveOwners(fresh));
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
@@ -151,7 +152,7 @@ export class EbpfTcpReceiver {
     batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
     this.stats.collections++;
     this.stats.lastCollectionUs = us;
-    this.warnIfSlow(us, snap.length);
+    this.warnIfSlow(us, sockets);
     this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'], source: this.id });
   }
 
