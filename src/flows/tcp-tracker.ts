@@ -217,9 +217,12 @@ export class TcpConnectionTracker {
         const preExisting = !this.primed || (rec.flags & ConnFlags.PreExisting) !== 0;
         t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
       }
-      this.addDelta(t, rec);
+      const active = this.addDelta(t, rec);
       t.seenGen = this.gen;
-      this.sampleRtt(t, rec);
+      // An idle connection's RTT does not change: sampled again, it would
+      // weigh the histogram toward idle connections (and cost a sample per
+      // idle socket per collection).
+      if (active || t.rttGen === 0) this.sampleRtt(t, rec);
       const attrs = this.stateAttributes(t.flow, TCP_STATE_NAMES[rec.state] ?? String(rec.state));
       const g = gauge.get(attrs);
       if (g) g.n++;
@@ -401,20 +404,23 @@ export class TcpConnectionTracker {
     return f;
   }
 
-  private addDelta(t: Tracked, rec: ConnRecord): void {
+  /** Adds what the connection counted since its last record; true if it sent or received segments meanwhile. */
+  private addDelta(t: Tracked, rec: ConnRecord): boolean {
     // Counters never go backwards: a smaller reading (FIN adjustment, a raced
     // read) leaves the last reported value in place.
     const f = t.flow;
+    let active = false;
     let d = payloadSent(rec) - t.sent;
     if (d > 0) (f.sent += d), (t.sent += d), (f.dirtyGen = this.gen);
     d = payloadReceived(rec) - t.received;
     if (d > 0) (f.received += d), (t.received += d), (f.dirtyGen = this.gen);
     d = rec.segsOut - t.segsOut;
-    if (d > 0) (f.segsOut += d), (t.segsOut += d), (f.dirtyGen = this.gen);
+    if (d > 0) (f.segsOut += d), (t.segsOut += d), (f.dirtyGen = this.gen), (active = true);
     d = rec.segsIn - t.segsIn;
-    if (d > 0) (f.segsIn += d), (t.segsIn += d), (f.dirtyGen = this.gen);
+    if (d > 0) (f.segsIn += d), (t.segsIn += d), (f.dirtyGen = this.gen), (active = true);
     d = rec.totalRetrans - t.retrans;
     if (d > 0) (f.retrans += d), (t.retrans += d), (f.dirtyGen = this.gen);
+    return active;
   }
 
   private sampleRtt(t: Tracked, rec: ConnRecord): void {

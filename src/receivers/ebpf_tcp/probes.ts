@@ -32,7 +32,7 @@ export interface TcpProbeOptions {
   disabledHooks: readonly string[];
   /** What the kernel filters out by itself (see kernel-filter.ts). */
   filter?: KernelFilter;
-  /** Open connections handed over per read() of a collection's walk (default 16384: 2.4 MiB of kernel memory). */
+  /** Open connections handed over per read() of a collection's walk (default 32768: 4.75 MiB of kernel memory). */
   snapshotChunk?: number;
 }
 
