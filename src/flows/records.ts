@@ -177,62 +177,76 @@ export function decodeConnRecord(buf: Buffer, off: number): ConnRecord {
  */
 export class ConnRecordCursor implements ConnRecord {
   private off = 0;
+  /** 32-bit words of the buffer (records are 8-byte multiples), when it is 4-byte aligned: much faster reads than readUInt32LE. */
+  private readonly words: Uint32Array | undefined;
+  private w = 0;
 
-  constructor(private readonly buf: Buffer) {}
+  constructor(private readonly buf: Buffer) {
+    this.words = buf.byteOffset % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2) : undefined;
+  }
 
   /** Moves to record `i` (0-based); returns itself. */
   moveTo(i: number): this {
     this.off = i * CONN_RECORD_SIZE;
+    this.w = this.off >>> 2;
     return this;
   }
 
+  private u32(byteOff: number): number {
+    return this.words ? this.words[this.w + (byteOff >>> 2)]! : this.buf.readUInt32LE(this.off + byteOff);
+  }
+
+  private u64(byteOff: number): number {
+    return this.u32(byteOff) + this.u32(byteOff + 4) * 0x1_0000_0000;
+  }
+
   get cookie(): number {
-    return u64(this.buf, this.off);
+    return this.u64(0);
   }
   get tsNs(): bigint {
     return this.buf.readBigUInt64LE(this.off + 8);
   }
   get bytesSent(): number {
-    return u64(this.buf, this.off + 16);
+    return this.u64(16);
   }
   get bytesAcked(): number {
-    return u64(this.buf, this.off + 24);
+    return this.u64(24);
   }
   get bytesReceived(): number {
-    return u64(this.buf, this.off + 32);
+    return this.u64(32);
   }
   get bytesRetrans(): number {
-    return u64(this.buf, this.off + 40);
+    return this.u64(40);
   }
   get ino(): number {
-    return u64(this.buf, this.off + 48);
+    return this.u64(48);
   }
   get segsOut(): number {
-    return this.buf.readUInt32LE(this.off + 56);
+    return this.u32(56);
   }
   get segsIn(): number {
-    return this.buf.readUInt32LE(this.off + 60);
+    return this.u32(60);
   }
   get totalRetrans(): number {
-    return this.buf.readUInt32LE(this.off + 64);
+    return this.u32(64);
   }
   get srttUs(): number {
-    return this.buf.readUInt32LE(this.off + 68);
+    return this.u32(68);
   }
   get rttvarUs(): number {
-    return this.buf.readUInt32LE(this.off + 72);
+    return this.u32(72);
   }
   get connectUs(): number {
-    return this.buf.readUInt32LE(this.off + 76);
+    return this.u32(76);
   }
   get pid(): number {
-    return this.buf.readUInt32LE(this.off + 80);
+    return this.u32(80);
   }
   get netns(): number {
-    return this.buf.readUInt32LE(this.off + 84);
+    return this.u32(84);
   }
   get err(): number {
-    return this.buf.readInt32LE(this.off + 88);
+    return this.u32(88) | 0;
   }
   get family(): number {
     return this.buf.readUInt16LE(this.off + 92);

@@ -185,15 +185,21 @@ export class TcpConnectionTracker {
   onPackedSnapshot(buf: Buffer, prepare?: (fresh: ConnRecord[]) => void): void {
     const n = Math.floor(buf.length / CONN_RECORD_SIZE);
     const cursor = new ConnRecordCursor(buf);
-    const fresh = new Map<number, ConnRecord>();
+    let fresh: (ConnRecord | undefined)[] | undefined;
+    const freshList: ConnRecord[] = [];
     for (let i = 0; i < n; i++) {
       const kind = cursor.moveTo(i).kind;
       if (kind === ConnEventKind.Listener || (kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie))) {
-        fresh.set(i, decodeConnRecord(buf, i * CONN_RECORD_SIZE));
+        fresh ??= new Array<ConnRecord | undefined>(n);
+        const rec = decodeConnRecord(buf, i * CONN_RECORD_SIZE);
+        fresh[i] = rec;
+        freshList.push(rec);
       }
     }
-    if (prepare && fresh.size > 0) prepare([...fresh.values()]);
-    this.applyWalk(n, (i) => fresh.get(i) ?? cursor.moveTo(i));
+    if (!fresh) return this.applyWalk(n, (i) => cursor.moveTo(i));
+    prepare?.(freshList);
+    const f = fresh;
+    this.applyWalk(n, (i) => f[i] ?? cursor.moveTo(i));
   }
 
   /** The walk's `n` records; `at(i)` may return one object moved along (nothing here keeps it). */
