@@ -167,54 +167,63 @@ export class TcpConnectionTracker {
   }
 
   /**
-   * An iter/tcp walk. The first one (at start) only sets the baseline of
-   * connections that were already open: their earlier traffic is not ours to
-   * report, but they count in tcp_connections from the first interval.
+   * An iter/tcp walk, whole. The first one (at start) only sets the baseline
+   * of connections that were already open: their earlier traffic is not ours
+   * to report, but they count in tcp_connections from the first interval.
    */
   onSnapshot(recs: readonly ConnRecord[]): void {
-    this.applyWalk(recs.length, (i) => recs[i]!);
+    for (const rec of recs) {
+      if (rec.kind === ConnEventKind.Listener) this.listeningPorts.add(`${rec.netns}:${rec.sport}`);
+    }
+    const walk = this.beginWalk();
+    for (const rec of recs) walk.add(rec);
+    walk.end();
   }
 
   /**
-   * A walk as the kernel hands it over (packed flowtel_conn records). The
-   * connections tracked already are read in place, with no object per
-   * socket; `prepare` first gets the records that need one (listeners, and
-   * connections not tracked yet), e.g. to find owners the kernel did not
-   * know, before they are tracked.
+   * A walk handed over in parts (packed flowtel_conn records, as the kernel
+   * writes them): `chunk()` for each part, then `end()` — or `abort()` if
+   * the walk failed half way (then nothing is concluded from what it missed).
+   * Connections tracked already are read in place, with no object per
+   * socket; the others are copied out and tracked at `end()`, after
+   * `prepare` had them all at once (e.g. to find, in one pass over /proc,
+   * owners the kernel did not know). A chunk's buffer is not used after
+   * `chunk()` returns.
    */
-  onPackedSnapshot(buf: Buffer, prepare?: (fresh: ConnRecord[]) => void): void {
-    const n = Math.floor(buf.length / CONN_RECORD_SIZE);
-    const cursor = new ConnRecordCursor(buf);
-    let fresh: (ConnRecord | undefined)[] | undefined;
-    const freshList: ConnRecord[] = [];
-    for (let i = 0; i < n; i++) {
-      const kind = cursor.moveTo(i).kind;
-      if (kind === ConnEventKind.Listener || (kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie))) {
-        fresh ??= new Array<ConnRecord | undefined>(n);
-        const rec = decodeConnRecord(buf, i * CONN_RECORD_SIZE);
-        fresh[i] = rec;
-        freshList.push(rec);
-      }
-    }
-    if (!fresh) return this.applyWalk(n, (i) => cursor.moveTo(i));
-    prepare?.(freshList);
-    const f = fresh;
-    this.applyWalk(n, (i) => f[i] ?? cursor.moveTo(i));
+  beginPackedWalk(prepare?: (fresh: ConnRecord[]) => void): { chunk(buf: Buffer): void; end(): void; abort(): void } {
+    const walk = this.beginWalk();
+    const fresh: ConnRecord[] = [];
+    return {
+      chunk: (buf: Buffer): void => {
+        const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+        const cursor = new ConnRecordCursor(buf);
+        for (let i = 0; i < n; i++) {
+          cursor.moveTo(i);
+          if (cursor.kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie) && !this.recentlyClosed.has(cursor.cookie)) {
+            const off = i * CONN_RECORD_SIZE;
+            fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
+          } else {
+            walk.add(cursor);
+          }
+        }
+      },
+      end: (): void => {
+        if (prepare && fresh.length > 0) prepare(fresh);
+        for (const rec of fresh) walk.add(rec);
+        walk.end();
+      },
+      abort: (): void => undefined,
+    };
   }
 
-  /** The walk's `n` records; `at(i)` may return one object moved along (nothing here keeps it). */
-  private applyWalk(n: number, at: (i: number) => ConnRecord): void {
-    for (let i = 0; i < n; i++) {
-      const rec = at(i);
-      if (rec.kind === ConnEventKind.Listener) this.listeningPorts.add(`${rec.netns}:${rec.sport}`);
-    }
+  /** One walk: add() each record (the object may be reused after the call), then end(). */
+  private beginWalk(): { add(rec: ConnRecord): void; end(): void } {
     const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
-    for (let i = 0; i < n; i++) {
-      const rec = at(i);
-      if (rec.kind !== ConnEventKind.Snapshot) continue;
+    const add = (rec: ConnRecord): void => {
+      if (rec.kind !== ConnEventKind.Snapshot) return;
       if (this.recentlyClosed.has(rec.cookie)) {
         this.stats.closedRaces++;
-        continue;
+        return;
       }
       let t = this.conns.get(rec.cookie);
       if (!t) {
@@ -233,22 +242,25 @@ export class TcpConnectionTracker {
       const g = gauge.get(attrs);
       if (g) g.n++;
       else gauge.set(attrs, { attrs, n: 1 });
-    }
-    this.openGauge = [];
-    for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
-    // A connection neither seen in two walks nor closed lost its close event
-    // (the kernel skips a tracing program that fires while it already runs
-    // on that CPU). Its socket is gone, so it did close: count it, with the
-    // counters it had at its last walk (what came after is lost).
-    for (const [cookie, t] of this.conns) {
-      if (t.seenGen < this.gen - 1) {
-        this.untrack(cookie, t);
-        this.touch(t.flow).closed++;
-        this.stats.staleRemoved++;
+    };
+    const end = (): void => {
+      this.openGauge = [];
+      for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
+      // A connection neither seen in two walks nor closed lost its close event
+      // (the kernel skips a tracing program that fires while it already runs
+      // on that CPU). Its socket is gone, so it did close: count it, with the
+      // counters it had at its last walk (what came after is lost).
+      for (const [cookie, t] of this.conns) {
+        if (t.seenGen < this.gen - 1) {
+          this.untrack(cookie, t);
+          this.touch(t.flow).closed++;
+          this.stats.staleRemoved++;
+        }
       }
-    }
-    this.primed = true;
-    this.stats.tracked = this.conns.size;
+      this.primed = true;
+      this.stats.tracked = this.conns.size;
+    };
+    return { add, end };
   }
 
   /** The connection events since the last call (options.events), in kernel order. */

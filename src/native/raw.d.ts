@@ -75,6 +75,8 @@ export interface RawBpfObject {
    * returning 1 when the chunk is full; every record, packed.
    */
   drainIterator(prog: string, chunkMap: string, countMap: string): Buffer;
+  /** The same, handing each chunk to `onChunk` as a view that is detached when the call returns; returns the number of records. */
+  drainIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array) => void): number;
   mapLookup(map: string, key: Buffer): Buffer | null;
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(map: string, key: Buffer): boolean;

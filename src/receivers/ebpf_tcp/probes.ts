@@ -163,12 +163,16 @@ export class TcpProbes {
 
   /** Every open TCP connection we hold state for, in every network namespace. */
   snapshot(): ConnRecord[] {
-    return decodeConnRecords(this.packedSnapshot());
+    return decodeConnRecords(this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count'));
   }
 
-  /** The same, as the kernel hands it over: packed flowtel_conn records. */
-  packedSnapshot(): Buffer {
-    return this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count');
+  /**
+   * The same walk as the kernel hands it over: packed flowtel_conn records,
+   * a chunk at a time (each Buffer is valid only during its call). Returns
+   * the number of records.
+   */
+  walkOpenConnections(onChunk: (chunk: Buffer) => void): number {
+    return this.obj.drainIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk);
   }
 
   /**

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { TcpConnectionTracker } from '../../flows/tcp-tracker';
 import { UdpFlowTracker } from '../../flows/udp-tracker';
-import { CONN_RECORD_SIZE, ConnEventKind, type ConnRecord } from '../../flows/records';
+import { ConnEventKind, type ConnRecord } from '../../flows/records';
 import { findSocketOwners } from '../../flows/socket-owners';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
@@ -138,10 +138,16 @@ export class EbpfTcpReceiver {
     this.clock.refresh();
     // DNS answers captured before now are read before flows are labelled with them.
     await Promise.all([probes.flushEvents(), this.names?.active ? this.names.settle() : undefined]);
-    const snap = probes.packedSnapshot();
-    const sockets = Math.floor(snap.length / CONN_RECORD_SIZE);
+    const walk = this.tcp.beginPackedWalk((fresh) => this.resolveOwners(fresh));
+    let sockets: number;
+    try {
+      sockets = probes.walkOpenConnections((chunk) => walk.chunk(chunk));
+    } catch (e) {
+      walk.abort();
+      throw e;
+    }
+    walk.end();
     this.stats.snapshotRecords += sockets;
-    this.tcp.onPackedSnapshot(snap, (fresh) => this.resolveOwners(fresh));
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
