@@ -8,7 +8,7 @@
 #   sudo bash deploy/docker/smoke-test.sh           # as root; idempotent
 #
 # Needs Debian's docker.io, podman, debootstrap, docker-compose, bpftool, jq
-# and curl (bash deploy/install.sh --test-tools --container-tools installs
+# and curl (bash deploy/install.sh --test-tools installs
 # them) and a BTF kernel. Results and timings: docs/deploy.md, "The image and
 # the compose stack, proven".
 #
@@ -93,7 +93,7 @@ T0=$SECONDS
 log() { printf '[%4ss] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 ok() { log "ok - $*"; }
 fail() { log "FAILED - $*"; exit 1; }
-need() { command -v "$1" >/dev/null || fail "$1 not found: run bash deploy/install.sh --test-tools --container-tools"; }
+need() { command -v "$1" >/dev/null || fail "$1 not found: run bash deploy/install.sh --test-tools"; }
 
 [[ $(id -u) -eq 0 ]] || fail "run as root (BPF, network namespaces, the container engines)"
 for c in dockerd podman debootstrap docker-compose bpftool jq curl ip node npm; do need "$c"; done
@@ -499,8 +499,8 @@ done
 series="$(promql 'count({job="flowtel-self", __name__=~"flowtel_.+"})')"
 [[ "${series:-0}" -gt 0 ]] || fail "no flowtel_* series from the agent in Prometheus"
 rss="$(promql 'flowtel_process_memory_rss{job="flowtel-self"}')"
-collector="$(curl -s http://127.0.0.1:9090/api/v1/targets | jq -r '.data.activeTargets[] | select(.labels.job == "otel-collector") | "\(.health): \(.lastError)"')"
-ok "Prometheus (compose network) scrapes the agent at host.docker.internal:9465: up = 1, $series flowtel_* series, flowtel_process_memory_rss = $((${rss%.*} / 1000000)) MB; job otel-collector: ${collector:-not scraped yet} (no Collector)"
+collector="$(curl -s http://127.0.0.1:9090/api/v1/targets | jq -r '.data.activeTargets[] | select(.labels.job == "otel-collector") | .health + (if .lastError != "" then " (" + .lastError + ")" else "" end)')"
+ok "Prometheus (compose network) scrapes the agent at host.docker.internal:9465: up = 1, $series flowtel_* series, flowtel_process_memory_rss = $((${rss%.*} / 1000000)) MB; job otel-collector: ${collector:-none} (no Collector: \"unknown\" until its first scrape fails)"
 pdk stop -t 30 "$CID" >/dev/null
 exit_code="$(pdk inspect -f '{{.State.ExitCode}}' "$CID")"
 [[ "$exit_code" == 0 ]] || { pdk logs "$CID" 2>&1 | tail -20 >&2; fail "the agent (compose config) exited $exit_code on docker stop"; }
