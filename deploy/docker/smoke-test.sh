@@ -154,9 +154,13 @@ if ! (( (0x$(awk '/^CapBnd/ {print $2}' /proc/self/status) >> 24) & 1 )); then
   podman_env=(env "CONTAINERS_CONF=$STATE/containers.conf")
   log "root has no CAP_SYS_RESOURCE here: container rlimits nofile=$(ulimit -Hn) nproc=$nproc"
 fi
+# A service left by an interrupted run (FLOWTEL_SMOKE_KEEP=1, a kill): replaced.
+old_pid="$(cat "$STATE/podman.pid" 2>/dev/null || true)"
+if [[ -n "$old_pid" && "$(cat "/proc/$old_pid/cmdline" 2>/dev/null | tr '\0' ' ')" == *"system service"*"$PODMAN_SOCK"* ]]; then stop_pid "$old_pid"; fi
 rm -f "$PODMAN_SOCK"
 "${podman_env[@]}" podman system service --time=0 "unix://$PODMAN_SOCK" >"$STATE/podman.log" 2>&1 &
 PODMAN_SERVICE_PID=$!
+echo "$PODMAN_SERVICE_PID" >"$STATE/podman.pid"
 for _ in $(seq 1 100); do pdk version >/dev/null 2>&1 && break; sleep 0.1; done
 pdk version >/dev/null 2>&1 || { tail -20 "$STATE/podman.log" >&2; fail "podman system service did not start"; }
 ok "Podman $(podman version -f '{{.Server.Version}}' 2>/dev/null || podman --version) API service on $PODMAN_SOCK"
@@ -412,8 +416,11 @@ code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HEALTH_PORT/")
 ok "health_check extension: 200"
 
 # --- 5. docker stop: SIGTERM, clean exit, nothing left attached --------------
+stop_started=$SECONDS
 pdk stop -t 30 "$CID" >/dev/null
+stop_seconds=$((SECONDS - stop_started))
 exit_code="$(pdk inspect -f '{{.State.ExitCode}}' "$CID")"
+# A container that ignored SIGTERM would be killed after 30 s (exit code 137).
 [[ "$exit_code" == 0 ]] || { pdk logs "$CID" 2>&1 | tail -20 >&2; fail "the agent exited $exit_code on docker stop"; }
 pdk logs "$CID" 2>&1 | tail -1 | grep -q '"msg":"flowtel stopped"' || fail "the last log line is not \"flowtel stopped\": $(pdk logs "$CID" 2>&1 | tail -1)"
 left=""
@@ -438,7 +445,7 @@ for _ in 1 2 3; do
   sleep 0.3
 done
 [[ -z "$orphans" ]] || fail "BPF programs named like flowtel's that no process holds: $orphans"
-ok "docker stop (SIGTERM): exit code 0, \"flowtel stopped\", none of its ${#HELD[@]} BPF programs left loaded, none named like flowtel's held by nobody (bpftool prog show)"
+ok "docker stop (SIGTERM): exit code 0 after ${stop_seconds} s, \"flowtel stopped\", none of its ${#HELD[@]} BPF programs left loaded, none named like flowtel's held by nobody (bpftool prog show)"
 kill "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
 ip netns del "$CLIENT_NS"
