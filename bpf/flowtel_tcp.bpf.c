@@ -196,12 +196,12 @@ static __always_inline void filter_socket(struct sock_info *si, const struct soc
 	if (!options.filter_enabled)
 		return;
 	__u8 raddr[16] = {};
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family == AF_INET) {
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 d = sk->__sk_common.skc_daddr;
 		__builtin_memcpy(raddr, &d, 4);
 	} else {
-		BPF_CORE_READ_INTO(&raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		__builtin_memcpy(raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	}
 	if (!filter_pass(server_port, family, raddr, si->comm)) {
 		si->flags |= FLOWTEL_F_FILTERED;
@@ -313,7 +313,7 @@ static __always_inline struct flowtel_conn *reserve(void)
 static __always_inline void listener_key_of(struct listener_key *k, const struct sock *sk)
 {
 	k->netns = sock_netns(sk);
-	k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k->port = sk->__sk_common.skc_num;
 	k->family = 0; /* one listener per port and netns is the common case; v4/v6 share */
 }
 
@@ -385,7 +385,7 @@ int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
 
 static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || oldstate == newstate)
+	if (sk->sk_protocol != IPPROTO_TCP || oldstate == newstate)
 		return 0;
 
 	if (newstate == TCP_SYN_SENT) {
@@ -402,7 +402,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		si->flags = 0;
 		si->connect_us = 0;
 		bpf_get_current_comm(si->comm, sizeof(si->comm));
-		filter_socket(si, sk, bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+		filter_socket(si, sk, bpf_ntohs(sk->__sk_common.skc_dport));
 		return 0;
 	}
 
@@ -440,7 +440,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 			si->pid = li->pid;
 			__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
 		}
-		filter_socket(si, sk, BPF_CORE_READ(sk, __sk_common.skc_num));
+		filter_socket(si, sk, sk->__sk_common.skc_num);
 		return 0;
 	}
 
@@ -471,7 +471,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 
 static __always_inline void mark(struct sock *sk, __u8 flag)
 {
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
 		return;
 	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
 	if (si)
