@@ -59,6 +59,8 @@ export interface TcpTrackerStats {
   /** Snapshot records ignored because the connection's close was already counted. */
   closedRaces: number;
   tracked: number;
+  /** Connections whose open event never came: counted as opened at their close. */
+  openRecovered: number;
 }
 
 interface Counters {
@@ -96,6 +98,10 @@ interface Tracked extends Counters {
   rttGen: number;
   /** Kernel time of its open event, when seen. */
   openedNs?: bigint;
+  /** Open before the agent started (its opening is not ours to count). */
+  preExisting: boolean;
+  /** Counted in tcp_connections_opened (its open event came, or its close stood in for it). */
+  openCounted: boolean;
   /** Local and remote port of the record it was first seen in (the kernel clears the local port at close). */
   sport: number;
   dport: number;
@@ -148,7 +154,7 @@ export class TcpConnectionTracker {
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
   private primed = false;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0, openRecovered: 0 };
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
 
@@ -230,7 +236,7 @@ export class TcpConnectionTracker {
         // Already open at start: baseline now. Opened later without an open
         // event (lost): everything it counted is new.
         const preExisting = !this.primed || (rec.flags & ConnFlags.PreExisting) !== 0;
-        t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
+        t = this.track(rec, preExisting ? countersOf(rec) : ZERO, preExisting);
       }
       const active = this.addDelta(t, rec);
       t.seenGen = this.gen;
@@ -253,7 +259,13 @@ export class TcpConnectionTracker {
       for (const [cookie, t] of this.conns) {
         if (t.seenGen < this.gen - 1) {
           this.untrack(cookie, t);
-          this.touch(t.flow).closed++;
+          const f = this.touch(t.flow);
+          f.closed++;
+          if (!t.openCounted && !t.preExisting) {
+            // Neither its open nor its close record came: seen only in walks.
+            f.opened++;
+            this.stats.openRecovered++;
+          }
           this.stats.staleRemoved++;
         }
       }
@@ -296,11 +308,12 @@ export class TcpConnectionTracker {
 
   private onOpen(rec: ConnRecord): void {
     let t = this.conns.get(rec.cookie);
-    if (!t) t = this.track(rec, ZERO);
+    if (!t) t = this.track(rec, ZERO, false);
     t.seenGen = this.gen;
     t.openedNs = rec.tsNs;
     this.addDelta(t, rec);
     this.touch(t.flow).opened++;
+    t.openCounted = true;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
       this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: t.flow.attrs });
     }
@@ -313,7 +326,15 @@ export class TcpConnectionTracker {
       // closed before the first walk, its baseline is unknown: count the
       // close, not its bytes. Otherwise its open event was lost: all is new.
       const preExisting = (rec.flags & ConnFlags.PreExisting) !== 0;
-      t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
+      t = this.track(rec, preExisting ? countersOf(rec) : ZERO, preExisting);
+    }
+    // A close (not a failed attempt) of a connection that opened while we
+    // watched (the kernel has our state from its SYN) and whose open record
+    // never came (a state change the kernel skipped): it did open, count it.
+    if (!t.openCounted && !t.preExisting) {
+      this.touch(t.flow).opened++;
+      t.openCounted = true;
+      this.stats.openRecovered++;
     }
     this.addDelta(t, rec);
     this.sampleRtt(t, rec);
@@ -392,7 +413,7 @@ export class TcpConnectionTracker {
     return a;
   }
 
-  private track(rec: ConnRecord, baseline: Counters): Tracked {
+  private track(rec: ConnRecord, baseline: Counters, preExisting: boolean): Tracked {
     const flow = this.flowOf(rec);
     flow.conns++;
     const t: Tracked = {
@@ -405,6 +426,8 @@ export class TcpConnectionTracker {
       seenGen: this.gen,
       rttGen: 0,
       openedNs: undefined,
+      preExisting,
+      openCounted: false,
       sport: rec.sport,
       dport: rec.dport,
     };
