@@ -383,6 +383,39 @@ int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
 	return on_set_state(sk, oldstate, newstate);
 }
 
+/* Per-socket state for an accepted connection: owner and filter verdict from its listener. */
+static __always_inline struct sock_info *adopt_incoming(struct sock *sk)
+{
+	struct listener_key k = {};
+	listener_key_of(&k, sk);
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si) {
+		count(FLOWTEL_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	si->direction = FLOWTEL_DIR_INCOMING;
+	struct listener_info *li = bpf_map_lookup_elem(&listeners, &k);
+	if (li) {
+		si->pid = li->pid;
+		__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
+	}
+	filter_socket(si, sk, sk->__sk_common.skc_num);
+	return si;
+}
+
+/* Per-socket state for an outgoing connection whose connect() we missed: no owner (not in its context). */
+static __always_inline struct sock_info *adopt_outgoing(struct sock *sk)
+{
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si) {
+		count(FLOWTEL_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	si->direction = FLOWTEL_DIR_OUTGOING;
+	filter_socket(si, sk, bpf_ntohs(sk->__sk_common.skc_dport));
+	return si;
+}
+
 static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate)
 {
 	if (sk->sk_protocol != IPPROTO_TCP || oldstate == newstate)
@@ -427,20 +460,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 
 	if (newstate == TCP_SYN_RECV) {
 		/* A child socket cloned from its listener (oldstate LISTEN): inherit the owner. */
-		struct listener_key k = {};
-		listener_key_of(&k, sk);
-		struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!si) {
-			count(FLOWTEL_CNT_STORAGE_FAIL);
-			return 0;
-		}
-		si->direction = FLOWTEL_DIR_INCOMING;
-		struct listener_info *li = bpf_map_lookup_elem(&listeners, &k);
-		if (li) {
-			si->pid = li->pid;
-			__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
-		}
-		filter_socket(si, sk, sk->__sk_common.skc_num);
+		adopt_incoming(sk);
 		return 0;
 	}
 
@@ -451,6 +471,16 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
 
 	if (newstate == TCP_ESTABLISHED) {
+		/*
+		 * No state, though the socket went through SYN_SENT or SYN_RECV
+		 * since we attached: that change was one the kernel skipped (see
+		 * set_state_spare). Adopt it now, so that it is neither taken for a
+		 * connection from before the agent nor missing from the walks.
+		 */
+		if (!si && oldstate == TCP_SYN_RECV)
+			si = adopt_incoming(sk);
+		else if (!si && oldstate == TCP_SYN_SENT)
+			si = adopt_outgoing(sk);
 		if (si) {
 			if (oldstate == TCP_SYN_SENT && si->syn_sent_ns)
 				si->connect_us = (bpf_ktime_get_ns() - si->syn_sent_ns) / 1000;
