@@ -8,6 +8,7 @@ import { LOG_LEVELS, type LogLevel } from '../util/log';
 import { parseHostPort } from '../exporters/endpoint';
 import { DEFAULT_METRICS_LEVEL, METRICS_LEVELS, type MetricsLevel } from '../telemetry/levels';
 import { IssueCollector } from './errors';
+import { HTTP_SERVER_AUTH_OPTION, HTTP_SERVER_TLS_OPTION, checkHttpServerSecurity, type HttpServerAuthConfig, type HttpServerTlsConfig } from '../util/http-server';
 import { childPath } from './location';
 import {
   COMPONENT_SECTIONS,
@@ -50,7 +51,7 @@ export interface ServiceConfig {
   readonly telemetry: {
     readonly logs: { readonly level: LogLevel };
     /** The agent's own metrics (src/telemetry/self-telemetry.ts). */
-    readonly metrics: { readonly level: MetricsLevel; readonly address?: string };
+    readonly metrics: { readonly level: MetricsLevel; readonly address?: string; readonly tls?: HttpServerTlsConfig; readonly auth?: HttpServerAuthConfig };
   };
 }
 
@@ -102,6 +103,8 @@ const TELEMETRY_SCHEMA = {
         },
         description: 'host:port of a Prometheus endpoint (/metrics) that serves only self-telemetry, like the Collector\'s :8888. Unset: none.',
       },
+      tls: HTTP_SERVER_TLS_OPTION,
+      auth: HTTP_SERVER_AUTH_OPTION,
     },
   },
 } as const satisfies Schema;
@@ -141,6 +144,8 @@ export function validateConfig(raw: RawConfig, registry: RegistryInput): Validat
   const telemetryWarnings: string[] = [];
   try {
     telemetry = validateObject(service.telemetry, 'service.telemetry', TELEMETRY_SCHEMA);
+    const m = telemetry.metrics;
+    if (m.tls && m.auth) for (const e of checkHttpServerSecurity(m.tls, m.auth, 'service.telemetry.metrics')) issues.addError(e, 'service.telemetry.metrics');
     if (telemetry.metrics.level === 'none' && telemetry.metrics.address !== undefined) {
       telemetryWarnings.push('service.telemetry.metrics.address: ignored, level is none (no self-telemetry is served)');
     }

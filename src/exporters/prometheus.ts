@@ -30,6 +30,8 @@
  */
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ServerResponse } from 'node:http';
+import type { MetricReader } from '@opentelemetry/sdk-metrics';
+import type { Logger } from 'pino';
 import type { ComponentFactory, ExporterContext, MetricsExporter } from '../pipeline/component';
 import type { Server } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
@@ -133,6 +135,38 @@ function listenErrorMessage(id: string, address: string, error: unknown): string
   }
 }
 
+/**
+ * Answers a scrape with the reader's metrics rendered by `serializer`: the
+ * same as the SDK's own handler, but an exception while rendering (a page
+ * past V8's longest string, with too many series) fails the scrape with a
+ * 500 and a log line (at most one a minute) instead of escaping as an
+ * unhandled rejection, which would end the agent.
+ */
+export function prometheusScrapeHandler(
+  reader: MetricReader,
+  serializer: PrometheusSerializer,
+  logger: Logger,
+  who: string,
+): (res: ServerResponse) => Promise<void> {
+  let lastFailureLog = 0;
+  return async (res) => {
+    try {
+      const { resourceMetrics, errors } = await reader.collect();
+      if (errors.length > 0) logger.warn({ errors: errors.map(String) }, `${who}: errors while collecting metrics`);
+      const body = serializer.serialize(resourceMetrics);
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+    } catch (error) {
+      const now = Date.now();
+      if (now - lastFailureLog > 60_000) {
+        lastFailureLog = now;
+        logger.error({ err: error }, `${who}: a scrape could not be rendered (too many series? see the aggregate processor and include_ephemeral_ports); answering 500`);
+      }
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`# flowtel: rendering the metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  };
+}
+
 function validatePrometheusConfig(raw: unknown, path: string): PrometheusExporterConfig {
   const config = validateObject(raw, path, PROMETHEUS_SCHEMA);
   assertHttpServerSecurity(config, path);
@@ -158,11 +192,6 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Exporte
     preventServerStart: true,
     metricProducers: ctx.metricProducers,
   });
-  // The same rendering as the SDK's own handler (its settings, its
-  // defaults), but in our hands: the SDK's handler lets an exception of the
-  // serializer (a page past V8's longest string, with too many series)
-  // escape as an unhandled rejection, which ends the process. Here it fails
-  // the scrape, says why, and the agent goes on.
   const serializer = new PrometheusSerializer(
     config.namespace ?? '',
     config.send_timestamps,
@@ -170,26 +199,7 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Exporte
     config.without_target_info,
     config.without_scope_info,
   );
-  let lastFailureLog = 0;
-  const serve = async (res: ServerResponse): Promise<void> => {
-    try {
-      const { resourceMetrics, errors } = await reader.collect();
-      if (errors.length > 0) ctx.logger.warn({ errors: errors.map(String) }, `exporter ${ctx.id}: errors while collecting metrics`);
-      const body = serializer.serialize(resourceMetrics);
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
-    } catch (error) {
-      const now = Date.now();
-      if (now - lastFailureLog > 60_000) {
-        lastFailureLog = now;
-        ctx.logger.error(
-          { err: error },
-          `exporter ${ctx.id}: a scrape could not be rendered (too many series? see the aggregate processor and include_ephemeral_ports); answering 500`,
-        );
-      }
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(`# flowtel: rendering the metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    }
-  };
+  const serve = prometheusScrapeHandler(reader, serializer, ctx.logger, `exporter ${ctx.id}`);
   const urlHost = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
   let server: Server | undefined;
   let stopped = false;

@@ -6,6 +6,7 @@
  * pipelines have stopped, `shutdown()` stops the extensions in reverse order.
  */
 import type { Logger } from 'pino';
+import { httpServerSecurity } from '../util/http-server';
 import type { ValidatedConfig } from '../config/validate';
 import { StatusTracker } from '../telemetry/component-status';
 import { ObserverChain, type ServiceObserver } from '../telemetry/observer';
@@ -36,6 +37,9 @@ export async function startExtensions(config: ValidatedConfig, service: Observab
   const telemetry = new SelfTelemetry({
     level: metrics.level,
     ...(metrics.address === undefined ? {} : { address: metrics.address }),
+    ...(metrics.address !== undefined && metrics.tls && metrics.auth
+      ? { security: httpServerSecurity(metrics.tls, metrics.auth, 'service.telemetry.metrics') }
+      : {}),
     logger: logger.child({ 'component.id': 'telemetry', 'component.kind': 'service' }),
     receiverFailures: (id) => status.collectionFailures(id),
   });

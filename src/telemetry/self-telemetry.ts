@@ -33,10 +33,13 @@
  * `exportSuccesses` / `exportFailures` (attempts).
  */
 import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { Server } from 'node:http';
 import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../exporters/endpoint';
+import { prometheusScrapeHandler } from '../exporters/prometheus';
+import { closeServer, createSecureServer, listen, schemeOf, type HttpServerSecurity } from '../util/http-server';
 import { metricDefinition } from '../metrics/definitions';
 import type { MetricsExporter, MetricsReceiver } from '../pipeline/component';
 import { InstrumentSink } from '../pipeline/instrument-sink';
@@ -55,6 +58,8 @@ export interface SelfTelemetryOptions {
   readonly level?: MetricsLevel;
   /** host:port of a Prometheus endpoint serving only self-telemetry. */
   readonly address?: string;
+  /** TLS and authentication of that endpoint (files already read; default: plain HTTP, no auth). */
+  readonly security?: HttpServerSecurity;
   readonly logger: Logger;
   /** Failed collections of a receiver (the StatusTracker counts them). */
   readonly receiverFailures?: (receiverId: string) => number;
@@ -146,6 +151,8 @@ interface Endpoint {
   readonly reader: PrometheusExporter;
   readonly provider: MeterProvider;
   readonly sink: InstrumentSink;
+  readonly security: HttpServerSecurity;
+  server?: Server;
 }
 
 export class SelfTelemetry implements ServiceObserver {
@@ -172,16 +179,16 @@ export class SelfTelemetry implements ServiceObserver {
     this.level = options.level ?? DEFAULT_METRICS_LEVEL;
     this.sample = options.sampleProcess ?? sampleProcess;
     this.eventLoop = new EventLoopDelayMonitor(levelAtLeast(this.level, 'detailed') ? [0.5, 0.9, 0.99, 1] : [0.5, 0.99]);
-    if (options.address !== undefined && this.level !== 'none') this.endpoint = createEndpoint(options.address);
+    if (options.address !== undefined && this.level !== 'none') this.endpoint = createEndpoint(options.address, options.security ?? {});
     if (this.endpoint) this.register(this.endpoint.provider.getMeter(SELF_TELEMETRY_SCOPE));
   }
 
-  /** `http://host:port/metrics` of the dedicated endpoint (127.0.0.1 for a wildcard host). */
+  /** `http(s)://host:port/metrics` of the dedicated endpoint (127.0.0.1 for a wildcard host). */
   get url(): string | undefined {
     if (!this.endpoint) return undefined;
     const a = parseHostPort(this.endpoint.address) as { host: string; port: number };
     const host = a.host === '0.0.0.0' || a.host === '::' ? '127.0.0.1' : a.host;
-    return `http://${formatHostPort({ host, port: a.port })}${SELF_TELEMETRY_METRICS_PATH}`;
+    return `${schemeOf(this.endpoint.security)}://${formatHostPort({ host, port: a.port })}${SELF_TELEMETRY_METRICS_PATH}`;
   }
 
   receiverCreated(receiver: MetricsReceiver): void {
@@ -250,20 +257,39 @@ export class SelfTelemetry implements ServiceObserver {
     if (this.started || this.level === 'none') return;
     this.started = true;
     if (levelAtLeast(this.level, 'normal')) this.eventLoop.start();
-    if (this.endpoint) {
+    const endpoint = this.endpoint;
+    if (endpoint) {
+      const serve = prometheusScrapeHandler(endpoint.reader, new PrometheusSerializer(), this.options.logger, 'self-telemetry');
+      const server = createSecureServer(endpoint.security, (req, res) => {
+        const path = (req.url ?? '/').split('?')[0];
+        if (path !== SELF_TELEMETRY_METRICS_PATH) return void res.writeHead(404).end();
+        if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        void serve(res);
+      });
+      server.keepAliveTimeout = 5_000;
+      const a = parseHostPort(endpoint.address) as { host: string; port: number };
       try {
-        await this.endpoint.reader.startServer();
+        await listen(server, a.host, a.port);
       } catch (error) {
         this.eventLoop.stop();
         this.started = false;
-        throw new Error(listenErrorMessage(this.endpoint.address, error), { cause: error });
+        throw new Error(listenErrorMessage(endpoint.address, error), { cause: error });
       }
-      this.options.logger.info({ endpoint: this.endpoint.address }, `self-telemetry: serving Prometheus metrics at ${this.url}`);
+      server.on('error', (error) => this.options.logger.error({ err: error }, 'self-telemetry: server error'));
+      server.on('tlsClientError', (error: Error) => this.options.logger.debug({ err: error.message }, 'self-telemetry: TLS handshake failed'));
+      endpoint.server = server;
+      this.options.logger.info(
+        { endpoint: endpoint.address, tls: endpoint.security.tls !== undefined, auth: endpoint.security.auth !== undefined },
+        `self-telemetry: serving Prometheus metrics at ${this.url}`,
+      );
     }
   }
 
   async shutdown(): Promise<void> {
     this.eventLoop.stop();
+    const server = this.endpoint?.server;
+    if (this.endpoint) this.endpoint.server = undefined;
+    if (server) await closeServer(server);
     if (this.endpoint) {
       try {
         await this.endpoint.provider.shutdown();
@@ -359,12 +385,12 @@ function withoutSelfTelemetry(batch: MeasurementBatch): MeasurementBatch {
   };
 }
 
-function createEndpoint(address: string): Endpoint {
+function createEndpoint(address: string, security: HttpServerSecurity): Endpoint {
   const parsed = parseHostPort(address);
   if (typeof parsed === 'string') throw new Error(`service.telemetry.metrics.address: ${parsed}`);
   const reader = new PrometheusExporter({ host: parsed.host, port: parsed.port, endpoint: SELF_TELEMETRY_METRICS_PATH, preventServerStart: true });
   const provider = new MeterProvider({ resource: buildResource({}), readers: [reader as MetricReader] });
-  return { address: formatHostPort(parsed), reader, provider, sink: new InstrumentSink(provider.getMeter(SELF_TELEMETRY_SCOPE)) };
+  return { address: formatHostPort(parsed), reader, provider, sink: new InstrumentSink(provider.getMeter(SELF_TELEMETRY_SCOPE)), security };
 }
 
 function listenErrorMessage(address: string, error: unknown): string {

@@ -17,6 +17,8 @@ import { ConfigError } from '../../src/pipeline/component';
 import { freePort } from '../helpers/e2e';
 import { captureLogger } from '../helpers/capture-logger';
 import { haveOpenssl, selfSignedCert, type TestCert } from '../helpers/test-certs';
+import { SelfTelemetry } from '../../src/telemetry/self-telemetry';
+import { httpServerSecurity } from '../../src/util/http-server';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -138,6 +140,25 @@ describe('TLS', { skip: !haveOpenssl() && 'openssl not installed' }, () => {
     const ok = await get(health.url, { ca: server.cert, headers: { authorization: 'Bearer s3cr3t-token' } });
     assert.equal(ok.status, 200);
     assert.match(ok.body, /Server available/);
+  });
+
+  test('the self-telemetry endpoint (service.telemetry.metrics) over HTTPS with a bearer token', async () => {
+    const port = await freePort();
+    const { logger } = captureLogger();
+    const telemetry = new SelfTelemetry({
+      level: 'basic',
+      address: `127.0.0.1:${port}`,
+      security: httpServerSecurity({ cert_file: server.certFile, key_file: server.keyFile, min_version: '1.2' }, { basic: {}, bearer_token: 'self-token' }, 'service.telemetry.metrics'),
+      logger,
+    });
+    cleanups.push(() => telemetry.shutdown());
+    await telemetry.start();
+    assert.equal(telemetry.url, `https://127.0.0.1:${port}/metrics`);
+    await assert.rejects(get(telemetry.url.replace('https:', 'http:')), 'plain HTTP on the TLS port');
+    assert.equal((await get(telemetry.url, { ca: server.cert })).status, 401);
+    const ok = await get(telemetry.url, { ca: server.cert, headers: { authorization: 'Bearer self-token' } });
+    assert.equal(ok.status, 200);
+    assert.match(ok.body, /flowtel_process_memory_rss/);
   });
 });
 

@@ -146,8 +146,13 @@ test('service.telemetry.metrics: defaults, level values, address checked, addres
   const pipelines = '  pipelines:\n    metrics: { receivers: [netstat], exporters: [debug] }\n';
   const factories = [...Object.values(exporterFactories), ...Object.values(extensionFactories), netstatFactory()] as never[];
   const load = (service: string) => validateConfig(loadConfigFromTexts([{ source: 't.yaml', text: `${base}service:\n${service}${pipelines}` }], [], { env: {} }), factories);
-  assert.deepEqual(load('').service.telemetry.metrics, { level: 'normal' });
-  assert.deepEqual(load('  telemetry: { metrics: { level: Detailed, address: ":8888" } }\n').service.telemetry.metrics, { level: 'detailed', address: ':8888' });
+  const plain = { tls: { min_version: '1.2' }, auth: { basic: {} } };
+  assert.deepEqual(load('').service.telemetry.metrics, { level: 'normal', ...plain });
+  assert.deepEqual(load('  telemetry: { metrics: { level: Detailed, address: ":8888" } }\n').service.telemetry.metrics, { level: 'detailed', address: ':8888', ...plain });
+  assert.throws(
+    () => load('  telemetry: { metrics: { address: ":8888", tls: { cert_file: /x.pem } } }\n'),
+    (e: unknown) => e instanceof ConfigValidationError && /service\.telemetry\.metrics\.tls/.test(e.message) && /key_file/.test(e.message),
+  );
   assert.throws(
     () => load('  telemetry: { metrics: { level: verbose } }\n'),
     (e: unknown) => e instanceof ConfigValidationError && /service\.telemetry\.metrics\.level: expected one of "none", "basic", "normal", "detailed"/.test(e.message),
