@@ -9,19 +9,12 @@
  *
  * Prints µs of CPU per record and per connection, and heap/RSS.
  */
-import { MeterProvider, MetricReader, AggregationTemporality, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { ManualReader } from './manual-reader';
 import { decodeConnRecords, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import { FlowMetrics } from '../../src/pipeline/flow-metrics';
-
-class ManualReader extends MetricReader {
-  constructor(metricProducers: MetricProducer[]) {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
-  }
-  protected async onForceFlush(): Promise<void> {}
-  protected async onShutdown(): Promise<void> {}
-}
 
 const perSecond = Number(process.argv[2] ?? 10_000);
 const seconds = Number(process.argv[3] ?? 20);

@@ -10,19 +10,12 @@
  *
  * Prints ms of CPU per collection, µs per socket, and heap/RSS after.
  */
-import { MeterProvider, MetricReader, AggregationTemporality, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { ManualReader } from './manual-reader';
 import { decodeConnRecords, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import { FlowMetrics } from '../../src/pipeline/flow-metrics';
-
-class ManualReader extends MetricReader {
-  constructor(metricProducers: MetricProducer[]) {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
-  }
-  protected async onForceFlush(): Promise<void> {}
-  protected async onShutdown(): Promise<void> {}
-}
 
 const connections = Number(process.argv[2] ?? 65_000);
 const collections = Number(process.argv[3] ?? 10);

@@ -82,38 +82,19 @@ export function readComm(buf: Buffer, off: number, len = 16): string {
   return buf.toString('latin1', off, end);
 }
 
+// The numeric fields of PackedConnRecord: declared once (by ConnRecord), set in its constructor.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+interface PackedConnRecord extends Omit<ConnRecord, 'tsNs' | 'saddr' | 'daddr' | 'comm'> {}
+
 /**
- * A record read in place from its packed buffer: the numbers are read at
- * once, the addresses, command and timestamp only when asked for. A walk of
- * 100k open connections needs little more than the counters of each (the
- * tracker knows the rest from when it first saw the connection), so this
- * spares a collection three allocations per socket. `pid` and `comm` can be
- * set (the owner found in /proc for a socket the kernel had none for).
+ * A record decoded from its packed buffer (ring-buffer events, and the
+ * connections a walk sees for the first time): the numbers are read at
+ * once, the addresses, command and timestamp only when asked for, which
+ * spares most records three allocations. `pid` and `comm` can be set (the
+ * owner found in /proc for a socket the kernel had none for).
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 class PackedConnRecord implements ConnRecord {
-  cookie: number;
-  bytesSent: number;
-  bytesAcked: number;
-  bytesReceived: number;
-  bytesRetrans: number;
-  ino: number;
-  segsOut: number;
-  segsIn: number;
-  totalRetrans: number;
-  srttUs: number;
-  rttvarUs: number;
-  connectUs: number;
-  pid: number;
-  netns: number;
-  err: number;
-  family: number;
-  sport: number;
-  dport: number;
-  kind: ConnEventKind;
-  direction: ConnDirection;
-  state: number;
-  oldState: number;
-  flags: number;
   private commSet: string | undefined = undefined;
 
   constructor(
