@@ -1,21 +1,29 @@
 /**
  * `container`: `container.id` (from the `process` processor, which must come
  * before it in the pipeline) → `container.name`, `container.image.name`,
- * `container.image.tag`, from the container engines' API: Docker's Engine API
- * and Podman's Docker-compatible API, over their unix sockets.
+ * `container.image.tag`, from the container runtimes' own APIs over their
+ * unix sockets:
+ *
+ * - Docker's Engine API, and Podman's Docker-compatible API
+ *   (`unix:///var/run/docker.sock`): `GET /containers/json?all=1`;
+ * - containerd's API (`containerd:///run/containerd/containerd.sock`): every
+ *   namespace (`default`, `k8s.io`, `moby`, …), `Containers/List` in each; the
+ *   name is the kubelet's `io.kubernetes.container.name` label or nerdctl's
+ *   `nerdctl/name`, else the container id;
+ * - the Kubernetes CRI (`cri:///var/run/crio/crio.sock` for CRI-O; containerd
+ *   serves it on its own socket): `RuntimeService/ListContainers`, the name
+ *   from the container's metadata.
  *
  * Every `refresh_interval` (and soon after a flow names a container id not
  * seen yet, at most once per second) each endpoint is asked for its whole
- * container list (`GET /containers/json?all=1`): one request, whatever the
- * number of flows. An endpoint that is not there (no socket, connection
- * refused) is no error: its containers just get no names; other failures are
- * logged once until the endpoint answers again. A container that is gone from
- * the list keeps its names for `retention`, so the last flows of a stopped
- * container are still named.
- *
- * Not done: containerd's and CRI-O's own APIs are gRPC (containerd's API and
- * the CRI); containers of Kubernetes pods get their names from the `k8s`
- * processor instead (container.id → pod).
+ * container list: one request (containerd: one per namespace), whatever the
+ * number of flows. When several endpoints know a container, each name comes
+ * from the first endpoint (in the configured order) that has it, and the
+ * container id stands in for a name only when none has one. An endpoint that
+ * is not there (no socket, connection refused) is no error: its containers
+ * just get no names; other failures are logged once until the endpoint
+ * answers again. A container that is gone from every list keeps its names for
+ * `retention`, so the last flows of a stopped container are still named.
  */
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/errors';
@@ -24,14 +32,16 @@ import { describeSchema, validateObject, type Schema, type SchemaValue } from '.
 import type { ProcessorFactory } from '../../pipeline/component';
 import type { FlowAttributes } from '../../pipeline/measurements';
 import { throwIfErrors } from '../common';
-import { getJson, parseContainerList, parseEngineEndpoint, parseImageReference, type EngineEndpoint } from './docker-api';
+import { getJson, parseContainerList, parseEngineEndpoint, parseImageReference, type ContainerSummary } from './docker-api';
 import { Enricher, withAttributes } from './enricher';
+import { CriLister, GrpcUnixClient, isRuntimeAbsent, listContainerd } from './runtime-api';
 
 const containerSchema = {
   endpoints: {
     type: 'string[]',
-    default: ['unix:///var/run/docker.sock', 'unix:///run/podman/podman.sock'],
-    description: 'Docker Engine API endpoints to ask, in order (the first that knows a container names it): unix:///path/to/socket or http://host:port. Podman answers the same API on its docker-compatible socket. Endpoints that do not exist are skipped quietly.',
+    default: ['unix:///var/run/docker.sock', 'unix:///run/podman/podman.sock', 'containerd:///run/containerd/containerd.sock', 'containerd:///run/k3s/containerd/containerd.sock', 'cri:///var/run/crio/crio.sock'],
+    description:
+      'Container runtime APIs to ask, in order (for each name, the first endpoint that knows it wins). The scheme says which API: unix:///path/to/socket or http://host:port (tcp://) is the Docker Engine API (Podman serves it on its docker-compatible socket, e.g. unix:///run/podman/podman.sock); containerd:///path/to/socket is containerd\'s own API, all namespaces (name from the io.kubernetes.container.name or nerdctl/name label, else the container id); cri:///path/to/socket is the Kubernetes CRI RuntimeService (CRI-O: cri:///var/run/crio/crio.sock; containerd serves it too), name from the container\'s metadata. Sockets that do not exist are skipped quietly.',
   },
   refresh_interval: { type: 'duration', default: '30s', minMs: 1000, description: 'How often the container list is read again (also soon after an unknown container id appears, at most once a second).' },
   timeout: { type: 'duration', default: '2s', description: 'Deadline of one request to an endpoint.' },
@@ -44,7 +54,7 @@ export function validateContainerConfig(raw: unknown, path: string): ContainerCo
   const c = validateObject(raw, path, containerSchema);
   const errors: ConfigError[] = [];
   c.endpoints.forEach((e, i) => {
-    const p = parseEngineEndpoint(e);
+    const p = parseRuntimeEndpoint(e);
     if (typeof p === 'string') errors.push(new ConfigError(`${childPath(path, 'endpoints')}[${i}]`, `"${e}": ${p}`));
   });
   throwIfErrors(errors, path);
@@ -57,6 +67,41 @@ export interface ContainerNames {
   readonly 'container.image.tag'?: string;
 }
 
+/** One configured endpoint, by the API it speaks. */
+export type RuntimeEndpoint = { readonly url: string } & ({ readonly api: 'docker' } | { readonly api: 'containerd' | 'cri'; readonly socketPath: string });
+
+const GRPC_SCHEMES = { 'containerd://': 'containerd', 'cri://': 'cri' } as const;
+
+export function parseRuntimeEndpoint(url: string): RuntimeEndpoint | string {
+  for (const [scheme, api] of Object.entries(GRPC_SCHEMES)) {
+    if (!url.startsWith(scheme)) continue;
+    const socketPath = url.slice(scheme.length);
+    if (!socketPath.startsWith('/')) return `a ${api} endpoint is a unix socket with an absolute path: ${scheme}/run/…/….sock`;
+    return { url, api, socketPath };
+  }
+  const docker = parseEngineEndpoint(url);
+  if (typeof docker === 'string') return `${docker}; or containerd:///path/to/containerd.sock, cri:///path/to/cri.sock`;
+  return { url, api: 'docker' };
+}
+
+/** Reads one endpoint's container list. */
+interface Lister {
+  readonly endpoint: RuntimeEndpoint;
+  list(): Promise<ContainerSummary[]>;
+  close(): void;
+}
+
+function lister(endpoint: RuntimeEndpoint, timeoutMs: number): Lister {
+  if (endpoint.api === 'docker') {
+    const engine = parseEngineEndpoint(endpoint.url) as Exclude<ReturnType<typeof parseEngineEndpoint>, string>;
+    return { endpoint, list: async () => parseContainerList(await getJson(engine, '/containers/json?all=1', timeoutMs)), close: () => undefined };
+  }
+  const client = new GrpcUnixClient(endpoint.socketPath, timeoutMs);
+  if (endpoint.api === 'containerd') return { endpoint, list: () => listContainerd(client), close: () => client.close() };
+  const cri = new CriLister(client);
+  return { endpoint, list: () => cri.list(), close: () => client.close() };
+}
+
 interface Known {
   names: ContainerNames;
   lastSeenMs: number;
@@ -64,7 +109,7 @@ interface Known {
 
 /** Container id → names, from every endpoint's list. */
 export class ContainerDirectory {
-  private readonly endpoints: EngineEndpoint[];
+  private readonly listers: Lister[];
   private known = new Map<string, Known>();
   private timer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
@@ -80,7 +125,7 @@ export class ContainerDirectory {
     private readonly logger?: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.endpoints = config.endpoints.map((e) => parseEngineEndpoint(e) as EngineEndpoint);
+    this.listers = config.endpoints.map((e) => lister(parseRuntimeEndpoint(e) as RuntimeEndpoint, config.timeout));
   }
 
   get size(): number {
@@ -99,6 +144,7 @@ export class ContainerDirectory {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.refreshing;
+    for (const l of this.listers) l.close();
   }
 
   /** The names of a container id, or undefined (and a refresh soon) when it is not known. */
@@ -117,35 +163,22 @@ export class ContainerDirectory {
 
   private async readAll(): Promise<void> {
     this.lastRefreshMs = this.now();
-    const seen = new Map<string, ContainerNames>();
-    const answered: boolean[] = await Promise.all(
-      this.endpoints.map(async (endpoint) => {
+    const lists = await Promise.all(
+      this.listers.map(async (l) => {
         try {
-          const list = parseContainerList(await getJson(endpoint, '/containers/json?all=1', this.config.timeout));
+          const list = await l.list();
           this.lists++;
-          if (this.failing.delete(endpoint.url)) this.logger?.info({ endpoint: endpoint.url }, 'container: engine API answers again');
-          return list;
+          if (this.failing.delete(l.endpoint.url)) this.logger?.info({ endpoint: l.endpoint.url }, 'container: runtime API answers again');
+          return { api: l.endpoint.api, list };
         } catch (error) {
           this.listFailures++;
-          this.reportFailure(endpoint, error);
+          this.reportFailure(l.endpoint, error);
           return undefined;
         }
       }),
-    ).then((lists) =>
-      lists.map((list) => {
-        if (!list) return false;
-        for (const c of list) {
-          if (seen.has(c.id)) continue;
-          const image = c.image ? parseImageReference(c.image) : {};
-          const names: { -readonly [K in keyof ContainerNames]: ContainerNames[K] } = {};
-          if (c.name) names['container.name'] = c.name;
-          if (image.name) names['container.image.name'] = image.name;
-          if (image.tag) names['container.image.tag'] = image.tag;
-          seen.set(c.id, names);
-        }
-        return true;
-      }),
     );
+    const answered = lists.map((l) => l !== undefined);
+    const seen = mergeLists(lists.filter((l) => l !== undefined));
     if (!answered.some(Boolean)) return; // nobody answered: keep what we knew
     const now = this.now();
     const next = new Map<string, Known>();
@@ -158,14 +191,43 @@ export class ContainerDirectory {
     this.known = next;
   }
 
-  private reportFailure(endpoint: EngineEndpoint, error: unknown): void {
-    const code = (error as NodeJS.ErrnoException).code;
-    // No engine here: not an error.
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') return;
+  private reportFailure(endpoint: RuntimeEndpoint, error: unknown): void {
+    // No runtime here: not an error.
+    if (isRuntimeAbsent(error)) return;
     if (this.failing.has(endpoint.url)) return;
     this.failing.add(endpoint.url);
-    this.logger?.warn({ endpoint: endpoint.url, err: error }, 'container: engine API request failed; containers it runs get no names until it answers');
+    this.logger?.warn({ endpoint: endpoint.url, err: error }, 'container: runtime API request failed; containers it runs get no names until it answers');
   }
+}
+
+type MutableNames = { -readonly [K in keyof ContainerNames]: ContainerNames[K] };
+
+/**
+ * The lists of the endpoints that answered, in the configured order, as one
+ * map: each name from the first list that has it; a containerd container
+ * nobody names is named by its id.
+ */
+export function mergeLists(lists: ReadonlyArray<{ api: RuntimeEndpoint['api']; list: ContainerSummary[] }>): Map<string, ContainerNames> {
+  const seen = new Map<string, MutableNames>();
+  const idNamed = new Set<string>();
+  for (const { api, list } of lists) {
+    for (const c of list) {
+      let names = seen.get(c.id);
+      if (!names) seen.set(c.id, (names = {}));
+      const image = c.image ? parseImageReference(c.image) : {};
+      names['container.name'] ??= c.name;
+      if (!names['container.image.name'] && image.name) {
+        names['container.image.name'] = image.name;
+        names['container.image.tag'] = image.tag;
+      }
+      if (api === 'containerd') idNamed.add(c.id);
+    }
+  }
+  for (const [id, names] of seen) {
+    if (names['container.name'] === undefined && idNamed.has(id)) names['container.name'] = id;
+    for (const k of Object.keys(names) as Array<keyof MutableNames>) if (names[k] === undefined) delete names[k];
+  }
+  return seen;
 }
 
 function sameNames(a: ContainerNames, b: ContainerNames): boolean {

@@ -1,0 +1,153 @@
+/**
+ * The `container` processor against a real containerd (Debian's containerd
+ * 1.6 + runc) that the test starts with its own root, state and socket: an
+ * image built here from busybox (no registry) is imported with `ctr`;
+ * containers run with `ctr run` in a namespace of the test's, and a
+ * Kubernetes-style pod is created through the daemon's CRI plugin (host
+ * network, the busybox image as its sandbox image). Each container's real
+ * main process goes through the `process` processor (container.id from its
+ * cgroup) and then the `container` processor, which must name it exactly as
+ * it was created — by containerd's API (all namespaces) and by the CRI.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { captureLogger } from '../helpers/capture-logger';
+import { buildBusyboxImage, containerdAvailable, TestContainerd } from '../helpers/containerd';
+import { TempDir } from '../helpers/e2e';
+import type { FlowAttributes, MeasurementBatch } from '../../src/pipeline/measurements';
+import { ProcessProcessor, processProcessorFactory } from '../../src/processors/enrich/process';
+import { ContainerProcessor, containerProcessorFactory } from '../../src/processors/enrich/container';
+
+const IMAGE = 'flowtel.test/shop/busybox:1.35';
+const SANDBOX_IMAGE = 'flowtel.test/pause:3.9';
+const NS = 'flowteltest';
+const CGROUP_PARENT = `/flowteltest-ctr-${process.pid}`;
+const POD_UID = randomUUID();
+
+const tmp = new TempDir();
+let containerd: TestContainerd | undefined;
+const ids = { named: randomBytes(32).toString('hex'), unnamed: randomBytes(32).toString('hex'), cri: '' };
+const pids = { named: 0, unnamed: 0, cri: 0 };
+
+before(async () => {
+  const missing = containerdAvailable();
+  if (missing) throw new Error(missing);
+  const tarball = buildBusyboxImage(tmp.dir, [IMAGE]);
+  const sandbox = buildBusyboxImage(tmp.dir, [SANDBOX_IMAGE], ['/bin/sleep', '86400']);
+  containerd = await TestContainerd.start(path.join(tmp.dir, 'containerd'), SANDBOX_IMAGE);
+  containerd.importImage(NS, tarball);
+  containerd.importImage('k8s.io', tarball);
+  containerd.importImage('k8s.io', sandbox);
+  pids.named = containerd.runContainer(NS, ids.named, IMAGE, { 'nerdctl/name': 'shop-web' }, CGROUP_PARENT);
+  pids.unnamed = containerd.runContainer(NS, ids.unnamed, IMAGE, {}, CGROUP_PARENT);
+  ids.cri = await containerd.runPod(
+    { name: 'checkout-7d9f8', namespace: 'shop', uid: POD_UID, cgroupParent: `/flowteltest-kubepods-${process.pid}/pod${POD_UID}` },
+    // The kubelet creates containers by image id, not by the reference the pod spec names.
+    { name: 'checkout', image: await containerd.imageId(IMAGE), command: ['/bin/sleep', '3600'] },
+  );
+  pids.cri = await containerd.criPid(ids.cri);
+});
+
+after(async () => {
+  await containerd?.stop();
+  tmp.cleanup();
+});
+
+function processProcessor(): ProcessProcessor {
+  return processProcessorFactory.create(processProcessorFactory.validate({}, 'processors.process'), { id: 'process', logger: captureLogger().logger }) as ProcessProcessor;
+}
+
+function containerProcessor(endpoints: string[], logger = captureLogger('info').logger): ContainerProcessor {
+  return containerProcessorFactory.create(containerProcessorFactory.validate({ endpoints }, 'processors.container'), { id: 'container', logger }) as ContainerProcessor;
+}
+
+/** A tcp flow of a process, as the receivers report it. */
+function batch(...pidList: number[]): MeasurementBatch {
+  return {
+    timeMs: Date.now(),
+    measurements: pidList.map((pid) => ({
+      metric: 'tcp_bytes_sent',
+      value: 1,
+      attributes: { 'network.transport': 'tcp', 'source.address': '127.0.0.1', 'destination.address': '127.0.0.1', 'destination.port': 80, 'process.pid': pid },
+    })),
+    gaugesReplaced: [],
+    source: 'ebpf_tcp',
+  };
+}
+
+function names(a: FlowAttributes): Record<string, unknown> {
+  return { id: a['container.id'], name: a['container.name'], image: a['container.image.name'], tag: a['container.image.tag'] };
+}
+
+test('containerd API: containers of every namespace named from their labels (nerdctl, kubelet) or their id, image name and tag from the image they run', async () => {
+  assert.ok(containerd);
+  const namespaces = containerd.ctr('default', ['namespaces', 'ls', '-q']).split('\n').filter(Boolean);
+  assert.ok(namespaces.includes(NS) && namespaces.includes('k8s.io'), namespaces.join(','));
+  const { logger, lines } = captureLogger('info');
+  const cp = containerProcessor(['unix:///nonexistent/docker.sock', `containerd://${containerd.socket}`, 'cri:///nonexistent/crio.sock'], logger);
+  await cp.start();
+  try {
+    const withIds = processProcessor().process(batch(pids.named, pids.unnamed, pids.cri));
+    const out = cp.process(withIds).measurements.map((m) => names(m.attributes));
+    assert.deepEqual(out, [
+      { id: ids.named, name: 'shop-web', image: 'flowtel.test/shop/busybox', tag: '1.35' },
+      { id: ids.unnamed, name: ids.unnamed, image: 'flowtel.test/shop/busybox', tag: '1.35' },
+      // The cri plugin stores the kubelet's labels on the containerd container.
+      { id: ids.cri, name: 'checkout', image: 'flowtel.test/shop/busybox', tag: '1.35' },
+    ]);
+    assert.equal(cp.directory.lists, 1, 'one list per refresh from containerd');
+    assert.equal(cp.directory.listFailures, 2, 'the absent sockets, quietly');
+    assert.deepEqual(lines.filter((l) => l.level >= 40), [], 'absent sockets are not worth a warning');
+  } finally {
+    await cp.shutdown();
+  }
+});
+
+test('CRI: the pod container named from its metadata, its image (created by image id, as the kubelet does) named from the image list; ctr containers are not CRI containers', async () => {
+  assert.ok(containerd);
+  const cp = containerProcessor([`cri://${containerd.socket}`]);
+  await cp.start();
+  try {
+    const withIds = processProcessor().process(batch(pids.cri, pids.named));
+    const [pod, ctr] = cp.process(withIds).measurements.map((m) => names(m.attributes));
+    assert.deepEqual(pod, { id: ids.cri, name: 'checkout', image: 'flowtel.test/shop/busybox', tag: '1.35' });
+    assert.deepEqual(ctr, { id: ids.named, name: undefined, image: undefined, tag: undefined });
+  } finally {
+    await cp.shutdown();
+  }
+});
+
+test('a runtime that hangs: calls time out, names are kept, the failure is logged once; it answers again: logged', async () => {
+  assert.ok(containerd);
+  const { logger, lines } = captureLogger('info');
+  const cp = containerProcessorFactory.create(
+    containerProcessorFactory.validate({ endpoints: [`containerd://${containerd.socket}`], timeout: '300ms' }, 'processors.container'),
+    { id: 'container', logger },
+  ) as ContainerProcessor;
+  await cp.start();
+  const f = processProcessor().process(batch(pids.named, pids.cri));
+  const named = (): unknown[] => cp.process(f).measurements.map((m) => m.attributes['container.name']);
+  try {
+    assert.deepEqual(named(), ['shop-web', 'checkout']);
+    assert.equal(cp.directory.size, 4, 'both namespaces: 2 ctr containers, the pod sandbox and its container');
+    containerd.freeze(true);
+    try {
+      await cp.directory.refresh();
+      await cp.directory.refresh();
+    } finally {
+      containerd.freeze(false);
+    }
+    assert.equal(cp.directory.listFailures, 2);
+    assert.deepEqual(named(), ['shop-web', 'checkout'], 'last known names kept');
+    const warnings = lines.filter((l) => l.level === 40);
+    assert.equal(warnings.length, 1, JSON.stringify(lines));
+    assert.match(String(warnings[0]!.msg), /runtime API request failed/);
+    await cp.directory.refresh();
+    assert.equal(cp.directory.lists, 2);
+    assert.ok(lines.some((l) => l.level === 30 && /answers again/.test(String(l.msg))), JSON.stringify(lines));
+  } finally {
+    await cp.shutdown();
+  }
+});
