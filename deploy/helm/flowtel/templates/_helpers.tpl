@@ -51,3 +51,9 @@ app.kubernetes.io/component: gateway
 {{- fail "set otlpEndpoint, or gateway.enabled=true" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The agent config: the preset of files/ with .Values.config merged over it. */}}
+{{- define "flowtel.agentConfig" -}}
+{{- $preset := .Files.Get (printf "files/flowtel-%s.yaml" .Values.configPreset) | fromYaml -}}
+{{- toYaml (mergeOverwrite $preset (deepCopy .Values.config)) -}}
+{{- end -}}
