@@ -150,14 +150,38 @@ export class TestContainerd {
     this.ctr(ns, ['images', 'import', tarball]);
   }
 
-  /** `ctr run -d` a container (host network, cgroup `/<cgroupParent>/<id>`); its main pid. */
-  runContainer(ns: string, id: string, image: string, labels: Readonly<Record<string, string>>, cgroupParent: string): number {
+  /** `ctr run -d` a container (host network, cgroup `/<cgroupParent>/<id>`; the image's command unless `command`); its main pid. */
+  runContainer(ns: string, id: string, image: string, labels: Readonly<Record<string, string>>, cgroupParent: string, command: readonly string[] = []): number {
     const labelArgs = Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     const cgroup = `${cgroupParent}/${id}`;
     this.cgroupDirs.add(cgroupParent);
-    this.ctr(ns, ['run', '-d', '--net-host', '--runc-root', path.join(this.dir, 'runc'), '--cgroup', cgroup, ...labelArgs, image, id]);
+    this.ctr(ns, ['run', '-d', '--net-host', '--runc-root', path.join(this.dir, 'runc'), '--cgroup', cgroup, ...labelArgs, image, id, ...command]);
     this.tasks.push({ ns, id });
     return this.taskPid(ns, id);
+  }
+
+  /** Kill a `ctr run` container's task and delete the container. */
+  async removeContainer(ns: string, id: string): Promise<void> {
+    try {
+      this.ctr(ns, ['tasks', 'kill', '-s', 'SIGKILL', id]);
+    } catch {
+      /* already gone */
+    }
+    await until(`task ${id} stopped`, () => {
+      try {
+        this.ctr(ns, ['tasks', 'delete', id]);
+        return true;
+      } catch (e) {
+        return /not found/.test(String(e));
+      }
+    }, 10_000).catch(() => undefined);
+    try {
+      this.ctr(ns, ['containers', 'delete', id]);
+    } catch {
+      /* already gone */
+    }
+    const i = this.tasks.findIndex((t) => t.ns === ns && t.id === id);
+    if (i >= 0) this.tasks.splice(i, 1);
   }
 
   taskPid(ns: string, id: string): number {
@@ -228,26 +252,7 @@ export class TestContainerd {
       await this.cri.call(`${CRI}/RemovePodSandbox`, [[1, podId]]).catch(() => undefined);
     }
     this.cri.close();
-    for (const { ns, id } of this.tasks) {
-      try {
-        this.ctr(ns, ['tasks', 'kill', '-s', 'SIGKILL', id]);
-      } catch {
-        /* already gone */
-      }
-      await until(`task ${id} stopped`, () => {
-        try {
-          this.ctr(ns, ['tasks', 'delete', id]);
-          return true;
-        } catch (e) {
-          return /not found/.test(String(e));
-        }
-      }, 10_000).catch(() => undefined);
-      try {
-        this.ctr(ns, ['containers', 'delete', id]);
-      } catch {
-        /* already gone */
-      }
-    }
+    for (const { ns, id } of [...this.tasks]) await this.removeContainer(ns, id);
     if (this.daemon.exitCode === null && this.daemon.signalCode === null) {
       this.daemon.kill('SIGCONT');
       this.daemon.kill('SIGTERM');

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { captureLogger } from '../helpers/capture-logger';
 import { buildBusyboxImage, containerdAvailable, TestContainerd } from '../helpers/containerd';
-import { TempDir } from '../helpers/e2e';
+import { TempDir, until } from '../helpers/e2e';
 import type { FlowAttributes, MeasurementBatch } from '../../src/pipeline/measurements';
 import { ProcessProcessor, processProcessorFactory } from '../../src/processors/enrich/process';
 import { ContainerProcessor, containerProcessorFactory } from '../../src/processors/enrich/container';
@@ -147,6 +147,27 @@ test('a runtime that hangs: calls time out, names are kept, the failure is logge
     await cp.directory.refresh();
     assert.equal(cp.directory.lists, 2);
     assert.ok(lines.some((l) => l.level === 30 && /answers again/.test(String(l.msg))), JSON.stringify(lines));
+  } finally {
+    await cp.shutdown();
+  }
+});
+
+test('containerd events: a container created after start is listed at once, before any flow names it; its removal too', async () => {
+  assert.ok(containerd);
+  const cp = containerProcessor([`containerd://${containerd.socket}`]);
+  await cp.start();
+  try {
+    const before = cp.directory.size;
+    const id = randomBytes(32).toString('hex');
+    containerd.runContainer(NS, id, IMAGE, { 'nerdctl/name': 'late-comer' }, CGROUP_PARENT);
+    // No lookup, no refresh_interval (30 s): only the event stream can tell.
+    await until('the new container is known', () => cp.directory.size === before + 1, 10_000);
+    assert.ok(cp.directory.events >= 1, `events: ${cp.directory.events}`);
+    const f = processProcessor().process(batch(containerd.taskPid(NS, id)));
+    assert.equal(cp.process(f).measurements[0]!.attributes['container.name'], 'late-comer');
+    const lists = cp.directory.lists;
+    await containerd.removeContainer(NS, id);
+    await until('the removal is listed', () => cp.directory.lists > lists, 10_000);
   } finally {
     await cp.shutdown();
   }

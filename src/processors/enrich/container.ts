@@ -14,10 +14,12 @@
  *   serves it on its own socket): `RuntimeService/ListContainers`, the name
  *   from the container's metadata.
  *
- * Every `refresh_interval` (and soon after a flow names a container id not
- * seen yet, at most once per second) each endpoint is asked for its whole
- * container list: one request (containerd: one per namespace), whatever the
- * number of flows. When several endpoints know a container, each name comes
+ * Every `refresh_interval`, at once when containerd reports a container
+ * created, updated or deleted (its event stream, so a new container is named
+ * before its first flow is collected), and soon after a flow names a
+ * container id not seen yet (at most once per second), each endpoint is asked
+ * for its whole container list: one request (containerd: one per namespace),
+ * whatever the number of flows. When several endpoints know a container, each name comes
  * from the first endpoint (in the configured order) that has it, and the
  * container id stands in for a name only when none has one. An endpoint that
  * is not there (no socket, connection refused) is no error: its containers
@@ -34,7 +36,7 @@ import type { FlowAttributes } from '../../pipeline/measurements';
 import { throwIfErrors } from '../common';
 import { getJson, parseContainerList, parseEngineEndpoint, parseImageReference, type ContainerSummary } from './docker-api';
 import { Enricher, withAttributes } from './enricher';
-import { CriLister, GrpcUnixClient, isRuntimeAbsent, listContainerd } from './runtime-api';
+import { CriLister, GrpcUnixClient, isRuntimeAbsent, listContainerd, watchContainerd } from './runtime-api';
 
 const containerSchema = {
   endpoints: {
@@ -43,7 +45,7 @@ const containerSchema = {
     description:
       'Container runtime APIs to ask, in order (for each name, the first endpoint that knows it wins). The scheme says which API: unix:///path/to/socket or http://host:port (tcp://) is the Docker Engine API (Podman serves it on its docker-compatible socket, e.g. unix:///run/podman/podman.sock); containerd:///path/to/socket is containerd\'s own API, all namespaces (name from the io.kubernetes.container.name or nerdctl/name label, else the container id); cri:///path/to/socket is the Kubernetes CRI RuntimeService (CRI-O: cri:///var/run/crio/crio.sock; containerd serves it too), name from the container\'s metadata. Sockets that do not exist are skipped quietly.',
   },
-  refresh_interval: { type: 'duration', default: '30s', minMs: 1000, description: 'How often the container list is read again (also soon after an unknown container id appears, at most once a second).' },
+  refresh_interval: { type: 'duration', default: '30s', minMs: 1000, description: "How often the container lists are read again (also at once when containerd's event stream reports a container created, updated or deleted, and soon after an unknown container id appears, at most once a second)." },
   timeout: { type: 'duration', default: '2s', description: 'Deadline of one request to an endpoint.' },
   retention: { type: 'duration', default: '10m', description: 'How long a container that is no longer listed (stopped and removed) keeps its names.' },
 } as const satisfies Schema;
@@ -88,6 +90,8 @@ export function parseRuntimeEndpoint(url: string): RuntimeEndpoint | string {
 interface Lister {
   readonly endpoint: RuntimeEndpoint;
   list(): Promise<ContainerSummary[]>;
+  /** Where the runtime has an event stream: call `onChange` when containers change; `onEnd` when the stream ends. */
+  watch?(onChange: () => void, onEnd: (error?: Error) => void): Promise<{ cancel(): void }>;
   close(): void;
 }
 
@@ -97,7 +101,7 @@ function lister(endpoint: RuntimeEndpoint, timeoutMs: number): Lister {
     return { endpoint, list: async () => parseContainerList(await getJson(engine, '/containers/json?all=1', timeoutMs)), close: () => undefined };
   }
   const client = new GrpcUnixClient(endpoint.socketPath, timeoutMs);
-  if (endpoint.api === 'containerd') return { endpoint, list: () => listContainerd(client), close: () => client.close() };
+  if (endpoint.api === 'containerd') return { endpoint, list: () => listContainerd(client), watch: (onChange, onEnd) => watchContainerd(client, onChange, onEnd), close: () => client.close() };
   const cri = new CriLister(client);
   return { endpoint, list: () => cri.list(), close: () => client.close() };
 }
@@ -116,9 +120,13 @@ export class ContainerDirectory {
   private lastRefreshMs = 0;
   private readonly failing = new Set<string>();
   private stopped = true;
-  /** Successful and failed list requests (tests, telemetry). */
+  private again = false;
+  private readonly watches = new Map<Lister, { cancel(): void }>();
+  private readonly rewatch = new Map<Lister, NodeJS.Timeout>();
+  /** Successful and failed list requests, container events received (tests, telemetry). */
   lists = 0;
   listFailures = 0;
+  events = 0;
 
   constructor(
     private readonly config: ContainerConfig,
@@ -134,6 +142,7 @@ export class ContainerDirectory {
 
   async start(): Promise<void> {
     this.stopped = false;
+    for (const l of this.listers) if (l.watch) void this.watch(l);
     await this.refresh();
     this.timer = setInterval(() => void this.refresh(), this.config.refresh_interval);
     this.timer.unref();
@@ -143,8 +152,49 @@ export class ContainerDirectory {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    for (const t of this.rewatch.values()) clearTimeout(t);
+    this.rewatch.clear();
+    for (const w of this.watches.values()) w.cancel();
+    this.watches.clear();
     await this.refreshing;
     for (const l of this.listers) l.close();
+  }
+
+  /**
+   * Follow a runtime's container events: each change reads the lists again
+   * at once, so a new container is named before its first flow is collected.
+   * A stream that ends or cannot start is tried again later (and the lists
+   * read, for what happened meanwhile).
+   */
+  private async watch(l: Lister): Promise<void> {
+    const retry = (): void => {
+      if (this.stopped || this.rewatch.has(l)) return;
+      this.watches.delete(l);
+      const t = setTimeout(() => {
+        this.rewatch.delete(l);
+        if (this.stopped) return;
+        void this.watch(l).then(() => this.watches.has(l) && this.refreshSoon());
+      }, Math.min(this.config.refresh_interval, 5000));
+      t.unref();
+      this.rewatch.set(l, t);
+    };
+    try {
+      const w = await l.watch!(() => {
+        this.events++;
+        this.refreshSoon();
+      }, retry);
+      if (this.stopped) w.cancel();
+      else this.watches.set(l, w);
+    } catch {
+      retry();
+    }
+  }
+
+  /** A refresh now; if one is running, another right after it (it may have listed before the change). */
+  private refreshSoon(): void {
+    if (this.stopped) return;
+    if (this.refreshing) this.again = true;
+    else void this.refresh();
   }
 
   /** The names of a container id, or undefined (and a refresh soon) when it is not known. */
@@ -157,7 +207,13 @@ export class ContainerDirectory {
 
   /** Read every endpoint's list now (one refresh at a time). */
   refresh(): Promise<void> {
-    this.refreshing ??= this.readAll().finally(() => (this.refreshing = undefined));
+    this.refreshing ??= this.readAll().finally(() => {
+      this.refreshing = undefined;
+      if (this.again) {
+        this.again = false;
+        this.refreshSoon();
+      }
+    });
     return this.refreshing;
   }
 
@@ -168,6 +224,7 @@ export class ContainerDirectory {
         try {
           const list = await l.list();
           this.lists++;
+          this.logger?.debug({ endpoint: l.endpoint.url, containers: list.length }, 'container: runtime API listed its containers');
           if (this.failing.delete(l.endpoint.url)) this.logger?.info({ endpoint: l.endpoint.url }, 'container: runtime API answers again');
           return { api: l.endpoint.api, list };
         } catch (error) {

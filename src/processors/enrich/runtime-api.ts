@@ -11,6 +11,11 @@
  * message ListNamespacesResponse { repeated Namespace namespaces = 1; }
  * message Namespace { string name = 1; map<string, string> labels = 2; }
  *
+ * // containerd api/services/events/v1/events.proto (every namespace)
+ * service Events { rpc Subscribe(SubscribeRequest) returns (stream Envelope); }
+ * message SubscribeRequest { repeated string filters = 1; }
+ * message Envelope { Timestamp timestamp = 1; string namespace = 2; string topic = 3; Any event = 4; }
+ *
  * // containerd api/services/containers/v1/containers.proto
  * // (the namespace is the `containerd-namespace` request header)
  * service Containers { rpc List(ListContainersRequest) returns (ListContainersResponse); }
@@ -30,7 +35,7 @@
  * ```
  */
 import { stat } from 'node:fs/promises';
-import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { ContainerSummary } from './docker-api';
 import { parseImageReference } from './docker-api';
 import { encode, fields, mapEntry, text, type WriteMessage } from './protobuf-wire';
@@ -50,17 +55,7 @@ export class GrpcUnixClient {
    * not installed costs nothing.
    */
   async call(method: string, request: WriteMessage = [], headers: Readonly<Record<string, string>> = {}): Promise<Buffer> {
-    if (!this.client) {
-      await stat(this.socketPath); // ENOENT: no runtime here
-      this.client = new Client(`unix://${this.socketPath}`, credentials.createInsecure(), {
-        // Lists of many containers with their specs (containerd) are big.
-        'grpc.max_receive_message_length': 64 * 1024 * 1024,
-        // A restarted runtime is found again within a refresh or two.
-        'grpc.initial_reconnect_backoff_ms': 500,
-        'grpc.max_reconnect_backoff_ms': 5000,
-      });
-    }
-    const client = this.client;
+    const client = await this.connect();
     const metadata = new Metadata();
     for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
     return new Promise((resolve, reject) => {
@@ -74,6 +69,40 @@ export class GrpcUnixClient {
         (error, answer) => (error ? reject(error) : resolve(answer ?? Buffer.alloc(0))),
       );
     });
+  }
+
+  private async connect(): Promise<Client> {
+    if (!this.client) {
+      await stat(this.socketPath); // ENOENT: no runtime here
+      this.client = new Client(`unix://${this.socketPath}`, credentials.createInsecure(), {
+        // Lists of many containers with their specs (containerd) are big.
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        // A restarted runtime is found again within a refresh or two.
+        'grpc.initial_reconnect_backoff_ms': 500,
+        'grpc.max_reconnect_backoff_ms': 5000,
+      });
+    }
+    return this.client;
+  }
+
+  /**
+   * A server-streaming call: `onMessage` for each message; `onEnd` once, when
+   * the stream ends or fails (not after `cancel()` of the returned call).
+   */
+  async stream(method: string, request: WriteMessage, onMessage: (message: Buffer) => void, onEnd: (error?: Error) => void): Promise<ClientReadableStream<Buffer>> {
+    const client = await this.connect();
+    const call = client.makeServerStreamRequest<WriteMessage, Buffer>(method, encode, (b) => b, request, new Metadata());
+    let ended = false;
+    const end = (error?: Error): void => {
+      if (ended) return;
+      ended = true;
+      if (isGrpcError(error, status.CANCELLED)) return;
+      onEnd(error);
+    };
+    call.on('data', (m: Buffer) => onMessage(m));
+    call.on('error', (e: Error) => end(e));
+    call.on('end', () => end());
+    return call;
   }
 
   close(): void {
@@ -141,6 +170,31 @@ export async function listContainerd(client: GrpcUnixClient): Promise<RuntimeCon
   const namespaces = decodeNamespaces(await client.call(NAMESPACES_LIST));
   const lists = await Promise.all(namespaces.map(async (ns) => decodeContainerdContainers(await client.call(CONTAINERS_LIST, [], { 'containerd-namespace': ns }))));
   return lists.flat();
+}
+
+const EVENTS_SUBSCRIBE = '/containerd.services.events.v1.Events/Subscribe';
+/** The events that change a container list (filters are or-ed). */
+export const CONTAINER_EVENT_FILTERS = ['topic=="/containers/create"', 'topic=="/containers/update"', 'topic=="/containers/delete"'] as const;
+
+/** The topic of an `Envelope` (`/containers/create`). */
+export function decodeEnvelopeTopic(buf: Uint8Array): string {
+  for (const f of fields(buf)) if (f.field === 3 && f.wireType === 2) return text(f.value);
+  return '';
+}
+
+/**
+ * containerd's container events, all namespaces: `onChange(topic)` when a
+ * container is created, updated or deleted; `onEnd` when the stream ends or
+ * fails. `cancel()` ends it quietly.
+ */
+export async function watchContainerd(client: GrpcUnixClient, onChange: (topic: string) => void, onEnd: (error?: Error) => void): Promise<{ cancel(): void }> {
+  const call = await client.stream(
+    EVENTS_SUBSCRIBE,
+    CONTAINER_EVENT_FILTERS.map((f): [number, string] => [1, f]),
+    (m) => onChange(decodeEnvelopeTopic(m)),
+    onEnd,
+  );
+  return { cancel: () => call.cancel() };
 }
 
 // ---------------------------------------------------------------------------
