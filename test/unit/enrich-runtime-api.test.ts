@@ -5,10 +5,15 @@
  * endpoints are merged. (The real daemons: test/kernel/enrich-containerd.)
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
+import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { mergeLists, parseRuntimeEndpoint, validateContainerConfig } from '../../src/processors/enrich/container';
 import { encode, encodeMap, fields, ProtobufError, type WriteMessage } from '../../src/processors/enrich/protobuf-wire';
-import { criImageName, decodeContainerdContainers, decodeCriContainers, decodeCriImages, decodeNamespaces } from '../../src/processors/enrich/runtime-api';
+import { CriLister, criImageName, decodeContainerdContainers, decodeCriContainers, decodeCriImages, decodeNamespaces, GrpcUnixClient, isRuntimeAbsent } from '../../src/processors/enrich/runtime-api';
 
 const ID_A = 'a'.repeat(64);
 const ID_B = 'B'.repeat(64);
@@ -95,4 +100,45 @@ test('merge: each name from the first endpoint that has it; the id names a conta
     [ID_B]: { 'container.name': 'checkout', 'container.image.name': 'shop/checkout' },
     ['c'.repeat(64)]: { 'container.name': 'c'.repeat(64) },
   });
+});
+
+test('CRI: a runtime that serves only runtime.v1alpha2 is asked that (and stays asked that); absent and refused sockets are "absent"', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowtel-cri-'));
+  const socket = path.join(dir, 'cri.sock');
+  const server = new Server();
+  const asked: string[] = [];
+  const answer = encode([[1, criContainer(ID_A, 'legacy', [[1, 'quay.io/old/app:1.9']], IMAGE_ID)]]);
+  // Only the old service: v1 calls get UNIMPLEMENTED from grpc-js itself, as from an old runtime.
+  server.register(
+    '/runtime.v1alpha2.RuntimeService/ListContainers',
+    (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+      asked.push(call.getPath());
+      callback(null, answer);
+    },
+    (b: Buffer) => b,
+    (b: Buffer) => b,
+    'unary',
+  );
+  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  const client = new GrpcUnixClient(socket, 2000);
+  try {
+    const lister = new CriLister(client);
+    assert.deepEqual(await lister.list(), [{ id: ID_A, name: 'legacy', image: 'quay.io/old/app:1.9' }]);
+    assert.deepEqual(await lister.list(), [{ id: ID_A, name: 'legacy', image: 'quay.io/old/app:1.9' }]);
+    assert.equal(asked.length, 2);
+  } finally {
+    client.close();
+    server.forceShutdown();
+  }
+  // A socket file left behind by a runtime that stopped (bound, nobody listening): refused, not an error worth a warning.
+  execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', socket]);
+  const stale = new GrpcUnixClient(socket, 500);
+  const refused = await new CriLister(stale).list().then(() => undefined, (e: unknown) => e);
+  stale.close();
+  assert.ok(refused, 'a call to a stopped runtime fails');
+  assert.match(String(refused), /ECONNREFUSED/);
+  assert.equal(isRuntimeAbsent(refused), true, String(refused));
+  const none = await new CriLister(new GrpcUnixClient(path.join(dir, 'none.sock'), 500)).list().then(() => undefined, (e: unknown) => e);
+  assert.equal(isRuntimeAbsent(none), true, String(none));
+  rmSync(dir, { recursive: true, force: true });
 });
