@@ -77,6 +77,19 @@ function batch(...pidList: number[]): MeasurementBatch {
   };
 }
 
+/** The flows of a batch (without the processor's own flowtel_* measurements). */
+function flowsOf(b: MeasurementBatch): FlowAttributes[] {
+  return b.measurements.filter((m) => m.metric === 'tcp_bytes_sent').map((m) => m.attributes);
+}
+
+/** The processor's flowtel_container_* measurements on a batch: [metric, attributes, value]. */
+function telemetry(cp: ContainerProcessor): Array<[string, Record<string, unknown>, number]> {
+  return cp
+    .process(batch())
+    .measurements.filter((m) => m.metric.startsWith('flowtel_container_'))
+    .map((m) => [m.metric, { ...m.attributes }, m.value]);
+}
+
 function names(a: FlowAttributes): Record<string, unknown> {
   return { id: a['container.id'], name: a['container.name'], image: a['container.image.name'], tag: a['container.image.tag'] };
 }
@@ -90,7 +103,7 @@ test('containerd API: containers of every namespace named from their labels (ner
   await cp.start();
   try {
     const withIds = processProcessor().process(batch(pids.named, pids.unnamed, pids.cri));
-    const out = cp.process(withIds).measurements.map((m) => names(m.attributes));
+    const out = flowsOf(cp.process(withIds)).map(names);
     assert.deepEqual(out, [
       { id: ids.named, name: 'shop-web', image: 'flowtel.test/shop/busybox', tag: '1.35' },
       { id: ids.unnamed, name: ids.unnamed, image: 'flowtel.test/shop/busybox', tag: '1.35' },
@@ -100,6 +113,10 @@ test('containerd API: containers of every namespace named from their labels (ner
     assert.equal(cp.directory.lists, 1, 'one list per refresh from containerd');
     assert.equal(cp.directory.listFailures, 2, 'the absent sockets, quietly');
     assert.deepEqual(lines.filter((l) => l.level >= 40), [], 'absent sockets are not worth a warning');
+    assert.deepEqual(telemetry(cp), [
+      ['flowtel_container_runtime_reachable', { processor: 'container', endpoint: `containerd://${containerd.socket}` }, 1],
+      ['flowtel_container_known', { processor: 'container' }, 4],
+    ], 'absent endpoints are neither reachable nor failing');
   } finally {
     await cp.shutdown();
   }
@@ -111,7 +128,7 @@ test('CRI: the pod container named from its metadata, its image (created by imag
   await cp.start();
   try {
     const withIds = processProcessor().process(batch(pids.cri, pids.named));
-    const [pod, ctr] = cp.process(withIds).measurements.map((m) => names(m.attributes));
+    const [pod, ctr] = flowsOf(cp.process(withIds)).map(names);
     assert.deepEqual(pod, { id: ids.cri, name: 'checkout', image: 'flowtel.test/shop/busybox', tag: '1.35' });
     assert.deepEqual(ctr, { id: ids.named, name: undefined, image: undefined, tag: undefined });
   } finally {
@@ -128,7 +145,7 @@ test('a runtime that hangs: calls time out, names are kept, the failure is logge
   ) as ContainerProcessor;
   await cp.start();
   const f = processProcessor().process(batch(pids.named, pids.cri));
-  const named = (): unknown[] => cp.process(f).measurements.map((m) => m.attributes['container.name']);
+  const named = (): unknown[] => flowsOf(cp.process(f)).map((a) => a['container.name']);
   try {
     assert.deepEqual(named(), ['shop-web', 'checkout']);
     assert.equal(cp.directory.size, 4, 'both namespaces: 2 ctr containers, the pod sandbox and its container');
@@ -140,6 +157,12 @@ test('a runtime that hangs: calls time out, names are kept, the failure is logge
       containerd.freeze(false);
     }
     assert.equal(cp.directory.listFailures, 2);
+    const endpoint = `containerd://${containerd.socket}`;
+    assert.deepEqual(telemetry(cp), [
+      ['flowtel_container_runtime_reachable', { processor: 'container', endpoint }, 0],
+      ['flowtel_container_runtime_errors', { processor: 'container', endpoint, reason: 'timeout' }, 2],
+      ['flowtel_container_known', { processor: 'container' }, 4],
+    ], 'read before any other batch: the errors counter reports deltas');
     assert.deepEqual(named(), ['shop-web', 'checkout'], 'last known names kept');
     const warnings = lines.filter((l) => l.level === 40);
     assert.equal(warnings.length, 1, JSON.stringify(lines));
@@ -147,6 +170,10 @@ test('a runtime that hangs: calls time out, names are kept, the failure is logge
     await cp.directory.refresh();
     assert.equal(cp.directory.lists, 2);
     assert.ok(lines.some((l) => l.level === 30 && /answers again/.test(String(l.msg))), JSON.stringify(lines));
+    assert.deepEqual(telemetry(cp), [
+      ['flowtel_container_runtime_reachable', { processor: 'container', endpoint }, 1],
+      ['flowtel_container_known', { processor: 'container' }, 4],
+    ], 'reachable again; the errors counter reports deltas (none new)');
   } finally {
     await cp.shutdown();
   }

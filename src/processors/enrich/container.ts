@@ -28,15 +28,33 @@
  * `retention`, so the last flows of a stopped container are still named.
  */
 import type { Logger } from 'pino';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { ConfigError } from '../../config/errors';
+import { registerMetric } from '../../metrics/definitions';
 import { childPath } from '../../config/location';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import type { ProcessorFactory } from '../../pipeline/component';
-import type { FlowAttributes } from '../../pipeline/measurements';
+import type { FlowAttributes, Measurement } from '../../pipeline/measurements';
 import { throwIfErrors } from '../common';
 import { getJson, parseContainerList, parseEngineEndpoint, parseImageReference, type ContainerSummary } from './docker-api';
 import { Enricher, withAttributes } from './enricher';
-import { CriLister, GrpcUnixClient, isRuntimeAbsent, listContainerd, watchContainerd } from './runtime-api';
+import { ProtobufError } from './protobuf-wire';
+import { CriLister, GrpcUnixClient, isGrpcError, isRuntimeAbsent, listContainerd, watchContainerd } from './runtime-api';
+
+/** Self-telemetry (docs/metrics.md), with the attribute `processor` and, per endpoint, `endpoint`. */
+export const CONTAINER_METRICS = [
+  { name: 'flowtel_container_runtime_reachable', kind: 'gauge', unit: '1', description: '1 while the last container list of a runtime endpoint succeeded, else 0 (its containers keep their last known names); endpoints whose socket does not exist are not reported.' },
+  { name: 'flowtel_container_runtime_errors', kind: 'counter', unit: '{request}', description: 'Failed container lists of a runtime endpoint, by reason: timeout, malformed (an answer that does not decode), other. A missing socket or a refused connection (no runtime there) is not counted.' },
+  { name: 'flowtel_container_known', kind: 'gauge', unit: '{container}', description: 'Containers the container processor knows names of (listed now or within retention).' },
+] as const;
+for (const m of CONTAINER_METRICS) registerMetric(m);
+
+/** Why a list failed, for flowtel_container_runtime_errors. */
+function failureReason(error: unknown): string {
+  if (isGrpcError(error, grpcStatus.DEADLINE_EXCEEDED) || /no answer within/.test(String((error as Error)?.message))) return 'timeout';
+  if (error instanceof ProtobufError || /not JSON|expected a JSON array/.test(String((error as Error)?.message))) return 'malformed';
+  return 'other';
+}
 
 const containerSchema = {
   endpoints: {
@@ -120,6 +138,10 @@ export class ContainerDirectory {
   private lastRefreshMs = 0;
   private readonly failing = new Set<string>();
   private stopped = true;
+  /** Per endpoint: whether its last list succeeded (absent endpoints are not here). */
+  readonly reachable = new Map<string, boolean>();
+  /** `endpoint\u0000reason` → failed lists (cumulative). */
+  readonly errors = new Map<string, number>();
   private again = false;
   private readonly watches = new Map<Lister, { cancel(): void }>();
   private readonly rewatch = new Map<Lister, NodeJS.Timeout>();
@@ -224,6 +246,7 @@ export class ContainerDirectory {
         try {
           const list = await l.list();
           this.lists++;
+          this.reachable.set(l.endpoint.url, true);
           this.logger?.debug({ endpoint: l.endpoint.url, containers: list.length }, 'container: runtime API listed its containers');
           if (this.failing.delete(l.endpoint.url)) this.logger?.info({ endpoint: l.endpoint.url }, 'container: runtime API answers again');
           return { api: l.endpoint.api, list };
@@ -250,7 +273,13 @@ export class ContainerDirectory {
 
   private reportFailure(endpoint: RuntimeEndpoint, error: unknown): void {
     // No runtime here: not an error.
-    if (isRuntimeAbsent(error)) return;
+    if (isRuntimeAbsent(error)) {
+      this.reachable.delete(endpoint.url);
+      return;
+    }
+    this.reachable.set(endpoint.url, false);
+    const key = `${endpoint.url}\u0000${failureReason(error)}`;
+    this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
     if (this.failing.has(endpoint.url)) return;
     this.failing.add(endpoint.url);
     this.logger?.warn({ endpoint: endpoint.url, err: error }, 'container: runtime API request failed; containers it runs get no names until it answers');
@@ -293,6 +322,7 @@ function sameNames(a: ContainerNames, b: ContainerNames): boolean {
 
 export class ContainerProcessor extends Enricher<ContainerNames> {
   readonly directory: ContainerDirectory;
+  private readonly reportedErrors = new Map<string, number>();
 
   constructor(id: string, config: ContainerConfig, logger?: Logger) {
     super(id);
@@ -305,6 +335,22 @@ export class ContainerProcessor extends Enricher<ContainerNames> {
 
   shutdown(): Promise<void> {
     return this.directory.stop();
+  }
+
+  /** flowtel_container_*: per endpoint reachability and failed lists (as deltas), containers known. */
+  protected override telemetry(): Measurement[] {
+    const processor = this.id;
+    const out: Measurement[] = [];
+    for (const [endpoint, ok] of this.directory.reachable) out.push({ metric: 'flowtel_container_runtime_reachable', value: ok ? 1 : 0, attributes: { processor, endpoint } });
+    for (const [key, total] of this.directory.errors) {
+      const delta = total - (this.reportedErrors.get(key) ?? 0);
+      if (delta <= 0) continue;
+      this.reportedErrors.set(key, total);
+      const [endpoint, reason] = key.split('\u0000') as [string, string];
+      out.push({ metric: 'flowtel_container_runtime_errors', value: delta, attributes: { processor, endpoint, reason } });
+    }
+    out.push({ metric: 'flowtel_container_known', value: this.directory.size, attributes: { processor } });
+    return out;
   }
 
   protected token(attributes: FlowAttributes): ContainerNames | undefined {
