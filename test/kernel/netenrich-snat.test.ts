@@ -29,6 +29,11 @@ const NODE_IN = '10.201.91.17';
 const NODE_OUT = '10.201.91.33';
 const EXT = '10.201.91.34';
 const NS = { pod: 'cri-snat-pod', node: 'cri-snat-node', ext: 'cri-snat-ext' } as const;
+/** The same links in IPv6. */
+const POD6 = 'fd00:201:91:1::2';
+const NODE_IN6 = 'fd00:201:91:1::1';
+const NODE_OUT6 = 'fd00:201:91:2::1';
+const EXT6 = 'fd00:201:91:2::2';
 const PORTS = { from: 45000, to: 45999 };
 
 let receiver: MetricsReceiver;
@@ -117,13 +122,24 @@ before(async () => {
     inNs(ns, 'ip', 'link', 'set', dev, 'up');
     inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
   }
+  for (const [ns, dev, addr] of [
+    [NS.pod, 'crisnatp', `${POD6}/64`],
+    [NS.node, 'crisnatn1', `${NODE_IN6}/64`],
+    [NS.node, 'crisnatn2', `${NODE_OUT6}/64`],
+    [NS.ext, 'crisnate', `${EXT6}/64`],
+  ] as const) {
+    inNs(ns, 'ip', '-6', 'addr', 'add', addr, 'dev', dev, 'nodad');
+  }
   inNs(NS.pod, 'ip', 'route', 'add', 'default', 'via', NODE_IN);
+  inNs(NS.pod, 'ip', '-6', 'route', 'add', 'default', 'via', NODE_IN6);
+  inNs(NS.node, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1');
   // No route back from the external host to the pod's subnet: only the masquerade makes replies come back.
   inNs(NS.node, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
-  sh('ip', ['netns', 'exec', NS.node, 'nft', '-f', '-'], `table ip crisnat { chain post { type nat hook postrouting priority 100; oifname "crisnatn2" meta l4proto { tcp, udp } masquerade to :${PORTS.from}-${PORTS.to}; }; }`);
+  sh('ip', ['netns', 'exec', NS.node, 'nft', '-f', '-'], `table ip crisnat { chain post { type nat hook postrouting priority 100; oifname "crisnatn2" meta l4proto { tcp, udp } masquerade to :${PORTS.from}-${PORTS.to}; }; }
+table ip6 crisnat6 { chain post { type nat hook postrouting priority 100; oifname "crisnatn2" meta l4proto tcp masquerade; }; }`);
 
   const logger = pino({ level: 'warn' });
-  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: ['10.201.91.0/24'] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
+  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: ['10.201.91.0/24', 'fd00:201:91::/48'] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
   capture = new Capture();
   receiver = ebpfTcpReceiverFactory.create(ebpfTcpReceiverFactory.validate({ collection_interval: '1h', include_ephemeral_ports: true }, 'receivers.ebpf_tcp'), {
     id: 'ebpf_tcp',
@@ -228,4 +244,22 @@ test('UDP through the masquerade: the pod\'s datagram flows get the translated s
     assert.equal(got[0]!['source.translated.address'], e.reply.dst);
     assert.equal(got[0]!['source.translated.port'], e.reply.dport);
   }
+});
+
+test('IPv6 through a masquerade: translated the same way', async () => {
+  const port = await freePort();
+  await server(NS.ext, ['tcp-server', '--host', EXT6, '--port', String(port), '--reply', '66']);
+  const r = await run<{ received: number; localPort: number }>(NS.pod, ['tcp-client', '--host', EXT6, '--port', String(port), '--send', '606']);
+  assert.equal(r.received, 66);
+  const out = inNs(NS.node, 'conntrack', '-L', '-f', 'ipv6', '-p', 'tcp', '--orig-src', POD6);
+  const m = new RegExp(`sport=${r.localPort} dport=${port} src=${EXT6} dst=(\\S+) sport=${port} dport=(\\d+)`).exec(out);
+  assert.ok(m, `conntrack: ${out}`);
+  assert.equal(m[1], NODE_OUT6, 'masqueraded to the node\'s outside address');
+  const podSide = { 'source.address': POD6, 'source.port': r.localPort, 'destination.address': EXT6, 'destination.port': port };
+  await collectUntil(() => capture.sum('tcp_connections_closed', podSide) === 1);
+  const [flow] = flows('tcp_bytes_sent', podSide);
+  assert.ok(flow, 'the pod\'s IPv6 flow');
+  assert.equal(flow['network.type'], 'ipv6');
+  assert.equal(flow['source.translated.address'], NODE_OUT6);
+  assert.equal(flow['source.translated.port'], Number(m[2]));
 });
