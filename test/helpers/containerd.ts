@@ -71,7 +71,8 @@ export interface PodSpec {
 
 export class TestContainerd {
   readonly socket: string;
-  private readonly daemon: ChildProcess;
+  private daemon: ChildProcess;
+  private readonly configFile: string;
   private readonly log: string[] = [];
   /** Containers started with `ctr run`, by namespace, and pods, to remove at the end. */
   private readonly tasks: Array<{ ns: string; id: string }> = [];
@@ -114,22 +115,40 @@ export class TestContainerd {
         '',
       ].join('\n'),
     );
-    this.daemon = spawn('containerd', ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    for (const s of [this.daemon.stdout!, this.daemon.stderr!]) s.on('data', (d: Buffer) => this.log.push(d.toString()));
+    this.configFile = config;
+    this.daemon = this.spawnDaemon();
     this.cri = new GrpcUnixClient(this.socket, 20_000);
+  }
+
+  private spawnDaemon(): ChildProcess {
+    const daemon = spawn('containerd', ['--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const s of [daemon.stdout!, daemon.stderr!]) s.on('data', (d: Buffer) => this.log.push(d.toString()));
+    return daemon;
+  }
+
+  private async answering(): Promise<void> {
+    await until('containerd answers', () => {
+      try {
+        this.ctr('default', ['version']);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000, () => this.output());
+  }
+
+  /** Stop the daemon (its containers keep running under their shims) and start it again on the same state. */
+  async restart(): Promise<void> {
+    this.daemon.kill('SIGTERM');
+    if (this.daemon.exitCode === null && this.daemon.signalCode === null) await once(this.daemon, 'exit');
+    this.daemon = this.spawnDaemon();
+    await this.answering();
   }
 
   /** Starts a containerd under `dir` and waits until its API answers. */
   static async start(dir: string, sandboxImage: string): Promise<TestContainerd> {
     const c = new TestContainerd(dir, sandboxImage);
-    await until('containerd answers', () => {
-      try {
-        c.ctr('default', ['version']);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 20_000, () => c.output());
+    await c.answering();
     return c;
   }
 

@@ -199,3 +199,22 @@ test('containerd events: a container created after start is listed at once, befo
     await cp.shutdown();
   }
 });
+
+test('containerd restarts: the event stream is subscribed again, a container created afterwards is listed without a lookup', async () => {
+  assert.ok(containerd);
+  const cp = containerProcessor([`containerd://${containerd.socket}`]);
+  await cp.start();
+  try {
+    const known = cp.directory.size;
+    await containerd.restart();
+    const id = randomBytes(32).toString('hex');
+    containerd.runContainer(NS, id, IMAGE, { 'nerdctl/name': 'after-restart' }, CGROUP_PARENT);
+    await until('the container created after the restart is known', () => cp.directory.size === known + 1, 15_000);
+    const f = processProcessor().process(batch(containerd.taskPid(NS, id)));
+    assert.equal(flowsOf(cp.process(f))[0]!['container.name'], 'after-restart');
+    // Containers started before the restart kept running and kept their names.
+    assert.equal(flowsOf(cp.process(processProcessor().process(batch(pids.named))))[0]!['container.name'], 'shop-web');
+  } finally {
+    await cp.shutdown();
+  }
+});

@@ -145,6 +145,7 @@ export class ContainerDirectory {
   private again = false;
   private readonly watches = new Map<Lister, { cancel(): void }>();
   private readonly rewatch = new Map<Lister, NodeJS.Timeout>();
+  private readonly watchFailures = new Map<Lister, number>();
   /** Successful and failed list requests, container events received (tests, telemetry). */
   lists = 0;
   listFailures = 0;
@@ -192,17 +193,21 @@ export class ContainerDirectory {
     const retry = (): void => {
       if (this.stopped || this.rewatch.has(l)) return;
       this.watches.delete(l);
+      // 1 s, 2 s, 4 s, … up to refresh_interval while the stream keeps failing (an event resets it).
+      const failures = (this.watchFailures.get(l) ?? 0) + 1;
+      this.watchFailures.set(l, failures);
       const t = setTimeout(() => {
         this.rewatch.delete(l);
         if (this.stopped) return;
         void this.watch(l).then(() => this.watches.has(l) && this.refreshSoon());
-      }, Math.min(this.config.refresh_interval, 5000));
+      }, Math.min(this.config.refresh_interval, 1000 * 2 ** Math.min(failures - 1, 16)));
       t.unref();
       this.rewatch.set(l, t);
     };
     try {
       const w = await l.watch!(() => {
         this.events++;
+        this.watchFailures.delete(l);
         this.refreshSoon();
       }, retry);
       if (this.stopped) w.cancel();
