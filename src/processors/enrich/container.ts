@@ -124,6 +124,9 @@ function lister(endpoint: RuntimeEndpoint, timeoutMs: number): Lister {
   return { endpoint, list: () => cri.list(), close: () => client.close() };
 }
 
+/** Events closer together than this are read with one refresh. */
+const EVENT_COALESCE_MS = 100;
+
 interface Known {
   names: ContainerNames;
   lastSeenMs: number;
@@ -143,6 +146,7 @@ export class ContainerDirectory {
   /** `endpoint\u0000reason` → failed lists (cumulative). */
   readonly errors = new Map<string, number>();
   private again = false;
+  private soon?: NodeJS.Timeout;
   private readonly watches = new Map<Lister, { cancel(): void }>();
   private readonly rewatch = new Map<Lister, NodeJS.Timeout>();
   private readonly watchFailures = new Map<Lister, number>();
@@ -177,6 +181,8 @@ export class ContainerDirectory {
     this.timer = undefined;
     for (const t of this.rewatch.values()) clearTimeout(t);
     this.rewatch.clear();
+    if (this.soon) clearTimeout(this.soon);
+    this.soon = undefined;
     for (const w of this.watches.values()) w.cancel();
     this.watches.clear();
     await this.refreshing;
@@ -217,11 +223,20 @@ export class ContainerDirectory {
     }
   }
 
-  /** A refresh now; if one is running, another right after it (it may have listed before the change). */
+  /**
+   * A refresh in a moment (a burst of events — a pod's sandbox and containers
+   * — is read once); if one is running then, another right after it (it may
+   * have listed before the change).
+   */
   private refreshSoon(): void {
-    if (this.stopped) return;
-    if (this.refreshing) this.again = true;
-    else void this.refresh();
+    if (this.stopped || this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      if (this.stopped) return;
+      if (this.refreshing) this.again = true;
+      else void this.refresh();
+    }, EVENT_COALESCE_MS);
+    this.soon.unref();
   }
 
   /** The names of a container id, or undefined (and a refresh soon) when it is not known. */
