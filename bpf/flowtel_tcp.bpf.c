@@ -196,12 +196,12 @@ static __always_inline void filter_socket(struct sock_info *si, const struct soc
 	if (!options.filter_enabled)
 		return;
 	__u8 raddr[16] = {};
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family == AF_INET) {
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 d = sk->__sk_common.skc_daddr;
 		__builtin_memcpy(raddr, &d, 4);
 	} else {
-		BPF_CORE_READ_INTO(&raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		__builtin_memcpy(raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	}
 	if (!filter_pass(server_port, family, raddr, si->comm)) {
 		si->flags |= FLOWTEL_F_FILTERED;
@@ -212,7 +212,7 @@ static __always_inline void filter_socket(struct sock_info *si, const struct soc
 
 static __always_inline __u32 sock_netns(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return sk->__sk_common.skc_net.net->ns.inum;
 }
 
 static __always_inline __u64 sock_ino(const struct sock *sk)
@@ -226,36 +226,43 @@ static __always_inline __u64 sock_ino(const struct sock *sk)
 
 static __always_inline void fill_addrs(struct flowtel_conn *c, const struct sock *sk)
 {
-	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->family = sk->__sk_common.skc_family;
+	c->sport = sk->__sk_common.skc_num;
+	c->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (c->family == AF_INET) {
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 s = sk->__sk_common.skc_rcv_saddr;
+		__u32 d = sk->__sk_common.skc_daddr;
 		__builtin_memcpy(c->saddr, &s, 4);
 		__builtin_memcpy(c->daddr, &d, 4);
 	} else {
-		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		__builtin_memcpy(c->saddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(c->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	}
 }
 
 static __always_inline void fill_counters(struct flowtel_conn *c, const struct sock *sk)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	c->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
-	c->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-	c->bytes_received = BPF_CORE_READ(tp, bytes_received);
-	c->segs_out = BPF_CORE_READ(tp, segs_out);
-	c->segs_in = BPF_CORE_READ(tp, segs_in);
-	c->total_retrans = BPF_CORE_READ(tp, total_retrans);
-	c->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
-	c->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+	/*
+	 * Plain loads through the kernel's typed pointer (CO-RE relocated, no
+	 * helper call per field): a walk of 100k sockets spends most of its time
+	 * here.
+	 */
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return;
+	c->bytes_sent = tp->bytes_sent;
+	c->bytes_acked = tp->bytes_acked;
+	c->bytes_received = tp->bytes_received;
+	c->segs_out = tp->segs_out;
+	c->segs_in = tp->segs_in;
+	c->total_retrans = tp->total_retrans;
+	c->srtt_us = tp->srtt_us >> 3;
+	c->rttvar_us = tp->mdev_us >> 2;
 	if (bpf_core_field_exists(tp->bytes_retrans))
-		c->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+		c->bytes_retrans = tp->bytes_retrans;
 	/* SOCK_DONE (bit 1 of sk_flags) is set by tcp_fin(): the peer's FIN, one
 	 * unit of sequence space that bytes_received counts too. */
-	if (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << 1))
+	if (sk->__sk_common.skc_flags & (1UL << 1))
 		c->flags |= FLOWTEL_F_FIN_RECEIVED;
 }
 
@@ -306,7 +313,7 @@ static __always_inline struct flowtel_conn *reserve(void)
 static __always_inline void listener_key_of(struct listener_key *k, const struct sock *sk)
 {
 	k->netns = sock_netns(sk);
-	k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k->port = sk->__sk_common.skc_num;
 	k->family = 0; /* one listener per port and netns is the common case; v4/v6 share */
 }
 
@@ -324,7 +331,7 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
 	c->old_state = oldstate;
 	c->state = newstate;
 	c->netns = sock_netns(sk);
-	c->err = BPF_CORE_READ(sk, sk_err);
+	c->err = sk->sk_err;
 	fill_addrs(c, sk);
 	fill_counters(c, sk);
 	fill_owner(c, si);
@@ -376,9 +383,42 @@ int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
 	return on_set_state(sk, oldstate, newstate);
 }
 
+/* Per-socket state for an accepted connection: owner and filter verdict from its listener. */
+static __always_inline struct sock_info *adopt_incoming(struct sock *sk)
+{
+	struct listener_key k = {};
+	listener_key_of(&k, sk);
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si) {
+		count(FLOWTEL_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	si->direction = FLOWTEL_DIR_INCOMING;
+	struct listener_info *li = bpf_map_lookup_elem(&listeners, &k);
+	if (li) {
+		si->pid = li->pid;
+		__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
+	}
+	filter_socket(si, sk, sk->__sk_common.skc_num);
+	return si;
+}
+
+/* Per-socket state for an outgoing connection whose connect() we missed: no owner (not in its context). */
+static __always_inline struct sock_info *adopt_outgoing(struct sock *sk)
+{
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si) {
+		count(FLOWTEL_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	si->direction = FLOWTEL_DIR_OUTGOING;
+	filter_socket(si, sk, bpf_ntohs(sk->__sk_common.skc_dport));
+	return si;
+}
+
 static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || oldstate == newstate)
+	if (sk->sk_protocol != IPPROTO_TCP || oldstate == newstate)
 		return 0;
 
 	if (newstate == TCP_SYN_SENT) {
@@ -395,7 +435,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		si->flags = 0;
 		si->connect_us = 0;
 		bpf_get_current_comm(si->comm, sizeof(si->comm));
-		filter_socket(si, sk, bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+		filter_socket(si, sk, bpf_ntohs(sk->__sk_common.skc_dport));
 		return 0;
 	}
 
@@ -420,20 +460,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 
 	if (newstate == TCP_SYN_RECV) {
 		/* A child socket cloned from its listener (oldstate LISTEN): inherit the owner. */
-		struct listener_key k = {};
-		listener_key_of(&k, sk);
-		struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!si) {
-			count(FLOWTEL_CNT_STORAGE_FAIL);
-			return 0;
-		}
-		si->direction = FLOWTEL_DIR_INCOMING;
-		struct listener_info *li = bpf_map_lookup_elem(&listeners, &k);
-		if (li) {
-			si->pid = li->pid;
-			__builtin_memcpy(si->comm, li->comm, FLOWTEL_COMM_LEN);
-		}
-		filter_socket(si, sk, BPF_CORE_READ(sk, __sk_common.skc_num));
+		adopt_incoming(sk);
 		return 0;
 	}
 
@@ -444,6 +471,16 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
 
 	if (newstate == TCP_ESTABLISHED) {
+		/*
+		 * No state, though the socket went through SYN_SENT or SYN_RECV
+		 * since we attached: that change was one the kernel skipped (see
+		 * set_state_spare). Adopt it now, so that it is neither taken for a
+		 * connection from before the agent nor missing from the walks.
+		 */
+		if (!si && oldstate == TCP_SYN_RECV)
+			si = adopt_incoming(sk);
+		else if (!si && oldstate == TCP_SYN_SENT)
+			si = adopt_outgoing(sk);
 		if (si) {
 			if (oldstate == TCP_SYN_SENT && si->syn_sent_ns)
 				si->connect_us = (bpf_ktime_get_ns() - si->syn_sent_ns) / 1000;
@@ -464,7 +501,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 
 static __always_inline void mark(struct sock *sk, __u8 flag)
 {
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
 		return;
 	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
 	if (si)
@@ -493,7 +530,9 @@ static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *s
 	c->cookie = bpf_get_socket_cookie(sk);
 	c->state = state;
 	c->netns = sock_netns(sk);
-	c->ino = sock_ino(sk);
+	/* The inode is how user space finds an owner in /proc: only needed when we know none (four dependent loads saved per socket). */
+	if (!si || !si->pid)
+		c->ino = sock_ino(sk);
 	fill_addrs(c, sk);
 	fill_counters(c, sk);
 	fill_owner(c, si);
@@ -503,22 +542,53 @@ static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *s
  * Open connections, once per collection: every socket that has our
  * per-socket state, in every network namespace (iter/tcp would only walk the
  * namespace of the process that reads it).
+ *
+ * The records go to snapshot_chunk, not to the iterator's seq_file: the
+ * sk_storage map iterator resumes a read() by walking its bucket from the
+ * start (and such a map has as few buckets as CPUs), so a walk cut into
+ * 32 KiB reads costs the square of the number of sockets. Writing nothing
+ * to the seq_file, one read() walks until the chunk is full; the program
+ * then returns 1 (retry this socket), read() fails with EAGAIN, user space
+ * takes the chunk, empties it and reads on from that socket.
  */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 32768); /* records per read() (4.75 MiB); user space may set another size before load */
+	__type(key, __u32);
+	__type(value, struct flowtel_conn);
+} snapshot_chunk SEC(".maps");
+
+/* [0]: records in snapshot_chunk. User space sets it to 0 before each read(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} snapshot_count SEC(".maps");
+
 SEC("iter/bpf_sk_storage_map")
 int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
-	struct seq_file *seq = ctx->meta->seq;
 	struct sock *sk = ctx->sk;
 	struct sock_info *si = ctx->value;
-	struct flowtel_conn c = {};
+	__u32 zero = 0;
 
-	if (!sk || !si || (si->flags & FLOWTEL_F_FILTERED) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || !si || (si->flags & FLOWTEL_F_FILTERED) || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u8 state = sk->__sk_common.skc_state;
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)
 		return 0;
-	fill_snapshot(&c, sk, state, si);
-	bpf_seq_write(seq, &c, sizeof(c));
+	__u32 *n = bpf_map_lookup_elem(&snapshot_count, &zero);
+	if (!n)
+		return 0;
+	__u32 i = *n;
+	struct flowtel_conn *c = bpf_map_lookup_elem(&snapshot_chunk, &i);
+	if (!c)
+		return 1; /* full (i == max_entries): this socket again once user space has taken the chunk */
+	__builtin_memset(c, 0, sizeof(*c));
+	fill_snapshot(c, sk, state, si);
+	*n = i + 1;
 	return 0;
 }
 
@@ -625,6 +695,7 @@ static __always_inline int count_udp(struct __sk_buff *skb, bool egress)
 	if (!v) {
 		struct flowtel_udp_value nv = {};
 		nv.first_ns = now;
+		nv.flags = egress ? FLOWTEL_UDP_F_EGRESS_FIRST : 0;
 		if (bpf_map_update_elem(&udp_flows, &k, &nv, BPF_NOEXIST) == -7 /* E2BIG */) {
 			count(FLOWTEL_CNT_UDP_MAP_FULL);
 			return 1;

@@ -106,9 +106,13 @@ struct flowtel_udp_value {
 	__u64 first_ns;
 	__u64 last_ns;
 	__u32 pid;
-	__u32 netns;
+	__u8 flags;            /* FLOWTEL_UDP_F_* */
+	__u8 _pad[3];
 	char comm[FLOWTEL_COMM_LEN];
 };
+
+/* The flow's first datagram the agent saw was sent by the local socket. */
+#define FLOWTEL_UDP_F_EGRESS_FIRST 1
 
 /* Kernel-side loss and health counters (per-CPU array, index = enum). */
 enum flowtel_counter {

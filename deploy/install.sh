@@ -11,6 +11,7 @@ packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 p
 if [[ "${1:-}" == "--test-tools" ]]; then
   packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils dnsperf util-linux procps openssl conntrack prometheus systemd docker-compose)
   packages+=(nginx-light jq curl) # bench/ (bash bench/run.sh)
+  packages+=(docker.io podman debootstrap) # the image, built and run without a registry: deploy/docker/smoke-test.sh
   packages+=(containerd runc busybox-static) # container processor tests: a real containerd and its CRI
 fi
 

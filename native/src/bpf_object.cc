@@ -79,6 +79,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
           InstanceMethod<&BpfObject::IsLoaded>("isLoaded"),
           InstanceMethod<&BpfObject::IsClosed>("isClosed"),
           InstanceMethod<&BpfObject::ReadIterator>("readIterator"),
+          InstanceMethod<&BpfObject::DrainIterator>("drainIterator"),
           InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
           InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
@@ -477,18 +478,14 @@ Napi::Value BpfObject::ReadIterator(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "prog");
   bool in_ns = info.Length() > 1 && !info[1].IsUndefined();
   std::string ns_path = in_ns ? ArgString(info, 1, "netnsPath") : "";
-  FindProgram(env, name);
-  RequireLoaded(env, "readIterator()");
-  auto it = links_.find(name);
-  if (it == links_.end())
-    ThrowCode(env, "ERR_BPF_STATE", "readIterator('" + name + "'): program is not attached; call attach() first (" + Where() + ")");
+  int link_fd = IterLinkFd(env, name, "readIterator");
   int fd;
   if (in_ns) {
     const char* what = "";
-    fd = IterCreateInNetns(bpf_link__fd(it->second), ns_path, &what);
+    fd = IterCreateInNetns(link_fd, ns_path, &what);
     if (fd < 0) ThrowErrno(env, -fd, "readIterator('" + name + "'): " + what + " '" + ns_path + "'");
   } else {
-    fd = bpf_iter_create(bpf_link__fd(it->second));
+    fd = bpf_iter_create(link_fd);
     if (fd < 0) ThrowErrno(env, errno, "bpf_iter_create for program '" + name + "' in " + Where());
   }
 
@@ -523,6 +520,126 @@ Napi::Value BpfObject::ReadIterator(const Napi::CallbackInfo& info) {
   }
   close(fd);
   return OwnedBuffer(env, buf, len, cap);
+}
+
+int BpfObject::IterLinkFd(Napi::Env env, const std::string& prog, const char* what) {
+  FindProgram(env, prog);
+  RequireLoaded(env, (std::string(what) + "()").c_str());
+  auto it = links_.find(prog);
+  if (it == links_.end())
+    ThrowCode(env, "ERR_BPF_STATE", std::string(what) + "('" + prog + "'): program is not attached; call attach() first (" + Where() + ")");
+  return bpf_link__fd(it->second);
+}
+
+// drainIterator(prog, chunkMap, countMap, onChunk?): one walk of an iterator
+// whose program writes its records into `chunkMap` (a BPF_F_MMAPABLE array)
+// and their number into `countMap`[0], and returns 1 (retry this object) when
+// the chunk is full, which makes read() fail with EAGAIN. Each time, the
+// chunk is taken and emptied, and the walk goes on from that object.
+// Without onChunk: returns every record, packed, in one Buffer. With it:
+// calls onChunk(bytes) per chunk with a Uint8Array over the chunk's memory (no copy;
+// detached when the call returns, so a view kept by mistake reads as empty)
+// and returns the number of records.
+Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "prog");
+  std::string chunk_name = ArgString(info, 1, "chunkMap");
+  std::string count_name = ArgString(info, 2, "countMap");
+  Napi::Function on_chunk;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!info[3].IsFunction()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "drainIterator: onChunk must be a function");
+    on_chunk = info[3].As<Napi::Function>();
+  }
+  int link_fd = IterLinkFd(env, name, "drainIterator");
+  bpf_map* chunk = RequireLoadedMap(env, chunk_name);
+  bpf_map* count = RequireLoadedMap(env, count_name);
+  if (bpf_map__type(chunk) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(chunk) & BPF_F_MMAPABLE))
+    ThrowCode(env, "ERR_BPF_STATE", "drainIterator: '" + chunk_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+  if (bpf_map__type(count) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(count) != 4)
+    ThrowCode(env, "ERR_BPF_STATE", "drainIterator: '" + count_name + "' is not an array map of __u32 (" + Where() + ")");
+  const size_t rec = bpf_map__value_size(chunk);
+  const uint32_t capacity = bpf_map__max_entries(chunk);
+  const size_t len_bytes = (size_t)rec * capacity;
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t mapped = (len_bytes + page - 1) / page * page;
+
+  // Everything below is released on every way out, a JS exception from onChunk included.
+  struct Resources {
+    void* mem = MAP_FAILED;
+    size_t mapped = 0;
+    int fd = -1;
+    uint8_t* out = nullptr;
+    ~Resources() {
+      if (fd >= 0) close(fd);
+      if (mem != MAP_FAILED) munmap(mem, mapped);
+      free(out);
+    }
+  } r;
+  r.mapped = mapped;
+  r.mem = mmap(nullptr, mapped, PROT_READ, MAP_SHARED, bpf_map__fd(chunk), 0);
+  if (r.mem == MAP_FAILED) ThrowErrno(env, errno, "drainIterator: mmap of '" + chunk_name + "' in " + Where());
+  r.fd = bpf_iter_create(link_fd);
+  if (r.fd < 0) ThrowErrno(env, errno, "bpf_iter_create for program '" + name + "' in " + Where());
+
+  size_t cap = 0, len = 0;
+  uint64_t records = 0;
+  const uint32_t zero = 0;
+  int empty_retries = 0;
+  uint8_t scratch[256];
+  for (;;) {
+    if (bpf_map_update_elem(bpf_map__fd(count), &zero, &zero, BPF_ANY))
+      ThrowErrno(env, errno, "drainIterator('" + name + "'): resetting the record count in " + Where());
+    ssize_t n = read(r.fd, scratch, sizeof scratch);
+    int read_err = n < 0 ? errno : 0;
+    uint32_t got = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(count), &zero, &got))
+      ThrowErrno(env, errno, "drainIterator('" + name + "'): reading the record count in " + Where());
+    got = std::min(got, capacity);
+    size_t bytes = (size_t)got * rec;
+    records += got;
+    if (bytes > 0 && !on_chunk.IsEmpty()) {
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, r.mem, bytes);  // external: no copy, no finalizer
+      Napi::Value arg = Napi::Uint8Array::New(env, bytes, ab, 0);
+      try {
+        on_chunk.Call({arg});
+      } catch (...) {
+        ab.Detach();
+        throw;
+      }
+      ab.Detach();
+    } else if (bytes > 0) {
+      if (len + bytes > cap) {
+        size_t ncap = std::max(cap * 2, len + bytes);
+        uint8_t* nb = (uint8_t*)realloc(r.out, ncap);
+        if (!nb) ThrowErrno(env, ENOMEM, "drainIterator('" + name + "')");
+        r.out = nb;
+        cap = ncap;
+      }
+      memcpy(r.out + len, r.mem, bytes);
+      len += bytes;
+    }
+    if (n >= 0) {
+      if (n == 0) break;  // the walk is over
+      continue;           // the program wrote to the seq_file: not this protocol's, ignored
+    }
+    if (read_err == EINTR) continue;
+    if (read_err != EAGAIN) ThrowErrno(env, read_err, "reading BPF iterator '" + name + "' in " + Where());
+    // EAGAIN: the chunk was full (or the kernel's cap of objects per read()
+    // was reached). One that came back empty means no progress: give up
+    // rather than spin.
+    if (got == 0 && ++empty_retries > 3)
+      ThrowErrno(env, EAGAIN, "drainIterator('" + name + "'): no progress (EAGAIN with an empty chunk) in " + Where());
+    if (got > 0) empty_retries = 0;
+  }
+  if (!on_chunk.IsEmpty()) return Napi::Number::New(env, (double)records);
+  uint8_t* out = r.out;
+  r.out = nullptr;
+  if (!out) {
+    out = (uint8_t*)malloc(1);
+    if (!out) ThrowErrno(env, ENOMEM, "drainIterator('" + name + "')");
+    cap = 1;
+  }
+  return OwnedBuffer(env, out, len, cap);
 }
 
 Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo& info) {

@@ -47,6 +47,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value IsLoaded(const Napi::CallbackInfo& info);
   Napi::Value IsClosed(const Napi::CallbackInfo& info);
   Napi::Value ReadIterator(const Napi::CallbackInfo& info);
+  Napi::Value DrainIterator(const Napi::CallbackInfo& info);
   Napi::Value MapLookup(const Napi::CallbackInfo& info);
   void MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
@@ -62,6 +63,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bpf_program* FindProgram(Napi::Env env, const std::string& name) const;
   bpf_map* FindMap(Napi::Env env, const std::string& name) const;
   std::string Where() const;  // "'<path>'" for messages
+  int IterLinkFd(Napi::Env env, const std::string& prog, const char* what);
 
   bpf_object* obj_ = nullptr;
   std::string path_;

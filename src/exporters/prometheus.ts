@@ -28,7 +28,8 @@
  *   (basic or bearer credentials), as src/util/http-server.ts describes:
  *   the server is flowtel's own, the SDK only renders the scrape.
  */
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { ServerResponse } from 'node:http';
 import type { ComponentFactory, ExporterContext, MetricsExporter } from '../pipeline/component';
 import type { Server } from 'node:http';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
@@ -157,6 +158,38 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Exporte
     preventServerStart: true,
     metricProducers: ctx.metricProducers,
   });
+  // The same rendering as the SDK's own handler (its settings, its
+  // defaults), but in our hands: the SDK's handler lets an exception of the
+  // serializer (a page past V8's longest string, with too many series)
+  // escape as an unhandled rejection, which ends the process. Here it fails
+  // the scrape, says why, and the agent goes on.
+  const serializer = new PrometheusSerializer(
+    config.namespace ?? '',
+    config.send_timestamps,
+    withResourceConstantLabels,
+    config.without_target_info,
+    config.without_scope_info,
+  );
+  let lastFailureLog = 0;
+  const serve = async (res: ServerResponse): Promise<void> => {
+    try {
+      const { resourceMetrics, errors } = await reader.collect();
+      if (errors.length > 0) ctx.logger.warn({ errors: errors.map(String) }, `exporter ${ctx.id}: errors while collecting metrics`);
+      const body = serializer.serialize(resourceMetrics);
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+    } catch (error) {
+      const now = Date.now();
+      if (now - lastFailureLog > 60_000) {
+        lastFailureLog = now;
+        ctx.logger.error(
+          { err: error },
+          `exporter ${ctx.id}: a scrape could not be rendered (too many series? see the aggregate processor and include_ephemeral_ports); answering 500`,
+        );
+      }
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`# flowtel: rendering the metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  };
   const urlHost = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
   let server: Server | undefined;
   let stopped = false;
@@ -171,7 +204,7 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Exporte
         const path = (req.url ?? '/').split('?')[0];
         if (path !== PROMETHEUS_METRICS_PATH) return void res.writeHead(404).end();
         if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
-        reader.getMetricsRequestHandler(req, res);
+        void serve(res);
       });
       // Scrapes are short: an idle keep-alive connection must not hold the shutdown.
       s.keepAliveTimeout = 5_000;

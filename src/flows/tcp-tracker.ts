@@ -12,7 +12,7 @@
 import { constants as osConstants } from 'node:os';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
 import { formatAddress, isLoopback, TCP_STATE_NAMES } from './addresses';
-import { AF_INET, ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from './records';
+import { AF_INET, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, ConnRecordCursor, decodeConnRecord, type ConnRecord } from './records';
 import { isV4Mapped } from '../util/ip';
 import { appendAll } from '../util/arrays';
 
@@ -59,6 +59,8 @@ export interface TcpTrackerStats {
   /** Snapshot records ignored because the connection's close was already counted. */
   closedRaces: number;
   tracked: number;
+  /** Connections whose open event never came: counted as opened at their close. */
+  openRecovered: number;
 }
 
 interface Counters {
@@ -96,6 +98,10 @@ interface Tracked extends Counters {
   rttGen: number;
   /** Kernel time of its open event, when seen. */
   openedNs?: bigint;
+  /** Open before the agent started (its opening is not ours to count). */
+  preExisting: boolean;
+  /** Counted in tcp_connections_opened (its open event came, or its close stood in for it). */
+  openCounted: boolean;
   /** Local and remote port of the record it was first seen in (the kernel clears the local port at close). */
   sport: number;
   dport: number;
@@ -138,8 +144,8 @@ function addressKey(family: number, a: Buffer): string | number {
 }
 
 export class TcpConnectionTracker {
-  private readonly conns = new Map<bigint, Tracked>();
-  private readonly recentlyClosed = new Map<bigint, number>();
+  private readonly conns = new Map<number, Tracked>();
+  private readonly recentlyClosed = new Map<number, number>();
   private readonly listeningPorts = new Set<string>();
   /** Interned flows by key; kept while a connection is tracked under them or they have totals to report. */
   private readonly flows = new Map<string, Flow>();
@@ -148,7 +154,7 @@ export class TcpConnectionTracker {
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
   private primed = false;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0, openRecovered: 0 };
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
 
@@ -167,51 +173,106 @@ export class TcpConnectionTracker {
   }
 
   /**
-   * An iter/tcp walk. The first one (at start) only sets the baseline of
-   * connections that were already open: their earlier traffic is not ours to
-   * report, but they count in tcp_connections from the first interval.
+   * An iter/tcp walk, whole. The first one (at start) only sets the baseline
+   * of connections that were already open: their earlier traffic is not ours
+   * to report, but they count in tcp_connections from the first interval.
    */
   onSnapshot(recs: readonly ConnRecord[]): void {
     for (const rec of recs) {
       if (rec.kind === ConnEventKind.Listener) this.listeningPorts.add(`${rec.netns}:${rec.sport}`);
     }
+    const walk = this.beginWalk();
+    for (const rec of recs) walk.add(rec);
+    walk.end();
+  }
+
+  /**
+   * A walk handed over in parts (packed flowtel_conn records, as the kernel
+   * writes them): `chunk()` for each part, then `end()` — or `abort()` if
+   * the walk failed half way (then nothing is concluded from what it missed).
+   * Connections tracked already are read in place, with no object per
+   * socket; the others are copied out and tracked at `end()`, after
+   * `prepare` had them all at once (e.g. to find, in one pass over /proc,
+   * owners the kernel did not know). A chunk's buffer is not used after
+   * `chunk()` returns.
+   */
+  beginPackedWalk(prepare?: (fresh: ConnRecord[]) => void): { chunk(buf: Buffer): void; end(): void; abort(): void } {
+    const walk = this.beginWalk();
+    const fresh: ConnRecord[] = [];
+    return {
+      chunk: (buf: Buffer): void => {
+        const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+        const cursor = new ConnRecordCursor(buf);
+        for (let i = 0; i < n; i++) {
+          cursor.moveTo(i);
+          if (cursor.kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie) && !this.recentlyClosed.has(cursor.cookie)) {
+            const off = i * CONN_RECORD_SIZE;
+            fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
+          } else {
+            walk.add(cursor);
+          }
+        }
+      },
+      end: (): void => {
+        if (prepare && fresh.length > 0) prepare(fresh);
+        for (const rec of fresh) walk.add(rec);
+        walk.end();
+      },
+      abort: (): void => undefined,
+    };
+  }
+
+  /** One walk: add() each record (the object may be reused after the call), then end(). */
+  private beginWalk(): { add(rec: ConnRecord): void; end(): void } {
     const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
-    for (const rec of recs) {
-      if (rec.kind !== ConnEventKind.Snapshot) continue;
+    const add = (rec: ConnRecord): void => {
+      if (rec.kind !== ConnEventKind.Snapshot) return;
       if (this.recentlyClosed.has(rec.cookie)) {
         this.stats.closedRaces++;
-        continue;
+        return;
       }
       let t = this.conns.get(rec.cookie);
       if (!t) {
         // Already open at start: baseline now. Opened later without an open
         // event (lost): everything it counted is new.
         const preExisting = !this.primed || (rec.flags & ConnFlags.PreExisting) !== 0;
-        t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
+        t = this.track(rec, preExisting ? countersOf(rec) : ZERO, preExisting);
       }
-      this.addDelta(t, rec);
+      const active = this.addDelta(t, rec);
       t.seenGen = this.gen;
-      this.sampleRtt(t, rec);
+      // An idle connection's RTT does not change: sampled again, it would
+      // weigh the histogram toward idle connections (and cost a sample per
+      // idle socket per collection).
+      if (active || t.rttGen === 0) this.sampleRtt(t, rec);
       const attrs = this.stateAttributes(t.flow, TCP_STATE_NAMES[rec.state] ?? String(rec.state));
       const g = gauge.get(attrs);
       if (g) g.n++;
       else gauge.set(attrs, { attrs, n: 1 });
-    }
-    this.openGauge = [];
-    for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
-    // A connection neither seen in two walks nor closed lost its close event
-    // (the kernel skips a tracing program that fires while it already runs
-    // on that CPU). Its socket is gone, so it did close: count it, with the
-    // counters it had at its last walk (what came after is lost).
-    for (const [cookie, t] of this.conns) {
-      if (t.seenGen < this.gen - 1) {
-        this.untrack(cookie, t);
-        this.touch(t.flow).closed++;
-        this.stats.staleRemoved++;
+    };
+    const end = (): void => {
+      this.openGauge = [];
+      for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
+      // A connection neither seen in two walks nor closed lost its close event
+      // (the kernel skips a tracing program that fires while it already runs
+      // on that CPU). Its socket is gone, so it did close: count it, with the
+      // counters it had at its last walk (what came after is lost).
+      for (const [cookie, t] of this.conns) {
+        if (t.seenGen < this.gen - 1) {
+          this.untrack(cookie, t);
+          const f = this.touch(t.flow);
+          f.closed++;
+          if (!t.openCounted && !t.preExisting) {
+            // Neither its open nor its close record came: seen only in walks.
+            f.opened++;
+            this.stats.openRecovered++;
+          }
+          this.stats.staleRemoved++;
+        }
       }
-    }
-    this.primed = true;
-    this.stats.tracked = this.conns.size;
+      this.primed = true;
+      this.stats.tracked = this.conns.size;
+    };
+    return { add, end };
   }
 
   /** The connection events since the last call (options.events), in kernel order. */
@@ -247,11 +308,12 @@ export class TcpConnectionTracker {
 
   private onOpen(rec: ConnRecord): void {
     let t = this.conns.get(rec.cookie);
-    if (!t) t = this.track(rec, ZERO);
+    if (!t) t = this.track(rec, ZERO, false);
     t.seenGen = this.gen;
     t.openedNs = rec.tsNs;
     this.addDelta(t, rec);
     this.touch(t.flow).opened++;
+    t.openCounted = true;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
       this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: t.flow.attrs });
     }
@@ -264,7 +326,15 @@ export class TcpConnectionTracker {
       // closed before the first walk, its baseline is unknown: count the
       // close, not its bytes. Otherwise its open event was lost: all is new.
       const preExisting = (rec.flags & ConnFlags.PreExisting) !== 0;
-      t = this.track(rec, preExisting ? countersOf(rec) : ZERO);
+      t = this.track(rec, preExisting ? countersOf(rec) : ZERO, preExisting);
+    }
+    // A close (not a failed attempt) of a connection that opened while we
+    // watched (the kernel has our state from its SYN) and whose open record
+    // never came (a state change the kernel skipped): it did open, count it.
+    if (!t.openCounted && !t.preExisting) {
+      this.touch(t.flow).opened++;
+      t.openCounted = true;
+      this.stats.openRecovered++;
     }
     this.addDelta(t, rec);
     this.sampleRtt(t, rec);
@@ -343,7 +413,7 @@ export class TcpConnectionTracker {
     return a;
   }
 
-  private track(rec: ConnRecord, baseline: Counters): Tracked {
+  private track(rec: ConnRecord, baseline: Counters, preExisting: boolean): Tracked {
     const flow = this.flowOf(rec);
     flow.conns++;
     const t: Tracked = {
@@ -356,6 +426,8 @@ export class TcpConnectionTracker {
       seenGen: this.gen,
       rttGen: 0,
       openedNs: undefined,
+      preExisting,
+      openCounted: false,
       sport: rec.sport,
       dport: rec.dport,
     };
@@ -363,7 +435,7 @@ export class TcpConnectionTracker {
     return t;
   }
 
-  private untrack(cookie: bigint, t: Tracked): void {
+  private untrack(cookie: number, t: Tracked): void {
     if (this.conns.delete(cookie)) t.flow.conns--;
   }
 
@@ -373,20 +445,23 @@ export class TcpConnectionTracker {
     return f;
   }
 
-  private addDelta(t: Tracked, rec: ConnRecord): void {
+  /** Adds what the connection counted since its last record; true if it sent or received segments meanwhile. */
+  private addDelta(t: Tracked, rec: ConnRecord): boolean {
     // Counters never go backwards: a smaller reading (FIN adjustment, a raced
     // read) leaves the last reported value in place.
     const f = t.flow;
+    let active = false;
     let d = payloadSent(rec) - t.sent;
     if (d > 0) (f.sent += d), (t.sent += d), (f.dirtyGen = this.gen);
     d = payloadReceived(rec) - t.received;
     if (d > 0) (f.received += d), (t.received += d), (f.dirtyGen = this.gen);
     d = rec.segsOut - t.segsOut;
-    if (d > 0) (f.segsOut += d), (t.segsOut += d), (f.dirtyGen = this.gen);
+    if (d > 0) (f.segsOut += d), (t.segsOut += d), (f.dirtyGen = this.gen), (active = true);
     d = rec.segsIn - t.segsIn;
-    if (d > 0) (f.segsIn += d), (t.segsIn += d), (f.dirtyGen = this.gen);
+    if (d > 0) (f.segsIn += d), (t.segsIn += d), (f.dirtyGen = this.gen), (active = true);
     d = rec.totalRetrans - t.retrans;
     if (d > 0) (f.retrans += d), (t.retrans += d), (f.dirtyGen = this.gen);
+    return active;
   }
 
   private sampleRtt(t: Tracked, rec: ConnRecord): void {

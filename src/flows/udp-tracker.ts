@@ -107,10 +107,11 @@ export class UdpFlowTracker {
   private attributesOf(f: UdpFlowRecord): FlowAttributes {
     const local = formatAddress(f.family, f.laddr);
     const remote = formatAddress(f.family, f.raddr);
-    // UDP has no handshake: the side whose port is ephemeral is the client.
+    // UDP has no handshake: the side whose port is ephemeral is the client;
+    // when both or neither are, the side that sent the first datagram seen.
     const localEph = this.isEphemeral(f.lport);
     const remoteEph = this.isEphemeral(f.rport);
-    const incoming = localEph === remoteEph ? f.lport < f.rport : remoteEph;
+    const incoming = localEph === remoteEph ? !f.egressFirst : remoteEph;
     const attrs: FlowAttributes = {
       'network.transport': 'udp',
       'network.type': local.type,

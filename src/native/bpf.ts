@@ -326,6 +326,31 @@ export class BpfObject {
     return call(() => this.raw.readIterator(prog, netnsPath));
   }
 
+  /**
+   * Runs an attached iter/* program that hands its records over through a
+   * chunk map instead of the seq_file (for map iterators, whose reads resume
+   * by walking a bucket from its start: one read per 32 KiB would make a walk
+   * quadratic). The program writes records into `chunkMap` (a
+   * BPF_F_MMAPABLE array) and their count into `countMap`[0], and returns 1
+   * when the chunk is full; every record of the walk comes back, packed.
+   */
+  drainIterator(prog: string, chunkMap: string, countMap: string): Buffer {
+    return call(() => this.raw.drainIterator(prog, chunkMap, countMap));
+  }
+
+  /**
+   * The same walk, a chunk at a time: `onChunk` gets a Buffer over the chunk
+   * map's memory (no copy), valid only during the call (the memory is
+   * emptied and written again next; afterwards the Buffer reads as empty).
+   * Returns the number of records. An exception thrown by `onChunk` ends the
+   * walk and is rethrown.
+   */
+  drainIteratorChunks(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Buffer) => void): number {
+    return call(() =>
+      this.raw.drainIterator(prog, chunkMap, countMap, (u8) => onChunk(Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength))),
+    );
+  }
+
   /** null if the key is absent. Per-CPU maps: all CPUs' values concatenated (8-byte aligned each). */
   mapLookup(map: string, key: Buffer): Buffer | null {
     return call(() => this.raw.mapLookup(map, key));

@@ -69,6 +69,14 @@ export interface RawBpfObject {
   isClosed(): boolean;
   /** netnsPath: create the iterator inside that network namespace (iter/tcp, iter/udp walk one netns) */
   readIterator(prog: string, netnsPath?: string): Buffer;
+  /**
+   * One walk of an attached iterator whose program writes records into
+   * `chunkMap` (a BPF_F_MMAPABLE array) and their number into `countMap`[0],
+   * returning 1 when the chunk is full; every record, packed.
+   */
+  drainIterator(prog: string, chunkMap: string, countMap: string): Buffer;
+  /** The same, handing each chunk to `onChunk` as a view that is detached when the call returns; returns the number of records. */
+  drainIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array) => void): number;
   mapLookup(map: string, key: Buffer): Buffer | null;
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(map: string, key: Buffer): boolean;

@@ -4,7 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { ConnEventKind } from '../../src/flows/records';
+import { TcpProbes } from '../../src/receivers/ebpf_tcp/probes';
 import type { MetricsReceiver } from '../../src/pipeline/component';
 import { Capture, memoryLogger, startReceiver } from '../helpers/capture';
 import { TestNet } from '../helpers/netns';
@@ -244,5 +248,39 @@ test('a hook that is missing (disabled_hooks stands in for an older kernel): its
     assert.equal(degraded.capture.sum('tcp_bytes_sent', { 'source.address': C.ip4, 'destination.port': port }), 777);
   } finally {
     await degraded.receiver.shutdown();
+  }
+});
+
+test('a collection walk handed over in many small chunks returns every open socket exactly once', async () => {
+  // 4 records per read() instead of 16384: the chunk protocol of dump_tracked
+  // (program returns 1 when the chunk is full, user space empties it, the
+  // walk goes on from that socket) runs dozens of times here.
+  const probes = TcpProbes.open(
+    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 4 },
+    pino({ level: 'warn' }),
+  );
+  const server = createServer((s) => s.on('error', () => undefined));
+  const clients: Socket[] = [];
+  try {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const N = 37;
+    for (let i = 0; i < N; i++) {
+      const c = connect(port, '127.0.0.1');
+      clients.push(c);
+      await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
+    }
+    for (let round = 0; round < 2; round++) {
+      const recs = probes.snapshot();
+      const cookies = new Set(recs.map((r) => r.cookie));
+      assert.equal(cookies.size, recs.length, 'no socket twice');
+      assert.equal(recs.filter((r) => r.dport === port).length, N, 'client ends');
+      assert.equal(recs.filter((r) => r.sport === port).length, N, 'server ends');
+      assert.ok(recs.filter((r) => r.sport === port || r.dport === port).every((r) => r.kind === ConnEventKind.Snapshot && r.state === 1));
+    }
+  } finally {
+    for (const c of clients) c.destroy();
+    await new Promise((r) => server.close(r));
+    probes.close();
   }
 });

@@ -23,7 +23,7 @@ import { flattenLogRecords } from '../helpers/otlp-receiver';
 
 const ECONNREFUSED = 111;
 const ECONNRESET = 104;
-let cookie = 1n;
+let cookie = 1;
 
 function rec(over: Partial<ConnRecord> = {}): ConnRecord {
   const saddr = Buffer.alloc(16);

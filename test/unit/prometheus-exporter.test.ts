@@ -2,6 +2,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { prometheusExporterFactory, prometheusListenAddress, type PrometheusMetricsExporter } from '../../src/exporters';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { captureLogger } from '../helpers/capture-logger';
@@ -80,6 +81,31 @@ test('serves /metrics after start(): names as exporter-prometheus 0.223 writes t
 
   await exporter.shutdown();
   await assert.rejects(fetch(exporter.url), 'server closed by shutdown()');
+});
+
+test('a scrape that cannot be rendered (a page past the longest string V8 makes) is a 500 and a log line, not the end of the agent', async () => {
+  const port = await freePort();
+  const { logger, lines } = captureLogger();
+  const exporter = prometheusExporterFactory.create(prometheusExporterFactory.validate({ endpoint: `127.0.0.1:${port}` }, 'exporters.prometheus'), { id: 'prometheus', logger });
+  const provider = new MeterProvider({ readers: [exporter.reader] });
+  cleanups.push(() => exporter.shutdown());
+  await exporter.start();
+  record(provider);
+  const serialize = PrometheusSerializer.prototype.serialize;
+  PrometheusSerializer.prototype.serialize = () => {
+    throw new RangeError('Invalid string length');
+  };
+  try {
+    const failed = await fetch(exporter.url);
+    assert.equal(failed.status, 500);
+    assert.match(await failed.text(), /rendering the metrics failed: Invalid string length/);
+    assert.ok(lines.some((l) => /a scrape could not be rendered/.test(String(l.msg))), JSON.stringify(lines));
+  } finally {
+    PrometheusSerializer.prototype.serialize = serialize;
+  }
+  const ok = await fetch(exporter.url);
+  assert.equal(ok.status, 200);
+  assert.match(await ok.text(), /tcp_bytes_sent_total/);
 });
 
 test('namespace, without_scope_info, without_target_info, resource labels', async () => {

@@ -8,7 +8,7 @@ import { TcpConnectionTracker, closeFailureType, connectFailureType } from '../.
 import { ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from '../../src/flows/records';
 import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
 
-let nextCookie = 1n;
+let nextCookie = 1;
 
 function rec(over: Partial<ConnRecord> = {}): ConnRecord {
   const saddr = Buffer.alloc(16);
@@ -190,4 +190,38 @@ test('200k open connections in one walk: the batch is built without a RangeError
   const b = t.collect(0);
   assert.equal(sum(b, 'tcp_connections'), 200_000);
   assert.equal(sum(b, 'tcp_bytes_sent'), 200_000);
+});
+
+test('a connection whose open record was lost (a state change the kernel skipped) is counted as opened at its close; one open before the agent is not', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const lost = nextCookie++;
+  t.onEvent(rec({ cookie: lost, kind: ConnEventKind.Close, bytesSent: 10 }));
+  const older = nextCookie++;
+  t.onEvent(rec({ cookie: older, kind: ConnEventKind.Close, flags: ConnFlags.PreExisting, bytesSent: 10 }));
+  let b = t.collect(0);
+  assert.equal(sum(b, 'tcp_connections_closed'), 2);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(t.stats.openRecovered, 1);
+
+  // Seen in a walk before its open record was read: the open record counts it, once.
+  const raced = nextCookie++;
+  t.onSnapshot([rec({ cookie: raced, bytesSent: 5 })]);
+  t.onEvent(rec({ cookie: raced, kind: ConnEventKind.Open }));
+  t.onEvent(rec({ cookie: raced, kind: ConnEventKind.Close, bytesSent: 5 }));
+  b = t.collect(1);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_connections_closed'), 1);
+
+  // Seen only in walks (both records lost): opened and closed when it leaves the walks.
+  const ghost = nextCookie++;
+  t.onSnapshot([rec({ cookie: ghost, bytesSent: 5 })]);
+  b = t.collect(2);
+  t.onSnapshot([]);
+  b.measurements.push(...t.collect(3).measurements);
+  t.onSnapshot([]);
+  b.measurements.push(...t.collect(4).measurements);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_connections_closed'), 1);
+  assert.equal(t.stats.openRecovered, 2);
 });

@@ -32,6 +32,8 @@ export interface TcpProbeOptions {
   disabledHooks: readonly string[];
   /** What the kernel filters out by itself (see kernel-filter.ts). */
   filter?: KernelFilter;
+  /** Open connections handed over per read() of a collection's walk (default 32768: 4.75 MiB of kernel memory). */
+  snapshotChunk?: number;
 }
 
 /** A tp_btf program, the tracepoint it needs, and what is lost without it. */
@@ -133,6 +135,7 @@ export class TcpProbes {
       obj.setGlobal('options', o);
       obj.setMapMaxEntries('conn_events', opts.ringBufferBytes);
       obj.setMapMaxEntries('udp_flows', opts.udpMaxFlows);
+      if (opts.snapshotChunk !== undefined) obj.setMapMaxEntries('snapshot_chunk', opts.snapshotChunk);
       obj.load();
       for (const e of filter?.entries ?? []) obj.mapUpdate(e.map, e.key, e.value);
       for (const prog of attachList) obj.attach(prog);
@@ -160,7 +163,16 @@ export class TcpProbes {
 
   /** Every open TCP connection we hold state for, in every network namespace. */
   snapshot(): ConnRecord[] {
-    return decodeConnRecords(this.obj.readIterator('dump_tracked'));
+    return decodeConnRecords(this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count'));
+  }
+
+  /**
+   * The same walk as the kernel hands it over: packed flowtel_conn records,
+   * a chunk at a time (each Buffer is valid only during its call). Returns
+   * the number of records.
+   */
+  walkOpenConnections(onChunk: (chunk: Buffer) => void): number {
+    return this.obj.drainIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk);
   }
 
   /**

@@ -138,9 +138,16 @@ export class EbpfTcpReceiver {
     this.clock.refresh();
     // DNS answers captured before now are read before flows are labelled with them.
     await Promise.all([probes.flushEvents(), this.names?.active ? this.names.settle() : undefined]);
-    const snap = this.resolveOwners(probes.snapshot());
-    this.stats.snapshotRecords += snap.length;
-    this.tcp.onSnapshot(snap);
+    const walk = this.tcp.beginPackedWalk((fresh) => this.resolveOwners(fresh));
+    let sockets: number;
+    try {
+      sockets = probes.walkOpenConnections((chunk) => walk.chunk(chunk));
+    } catch (e) {
+      walk.abort();
+      throw e;
+    }
+    walk.end();
+    this.stats.snapshotRecords += sockets;
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
@@ -151,7 +158,7 @@ export class EbpfTcpReceiver {
     batch.measurements.push({ metric: 'flowtel_collection_duration_us', value: us, attributes: { receiver: this.id } });
     this.stats.collections++;
     this.stats.lastCollectionUs = us;
-    this.warnIfSlow(us, snap.length);
+    this.warnIfSlow(us, sockets);
     this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'], source: this.id });
   }
 
