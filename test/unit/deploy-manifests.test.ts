@@ -256,6 +256,16 @@ describe('deploy/helm/flowtel', () => {
       const checksum = (m: Manifest[]): unknown => at(m.find((x) => x.kind === 'DaemonSet'), 'spec', 'template', 'metadata', 'annotations', 'checksum/config');
       assert.notEqual(checksum(ms), checksum(helmTemplate()), 'another config restarts the agents');
     }],
+    ['no preset: config is the whole agent config', ['configPreset=none', 'config.receivers.ebpf_tcp.collection_interval=5s', 'config.exporters.debug.verbosity=basic', 'config.extensions.health_check.endpoint=0.0.0.0:13133', 'config.service.extensions={health_check}', 'config.service.pipelines.metrics.receivers={ebpf_tcp}', 'config.service.pipelines.metrics.exporters={debug}'], (ms) => {
+      const text = at(ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config'), 'data', 'config.yaml') as string;
+      assert.deepEqual(parse(text), {
+        receivers: { ebpf_tcp: { collection_interval: '5s' } },
+        exporters: { debug: { verbosity: 'basic' } },
+        extensions: { health_check: { endpoint: '0.0.0.0:13133' } },
+        service: { extensions: ['health_check'], pipelines: { metrics: { receivers: ['ebpf_tcp'], exporters: ['debug'] } } },
+      }, 'nothing of a preset');
+      validFlowtelConfig(text);
+    }],
     ['kubernetes preset, a list replaced', ['config.processors.k8s.pod_labels={team}'], (ms) => {
       const text = at(ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config'), 'data', 'config.yaml') as string;
       assert.deepEqual(at(parse(text), 'processors', 'k8s'), { auth_type: 'serviceAccount', node_from_env_var: 'KUBE_NODE_NAME', pod_labels: ['team'] });

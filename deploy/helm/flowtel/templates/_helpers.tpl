@@ -52,8 +52,11 @@ app.kubernetes.io/component: gateway
 {{- end -}}
 {{- end -}}
 
-{{/* The agent config: the preset of files/ with .Values.config merged over it. */}}
+{{/* The agent config: the preset of files/ (none: nothing) with .Values.config merged over it. */}}
 {{- define "flowtel.agentConfig" -}}
-{{- $preset := .Files.Get (printf "files/flowtel-%s.yaml" .Values.configPreset) | fromYaml -}}
+{{- $preset := dict -}}
+{{- if ne .Values.configPreset "none" -}}
+{{- $preset = .Files.Get (printf "files/flowtel-%s.yaml" .Values.configPreset) | fromYaml -}}
+{{- end -}}
 {{- toYaml (mergeOverwrite $preset (deepCopy .Values.config)) -}}
 {{- end -}}
