@@ -12,6 +12,7 @@ if [[ "${1:-}" == "--test-tools" ]]; then
   packages+=(nftables iperf3 wrk dnsmasq-base bind9-dnsutils dnsperf util-linux procps openssl conntrack prometheus systemd docker-compose)
   packages+=(nginx-light jq curl) # bench/ (bash bench/run.sh)
   packages+=(docker.io podman debootstrap) # the image, built and run without a registry: deploy/docker/smoke-test.sh
+  packages+=(containerd runc busybox-static) # container processor tests: a real containerd and its CRI
 fi
 
 SUDO=""

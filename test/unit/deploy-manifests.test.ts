@@ -4,8 +4,10 @@
  * against the Kubernetes API schemas (test/helpers/k8s-schema.ts: the
  * OpenAPI schemas of `kubernetes-models` plus strict field names from
  * `@kubernetes/client-node`); values.yaml against values.schema.json with
- * ajv; the configs embedded in ConfigMaps and values equal to their source
- * files and valid; the DaemonSet's security posture (capabilities, not
+ * ajv; the configs embedded in ConfigMaps and the chart's presets equal to
+ * their source files and valid (deploy/config/flowtel-kubernetes.yaml with
+ * its enrichment processors for Kubernetes, flowtel-otlp.yaml without), and
+ * consistent with the DaemonSet (what the processors read is mounted); the DaemonSet's security posture (capabilities, not
  * privileged; read-only host mounts; downward API; probes on the
  * health_check port); docker-compose through Debian's docker-compose
  * `config`; the systemd unit through `systemd-analyze verify`.
@@ -58,7 +60,11 @@ async function assertValid(manifests: readonly Manifest[], where: string): Promi
 
 type Obj = Record<string, unknown>;
 const at = (o: unknown, ...keys: (string | number)[]): unknown => keys.reduce<unknown>((v, k) => (v as Obj | undefined)?.[k as string], o);
-const agentConfigText = (): string => readFileSync(path.join(ROOT, 'deploy', 'config', 'flowtel-otlp.yaml'), 'utf8');
+const configText = (name: string): string => readFileSync(path.join(ROOT, 'deploy', 'config', name), 'utf8');
+/** The agent config of Kubernetes (the DaemonSet's ConfigMap, the chart's default preset). */
+const kubernetesConfigText = (): string => configText('flowtel-kubernetes.yaml');
+/** The agent config of docker-compose and the chart's `otlp` preset: no enrichment. */
+const otlpConfigText = (): string => configText('flowtel-otlp.yaml');
 const gatewayConfigText = (): string => readFileSync(path.join(ROOT, 'otel-config', 'collector-gateway.yaml'), 'utf8');
 
 function validFlowtelConfig(text: string): void {
@@ -91,9 +97,9 @@ function checkDaemonSet(ds: Manifest, sysAdmin = false): void {
   assert.deepEqual(env.find((e) => e.name === 'KUBE_NODE_NAME')?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
   assert.match(String(env.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES')?.value), /k8s\.pod\.uid=\$\(POD_UID\)/);
   const mounts = new Map((c.volumeMounts as Obj[]).map((m) => [m.mountPath as string, m]));
-  for (const p of ['/sys/kernel/btf', '/sys/fs/cgroup', '/host/proc', '/etc/flowtel']) assert.equal(mounts.get(p)?.readOnly, true, `${p} read-only`);
+  for (const p of ['/sys/kernel/btf', '/sys/fs/cgroup', '/host/proc', '/etc/flowtel', '/run/containerd', '/run/crio']) assert.equal(mounts.get(p)?.readOnly, true, `${p} read-only`);
   const volumes = new Map((pod.volumes as Obj[]).map((v) => [v.name as string, v]));
-  for (const [mountPath, hostPath] of [['/sys/kernel/btf', '/sys/kernel/btf'], ['/sys/fs/cgroup', '/sys/fs/cgroup'], ['/host/proc', '/proc']] as const) {
+  for (const [mountPath, hostPath] of [['/sys/kernel/btf', '/sys/kernel/btf'], ['/sys/fs/cgroup', '/sys/fs/cgroup'], ['/host/proc', '/proc'], ['/run/containerd', '/run/containerd'], ['/run/crio', '/run/crio']] as const) {
     assert.equal(at(volumes.get(mounts.get(mountPath)!.name as string), 'hostPath', 'path'), hostPath);
   }
   const health = (c.ports as Obj[]).find((p) => p.name === 'health')!;
@@ -101,6 +107,36 @@ function checkDaemonSet(ds: Manifest, sysAdmin = false): void {
   assert.equal(at(c, 'livenessProbe', 'httpGet', 'port'), 'health');
   assert.equal(at(c, 'readinessProbe', 'httpGet', 'port'), 'health');
   assert.ok(at(c, 'resources', 'requests', 'memory') && at(c, 'resources', 'limits', 'memory'), 'requests and limits');
+}
+
+/**
+ * The Kubernetes agent config against its DaemonSet: process → k8s through
+ * the service account with this node's name from the downward API, and what
+ * the processors read (the host's /proc, the runtime sockets) is mounted.
+ */
+function checkKubernetesConfig(configText: string, ds: Manifest): void {
+  validFlowtelConfig(configText);
+  const cfg = parse(configText) as Obj;
+  const metrics = at(cfg, 'service', 'pipelines', 'metrics', 'processors') as string[];
+  for (const p of ['process', 'container', 'nat', 'k8s', 'cloud', 'zone']) assert.ok(metrics.includes(p), `${p} in the metrics pipeline`);
+  const order = (p: string): number => metrics.indexOf(p);
+  assert.ok(order('memory_limiter') === 0, 'memory_limiter first');
+  assert.ok(order('process') < order('container') && order('container') < order('k8s'), 'container.id (process) before container and k8s');
+  assert.ok(order('nat') < order('k8s'), 'nat before k8s: the backend behind a ClusterIP gets named');
+  assert.ok(order('k8s') < order('zone') && order('zone') < order('aggregate'), 'zone after k8s (node zones), aggregate last');
+  assert.deepEqual(at(cfg, 'service', 'pipelines', 'logs', 'processors'), ['process', 'container', 'nat', 'k8s', 'cloud', 'zone'], 'log records named the same way');
+  assert.equal(at(cfg, 'processors', 'k8s', 'auth_type'), 'serviceAccount');
+  const nodeVar = at(cfg, 'processors', 'k8s', 'node_from_env_var') as string;
+  assert.equal(nodeVar, 'KUBE_NODE_NAME');
+  const c = at(ds, 'spec', 'template', 'spec', 'containers', 0) as Obj;
+  assert.deepEqual((c.env as Obj[]).find((e) => e.name === nodeVar)?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
+  assert.ok(at(ds, 'spec', 'template', 'spec', 'serviceAccountName'), 'a service account for auth_type serviceAccount');
+  const mountPaths = (c.volumeMounts as Obj[]).map((m) => m.mountPath as string);
+  const mounted = (p: string): boolean => mountPaths.some((m) => p === m || p.startsWith(`${m}/`));
+  assert.ok(mounted(at(cfg, 'processors', 'process', 'proc_path') as string), 'process.proc_path is mounted');
+  const endpoints = at(cfg, 'processors', 'container', 'endpoints') as string[];
+  assert.ok(endpoints.length > 0);
+  for (const e of endpoints) assert.ok(mounted(e.replace(/^[a-z]+:\/\//, '')), `${e}: its socket's directory is mounted`);
 }
 
 describe('deploy/kubernetes', () => {
@@ -120,10 +156,10 @@ describe('deploy/kubernetes', () => {
     checkDaemonSet(all.find((m) => m.kind === 'DaemonSet')!);
   });
 
-  test('the ConfigMaps hold deploy/config/flowtel-otlp.yaml and otel-config/collector-gateway.yaml', () => {
+  test('the ConfigMaps hold deploy/config/flowtel-kubernetes.yaml and otel-config/collector-gateway.yaml', () => {
     const agent = all.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config')!;
-    assert.equal(at(agent, 'data', 'config.yaml'), agentConfigText());
-    validFlowtelConfig(at(agent, 'data', 'config.yaml') as string);
+    assert.equal(at(agent, 'data', 'config.yaml'), kubernetesConfigText());
+    checkKubernetesConfig(at(agent, 'data', 'config.yaml') as string, all.find((m) => m.kind === 'DaemonSet')!);
     const gateway = all.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-gateway-config')!;
     assert.equal(at(gateway, 'data', 'collector.yaml'), gatewayConfigText());
   });
@@ -173,8 +209,10 @@ describe('deploy/helm/flowtel', () => {
     assert.equal(validate(bad), false, 'the schema rejects a bad pullPolicy and unknown keys');
   });
 
-  test('the config values are deploy/config/flowtel-otlp.yaml and otel-config/collector-gateway.yaml', () => {
-    assert.deepEqual(values.config, parse(agentConfigText()));
+  test('the agent config presets are copies of deploy/config (kubernetes the default, no overrides), the gateway config otel-config/collector-gateway.yaml', () => {
+    for (const f of ['flowtel-kubernetes.yaml', 'flowtel-otlp.yaml']) assert.equal(readFileSync(path.join(CHART, 'files', f), 'utf8'), configText(f), `files/${f}`);
+    assert.equal(values.configPreset, 'kubernetes');
+    assert.deepEqual(values.config, {});
     assert.deepEqual(at(values, 'gateway', 'config'), parse(gatewayConfigText()));
   });
 
@@ -203,12 +241,36 @@ describe('deploy/helm/flowtel', () => {
       checkDaemonSet(ms.find((m) => m.kind === 'DaemonSet')!);
       assert.deepEqual(ms.map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'DaemonSet', 'Deployment', 'Service', 'ServiceAccount', 'ServiceAccount']);
       const cm = ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config')!;
-      assert.deepEqual(parse(at(cm, 'data', 'config.yaml') as string), parse(agentConfigText()));
-      validFlowtelConfig(at(cm, 'data', 'config.yaml') as string);
+      assert.deepEqual(parse(at(cm, 'data', 'config.yaml') as string), parse(kubernetesConfigText()));
+      checkKubernetesConfig(at(cm, 'data', 'config.yaml') as string, ms.find((m) => m.kind === 'DaemonSet')!);
       const gw = ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-gateway-config')!;
       assert.deepEqual(parse(at(gw, 'data', 'collector.yaml') as string), parse(gatewayConfigText()));
     }],
     ['sysAdmin', ['securityContext.sysAdmin=true'], (ms) => checkDaemonSet(ms.find((m) => m.kind === 'DaemonSet')!, true)],
+    ['otlp preset, one key overridden', ['configPreset=otlp', 'config.processors.aggregate.cardinality_limit=5000'], (ms) => {
+      const text = at(ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config'), 'data', 'config.yaml') as string;
+      const expected = parse(otlpConfigText()) as Obj;
+      (at(expected, 'processors', 'aggregate') as Obj).cardinality_limit = 5000;
+      assert.deepEqual(parse(text), expected, 'the preset with the one key replaced, nothing else');
+      validFlowtelConfig(text);
+      const checksum = (m: Manifest[]): unknown => at(m.find((x) => x.kind === 'DaemonSet'), 'spec', 'template', 'metadata', 'annotations', 'checksum/config');
+      assert.notEqual(checksum(ms), checksum(helmTemplate()), 'another config restarts the agents');
+    }],
+    ['no preset: config is the whole agent config', ['configPreset=none', 'config.receivers.ebpf_tcp.collection_interval=5s', 'config.exporters.debug.verbosity=basic', 'config.extensions.health_check.endpoint=0.0.0.0:13133', 'config.service.extensions={health_check}', 'config.service.pipelines.metrics.receivers={ebpf_tcp}', 'config.service.pipelines.metrics.exporters={debug}'], (ms) => {
+      const text = at(ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config'), 'data', 'config.yaml') as string;
+      assert.deepEqual(parse(text), {
+        receivers: { ebpf_tcp: { collection_interval: '5s' } },
+        exporters: { debug: { verbosity: 'basic' } },
+        extensions: { health_check: { endpoint: '0.0.0.0:13133' } },
+        service: { extensions: ['health_check'], pipelines: { metrics: { receivers: ['ebpf_tcp'], exporters: ['debug'] } } },
+      }, 'nothing of a preset');
+      validFlowtelConfig(text);
+    }],
+    ['kubernetes preset, a list replaced', ['config.processors.k8s.pod_labels={team}'], (ms) => {
+      const text = at(ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'flowtel-config'), 'data', 'config.yaml') as string;
+      assert.deepEqual(at(parse(text), 'processors', 'k8s'), { auth_type: 'serviceAccount', node_from_env_var: 'KUBE_NODE_NAME', pod_labels: ['team'] });
+      checkKubernetesConfig(text, ms.find((m) => m.kind === 'DaemonSet')!);
+    }],
     ['no gateway, external endpoint, no RBAC', ['gateway.enabled=false', 'otlpEndpoint=http://otel.example:4317', 'rbac.create=false'], (ms) => {
       assert.deepEqual(ms.map((m) => m.kind).sort(), ['ConfigMap', 'DaemonSet', 'ServiceAccount']);
       const env = at(ms.find((m) => m.kind === 'DaemonSet'), 'spec', 'template', 'spec', 'containers', 0, 'env') as Obj[];
@@ -239,10 +301,12 @@ describe('deploy/config, docker-compose, Dockerfile, systemd', () => {
     test(`deploy/config/${f} is a valid flowtel config`, () => validFlowtelConfig(readFileSync(path.join(ROOT, 'deploy', 'config', f), 'utf8')));
   }
 
-  test('the health_check and self-telemetry ports of the agent config match the chart and the manifests', () => {
-    const cfg = parse(agentConfigText()) as Obj;
-    assert.match(String(at(cfg, 'extensions', 'health_check', 'endpoint')), /:13133$/);
-    assert.match(String(at(cfg, 'service', 'telemetry', 'metrics', 'address')), /:9465$/);
+  test('the health_check and self-telemetry ports of the agent configs match the chart and the manifests', () => {
+    for (const text of [kubernetesConfigText(), otlpConfigText()]) {
+      const cfg = parse(text) as Obj;
+      assert.match(String(at(cfg, 'extensions', 'health_check', 'endpoint')), /:13133$/);
+      assert.match(String(at(cfg, 'service', 'telemetry', 'metrics', 'address')), /:9465$/);
+    }
     const values = parse(readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as Obj;
     assert.equal(at(values, 'healthCheck', 'port'), 13133);
     assert.equal(at(values, 'telemetry', 'port'), 9465);

@@ -123,6 +123,38 @@ describe('the translation table', () => {
     assert.equal(t.size, 0);
   });
 
+  test('source NAT: exact with the client port (address and port); a series gets the address when every connection left with it', () => {
+    const masq = (sport: number, toAddress: string, toPort: number, status = IPS_SRC_NAT): ConntrackEntry => ({
+      orig: { src: '10.244.1.5', dst: '203.0.113.10', proto: 6, sport, dport: 443 },
+      reply: { src: '203.0.113.10', dst: toAddress, proto: 6, sport: 443, dport: toPort },
+      status,
+      zone: 0,
+      kind: 'new',
+    });
+    const t = new NatTable();
+    assert.equal(t.add(masq(40000, '192.0.2.7', 61000), 1), true);
+    assert.deepEqual(t.lookupSource(6, '10.244.1.5', '203.0.113.10', 443, 40000), { address: '192.0.2.7', port: 61000 });
+    assert.equal(t.lookup(6, '10.244.1.5', '203.0.113.10', 443, 40000), undefined, 'no destination NAT');
+    t.add(masq(40001, '192.0.2.7', 61001), 1);
+    assert.deepEqual(t.lookupSource(6, '10.244.1.5', '203.0.113.10', 443), { address: '192.0.2.7' }, 'the series: one address, no port');
+    t.add(masq(40002, '192.0.2.8', 61002), 1);
+    assert.equal(t.lookupSource(6, '10.244.1.5', '203.0.113.10', 443), 'ambiguous');
+    t.sweep(1, Number.POSITIVE_INFINITY);
+    assert.equal(t.lookupSource(6, '10.244.1.5', '203.0.113.10', 443), undefined, 'swept with the entries');
+    // Both: a ClusterIP whose backend is reached through a masquerade.
+    const both: ConntrackEntry = {
+      orig: { src: '10.244.1.5', dst: '10.96.0.10', proto: 6, sport: 40010, dport: 80 },
+      reply: { src: '10.244.2.9', dst: '10.244.1.1', proto: 6, sport: 8080, dport: 40010 },
+      status: IPS_DST_NAT | IPS_SRC_NAT,
+      zone: 0,
+      kind: 'new',
+    };
+    assert.equal(t.add(both, 1), true);
+    assert.deepEqual(t.lookup(6, '10.244.1.5', '10.96.0.10', 80, 40010), { address: '10.244.2.9', port: 8080 });
+    assert.deepEqual(t.lookupSource(6, '10.244.1.5', '10.96.0.10', 80, 40010), { address: '10.244.1.1', port: 40010 }, 'address translated, port kept');
+    assert.deepEqual(t.lookupSource(6, '10.244.1.5', '10.96.0.10', 80), { address: '10.244.1.1' });
+  });
+
   test('a sweep after a dump forgets what the dump no longer had; other namespaces untouched', () => {
     const t = new NatTable();
     t.add(entry(40000, '10.1.0.1', 8080), 1);

@@ -28,7 +28,7 @@ export const NETENRICH_METRICS: readonly MetricDefinition[] = [
     name: NAT_CONNTRACK_ENTRIES,
     kind: 'counter',
     unit: '{entry}',
-    description: 'Destination-NAT conntrack entries the nat processor learned, by source: dump (a table dump) or event (a conntrack NEW event).',
+    description: 'NAT conntrack entries (destination or source NAT) the nat processor learned, by source: dump (a table dump) or event (a conntrack NEW event).',
   },
   {
     name: NAT_ERRORS,

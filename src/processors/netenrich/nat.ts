@@ -19,6 +19,15 @@
  * receiver's default, without the client port) gets a translation only when
  * all of them reached the same backend; with `include_ephemeral_ports: true`
  * on the receiver every connection is its own flow and gets its own backend.
+ *
+ * Source NAT the same way: a flow whose connection left through a masquerade
+ * (a pod's connection to the outside leaving with its node's address, a
+ * container behind the docker bridge) gets `source.translated.address` and,
+ * when the flow is one connection (it has `source.port`),
+ * `source.translated.port`: the reply tuple's destination in conntrack.
+ * Not done: a UDP flow whose source NAT happens in its own socket's network
+ * namespace is counted after the translation and shows the translated source
+ * already; it gets nothing.
  * Needs CAP_NET_ADMIN (conntrack netlink) and, for other namespaces, CAP_SYS_ADMIN.
  */
 import type { Logger } from 'pino';
@@ -28,11 +37,14 @@ import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeli
 import type { LogBatch } from '../../pipeline/logs';
 import { isFlow, withMeasurements } from '../common';
 import { enrichLogRecords } from './logs';
+import type { SourceTranslation, Translation } from './conntrack/table';
 import { ConntrackWatcher, type WatcherCounters } from './conntrack/watcher';
 import { NAT_CONNTRACK_ENTRIES, NAT_ERRORS } from './metrics';
 
 export const TRANSLATED_ADDRESS = 'destination.translated.address';
 export const TRANSLATED_PORT = 'destination.translated.port';
+export const SOURCE_TRANSLATED_ADDRESS = 'source.translated.address';
+export const SOURCE_TRANSLATED_PORT = 'source.translated.port';
 
 const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17 };
 
@@ -64,7 +76,7 @@ const natSchema = {
     default: 262_144,
     min: 1,
     integer: true,
-    description: 'Most DNAT connections remembered; beyond it new ones get no translation.',
+    description: 'Most NAT connections (destination or source NAT) remembered; beyond it new ones get no translation.',
   },
 } as const satisfies Schema;
 
@@ -168,7 +180,7 @@ export class NatProcessor implements MetricsProcessor {
   }
 
   private enrich(a: FlowAttributes): FlowAttributes {
-    if (a[TRANSLATED_ADDRESS] !== undefined) return a;
+    if (a[TRANSLATED_ADDRESS] !== undefined || a[SOURCE_TRANSLATED_ADDRESS] !== undefined) return a;
     const proto = PROTOCOLS[String(a['network.transport'])];
     const src = a['source.address'];
     const dst = a['destination.address'];
@@ -176,22 +188,46 @@ export class NatProcessor implements MetricsProcessor {
     const sport = a['source.port'];
     if (proto === undefined || typeof src !== 'string' || typeof dst !== 'string' || typeof dport !== 'number') return a;
     const clientPort = typeof sport === 'number' ? sport : undefined;
+    const dnat = this.destinationNat(proto, src, dst, dport, clientPort);
+    // conntrack's original tuple has the destination dialled: the source is looked up with it.
+    const dialled = dnat?.dialled ?? { address: dst, port: dport };
+    const snat = this.sourceNat(proto, src, dialled.address, dialled.port, clientPort);
+    if (!dnat && !snat) return a;
+    return {
+      ...a,
+      ...(dnat ? { 'destination.address': dnat.dialled?.address ?? dst, 'destination.port': dnat.dialled?.port ?? dport, [TRANSLATED_ADDRESS]: dnat.backend.address, [TRANSLATED_PORT]: dnat.backend.port } : {}),
+      ...(snat ? { [SOURCE_TRANSLATED_ADDRESS]: snat.address, ...(snat.port !== undefined ? { [SOURCE_TRANSLATED_PORT]: snat.port } : {}) } : {}),
+    };
+  }
+
+  /** The backend of a DNATed flow and, for a UDP flow that shows the backend, what was dialled. */
+  private destinationNat(proto: number, src: string, dst: string, dport: number, clientPort: number | undefined): { backend: Translation; dialled?: Translation } | undefined {
     const t = this.watcher.table.lookup(proto, src, dst, dport, clientPort);
     if (t === 'ambiguous') {
       this.ambiguous++;
-      return a;
+      return undefined;
     }
-    if (t !== undefined) return { ...a, [TRANSLATED_ADDRESS]: t.address, [TRANSLATED_PORT]: t.port };
+    if (t !== undefined) return { backend: t };
     // UDP is counted per packet, after the DNAT on the way out: the flow shows
     // the backend. Put back what was dialled, so that it reads like TCP's.
-    if (proto !== PROTOCOLS.udp) return a;
+    if (proto !== PROTOCOLS.udp) return undefined;
     const o = this.watcher.table.lookupOriginal(proto, src, dst, dport, clientPort);
     if (o === 'ambiguous') {
       this.ambiguous++;
-      return a;
+      return undefined;
     }
-    if (o === undefined) return a;
-    return { ...a, 'destination.address': o.address, 'destination.port': o.port, [TRANSLATED_ADDRESS]: dst, [TRANSLATED_PORT]: dport };
+    if (o === undefined) return undefined;
+    return { backend: { address: dst, port: dport }, dialled: o };
+  }
+
+  /** The address (and, for one connection, the port) the flow's source was translated to. */
+  private sourceNat(proto: number, src: string, dst: string, dport: number, clientPort: number | undefined): SourceTranslation | undefined {
+    const s = this.watcher.table.lookupSource(proto, src, dst, dport, clientPort);
+    if (s === 'ambiguous') {
+      this.ambiguous++;
+      return undefined;
+    }
+    return s;
   }
 
   /** Counter deltas since the last batch. */

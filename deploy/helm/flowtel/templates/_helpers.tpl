@@ -51,3 +51,12 @@ app.kubernetes.io/component: gateway
 {{- fail "set otlpEndpoint, or gateway.enabled=true" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The agent config: the preset of files/ (none: nothing) with .Values.config merged over it. */}}
+{{- define "flowtel.agentConfig" -}}
+{{- $preset := dict -}}
+{{- if ne .Values.configPreset "none" -}}
+{{- $preset = .Files.Get (printf "files/flowtel-%s.yaml" .Values.configPreset) | fromYaml -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $preset (deepCopy .Values.config)) -}}
+{{- end -}}

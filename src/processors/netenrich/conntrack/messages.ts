@@ -205,6 +205,13 @@ function parseEntry(buf: Buffer, start: number, end: number, kind: 'new' | 'dele
   };
 }
 
+/** The address a source-NATed connection left with (the reply's destination: a masquerade's node address and port), or undefined when the source was not translated. */
+export function snatSource(e: ConntrackEntry): { address: string; port: number } | undefined {
+  const translated = e.reply.dst !== e.orig.src || e.reply.dport !== e.orig.sport;
+  if ((e.status & IPS_SRC_NAT) === 0 || !translated) return undefined;
+  return { address: e.reply.dst, port: e.reply.dport };
+}
+
 /** Where a DNATed connection really went (the reply's source), or undefined when the destination was not translated. */
 export function dnatTarget(e: ConntrackEntry): { address: string; port: number } | undefined {
   const translated = e.reply.src !== e.orig.dst || e.reply.sport !== e.orig.dport;

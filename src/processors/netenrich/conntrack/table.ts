@@ -1,6 +1,8 @@
 /**
- * Destination-NAT translations learned from conntrack, looked up by what a
- * flow knows about its connection.
+ * NAT translations learned from conntrack, looked up by what a flow knows
+ * about its connection: destination NAT (the backend behind a service
+ * address) and source NAT (the address and port a masquerade gave the
+ * connection on its way out).
  *
  * A client's socket sees the address it dialled (a service IP); conntrack's
  * entry for the connection has that as its original destination and the
@@ -10,19 +12,31 @@
  * exactly; a flow without the client port is every connection from that
  * client address to that service address and port, and gets a translation
  * only when all those connections went to the same backend (`ambiguous`
- * otherwise: no translation is made up).
+ * otherwise: no translation is made up). Source NAT likewise: exact with the
+ * client port; for a series, the translated address when all its connections
+ * left with the same one (a masquerade's ports differ per connection, so a
+ * series gets no port).
  */
 import type { ConntrackEntry } from './messages';
-import { dnatTarget } from './messages';
+import { dnatTarget, snatSource } from './messages';
 
 export interface Translation {
   readonly address: string;
   readonly port: number;
 }
 
+/** A source translation: the port only for one connection. */
+export interface SourceTranslation {
+  readonly address: string;
+  readonly port?: number;
+}
+
 interface Stored {
-  readonly target: Translation;
+  /** Destination NAT, when the entry has it. */
+  readonly target?: Translation;
   readonly targetKey: string;
+  /** Source NAT, when the entry has it. */
+  readonly source?: Translation;
   readonly seriesKey: string;
   /** The original destination, and the keys of the reverse indexes (by the translated destination). */
   readonly original: Translation;
@@ -35,6 +49,7 @@ interface Stored {
 }
 
 export type Lookup = Translation | 'ambiguous' | undefined;
+export type SourceLookup = SourceTranslation | 'ambiguous' | undefined;
 
 const exactKey = (proto: number, src: string, sport: number, dst: string, dport: number): string => `${proto}|${src}|${sport}|${dst}|${dport}`;
 const seriesKey = (proto: number, src: string, dst: string, dport: number): string => `${proto}|${src}|${dst}|${dport}`;
@@ -46,6 +61,8 @@ export class NatTable {
   /** The same, by the translated destination: what a flow that saw the backend's address dialled. */
   private readonly reverseExact = new Map<string, Stored>();
   private readonly reverseSeries = new Map<string, Map<string, { target: Translation; count: number }>>();
+  /** series key → translated source address → entries with it. */
+  private readonly sourceSeries = new Map<string, Map<string, { target: Translation; count: number }>>();
   private stampCounter = 0;
   private ver = 0;
   /** Entries refused because the table was full. */
@@ -67,13 +84,14 @@ export class NatTable {
     return this.stampCounter;
   }
 
-  /** Learn (or refresh) an entry; entries without destination NAT are ignored. Returns true if it is a DNAT entry. */
+  /** Learn (or refresh) an entry; entries without NAT are ignored. Returns true if it has a destination or source translation. */
   add(e: ConntrackEntry, netns: number): boolean {
     const target = dnatTarget(e);
-    if (!target) return false;
+    const source = snatSource(e);
+    if (!target && !source) return false;
     const o = e.orig;
     const key = exactKey(o.proto, o.src, o.sport, o.dst, o.dport);
-    const targetKey = `${target.address}|${target.port}`;
+    const targetKey = `${target ? `${target.address}|${target.port}` : ''}>${source ? `${source.address}|${source.port}` : ''}`;
     const old = this.entries.get(key);
     if (old && old.targetKey === targetKey) {
       old.stamp = ++this.stampCounter;
@@ -85,20 +103,24 @@ export class NatTable {
       return true;
     }
     const stored: Stored = {
-      target,
+      ...(target ? { target } : {}),
+      ...(source ? { source } : {}),
       targetKey,
       seriesKey: seriesKey(o.proto, o.src, o.dst, o.dport),
       original: { address: o.dst, port: o.dport },
       originalKey: `${o.dst}|${o.dport}`,
-      reverseExactKey: exactKey(o.proto, o.src, o.sport, target.address, target.port),
-      reverseSeriesKey: seriesKey(o.proto, o.src, target.address, target.port),
+      reverseExactKey: target ? exactKey(o.proto, o.src, o.sport, target.address, target.port) : '',
+      reverseSeriesKey: target ? seriesKey(o.proto, o.src, target.address, target.port) : '',
       netns,
       stamp: ++this.stampCounter,
     };
     this.entries.set(key, stored);
-    this.reverseExact.set(stored.reverseExactKey, stored);
-    addCount(this.series, stored.seriesKey, targetKey, target);
-    addCount(this.reverseSeries, stored.reverseSeriesKey, stored.originalKey, stored.original);
+    if (target) {
+      this.reverseExact.set(stored.reverseExactKey, stored);
+      addCount(this.series, stored.seriesKey, `${target.address}|${target.port}`, target);
+      addCount(this.reverseSeries, stored.reverseSeriesKey, stored.originalKey, stored.original);
+    }
+    if (source) addCount(this.sourceSeries, stored.seriesKey, source.address, source);
     this.ver++;
     return true;
   }
@@ -126,11 +148,7 @@ export class NatTable {
    * `ambiguous` when they went to different backends).
    */
   lookup(proto: number, src: string, dst: string, dport: number, sport?: number): Lookup {
-    if (sport !== undefined) {
-      const exact = this.entries.get(exactKey(proto, src, sport, dst, dport));
-      if (exact) return exact.target;
-    }
-    if (sport !== undefined) return undefined;
+    if (sport !== undefined) return this.entries.get(exactKey(proto, src, sport, dst, dport))?.target;
     const targets = this.series.get(seriesKey(proto, src, dst, dport));
     if (!targets || targets.size === 0) return undefined;
     if (targets.size > 1) return 'ambiguous';
@@ -154,13 +172,30 @@ export class NatTable {
     return originals.values().next().value!.target;
   }
 
+  /**
+   * The source translation of a flow as its socket saw it (the address
+   * before the masquerade, the destination dialled): with `sport`, that
+   * connection's address and port; without, the address every connection of
+   * the series left with (`ambiguous` when they left with different ones).
+   */
+  lookupSource(proto: number, src: string, dst: string, dport: number, sport?: number): SourceLookup {
+    if (sport !== undefined) return this.entries.get(exactKey(proto, src, sport, dst, dport))?.source;
+    const sources = this.sourceSeries.get(seriesKey(proto, src, dst, dport));
+    if (!sources || sources.size === 0) return undefined;
+    if (sources.size > 1) return 'ambiguous';
+    return { address: sources.values().next().value!.target.address };
+  }
+
   private delete(key: string): void {
     const s = this.entries.get(key);
     if (!s) return;
     this.entries.delete(key);
-    if (this.reverseExact.get(s.reverseExactKey) === s) this.reverseExact.delete(s.reverseExactKey);
-    removeCount(this.series, s.seriesKey, s.targetKey);
-    removeCount(this.reverseSeries, s.reverseSeriesKey, s.originalKey);
+    if (s.target) {
+      if (this.reverseExact.get(s.reverseExactKey) === s) this.reverseExact.delete(s.reverseExactKey);
+      removeCount(this.series, s.seriesKey, `${s.target.address}|${s.target.port}`);
+      removeCount(this.reverseSeries, s.reverseSeriesKey, s.originalKey);
+    }
+    if (s.source) removeCount(this.sourceSeries, s.seriesKey, s.source.address);
     this.ver++;
   }
 }

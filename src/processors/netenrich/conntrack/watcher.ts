@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { statSync } from 'node:fs';
 import { listNetworkNamespaces } from '../../../flows/netns';
 import { NETLINK_NETFILTER, NetlinkError, NetlinkSocket } from '../../../native/netlink-socket';
-import { dumpRequest, IPS_DST_NAT, NFNLGRP_CONNTRACK_NEW, parseDatagram } from './messages';
+import { dumpRequest, IPS_DST_NAT, IPS_SRC_NAT, NFNLGRP_CONNTRACK_NEW, parseDatagram } from './messages';
 import { NatTable } from './table';
 
 export interface WatcherOptions {
@@ -166,6 +166,38 @@ export class ConntrackWatcher {
     }
   }
 
+  /**
+   * One dump request on `socket` for the entries with the `status` bit, added
+   * to the table. Each entry is taken by one pass only (the source NAT pass
+   * leaves those with destination NAT to the first), also on kernels that
+   * ignore the filter and send every entry.
+   */
+  private async dumpOnce(socket: NetlinkSocket, status: number, netns: number): Promise<void> {
+    socket.send(dumpRequest(status));
+    const deadline = Date.now() + 30_000;
+    let done = false;
+    let datagrams = 0;
+    while (!done) {
+      const datagram = socket.recv();
+      if (datagram === null) {
+        if (Date.now() > deadline) throw new Error('conntrack dump did not finish in 30 s');
+        await sleep(5);
+        continue;
+      }
+      for (const item of parseDatagram(datagram)) {
+        if (item.type === 'entry') {
+          const bits = item.entry.status;
+          if ((bits & status) === 0 || (status === IPS_SRC_NAT && (bits & IPS_DST_NAT) !== 0)) continue;
+          if (this.table.add(item.entry, netns)) this.counters.dumpEntries++;
+        } else if (item.type === 'done') done = true;
+        else if (item.type === 'error') throw new Error(`conntrack dump failed: errno ${item.errno}`);
+        else if (item.type === 'malformed') this.counters.malformed++;
+      }
+      // Let the event loop breathe between datagrams of a large table.
+      if (++datagrams % 16 === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+
   /** Dump one namespace's table (on its own socket), then forget its entries the dump no longer has. */
   private async dump(ns: Namespace): Promise<void> {
     if (ns.dumping || this.stopped) return;
@@ -175,27 +207,10 @@ export class ConntrackWatcher {
     let socket: NetlinkSocket | undefined;
     try {
       socket = new NetlinkSocket(NETLINK_NETFILTER, { netnsPath: ns.path });
-      socket.send(dumpRequest(IPS_DST_NAT));
-      const deadline = Date.now() + 30_000;
-      let done = false;
-      let datagrams = 0;
-      while (!done) {
-        const datagram = socket.recv();
-        if (datagram === null) {
-          if (Date.now() > deadline) throw new Error('conntrack dump did not finish in 30 s');
-          await sleep(5);
-          continue;
-        }
-        for (const item of parseDatagram(datagram)) {
-          if (item.type === 'entry') {
-            if (this.table.add(item.entry, ns.ino)) this.counters.dumpEntries++;
-          } else if (item.type === 'done') done = true;
-          else if (item.type === 'error') throw new Error(`conntrack dump failed: errno ${item.errno}`);
-          else if (item.type === 'malformed') this.counters.malformed++;
-        }
-        // Let the event loop breathe between datagrams of a large table.
-        if (++datagrams % 16 === 0) await new Promise((r) => setImmediate(r));
-      }
+      // The kernel's filter matches status & mask == value: one dump for each
+      // kind of NAT (an entry with both comes twice; kernels before 5.19
+      // ignore the filter and send everything, twice).
+      for (const status of [IPS_DST_NAT, IPS_SRC_NAT]) await this.dumpOnce(socket, status, ns.ino);
       this.table.sweep(ns.ino, stamp);
     } catch (e) {
       this.counters.dumpFailed++;
