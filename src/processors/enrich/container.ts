@@ -125,6 +125,8 @@ function lister(endpoint: RuntimeEndpoint, timeoutMs: number): Lister {
 }
 
 /** Events closer together than this are read with one refresh. */
+/** How long after a container event stream starts the lists are read once more (see watch()). */
+const SUBSCRIBE_GAP_MS = 1000;
 const EVENT_COALESCE_MS = 100;
 
 interface Known {
@@ -217,7 +219,14 @@ export class ContainerDirectory {
         this.refreshSoon();
       }, retry);
       if (this.stopped) w.cancel();
-      else this.watches.set(l, w);
+      else {
+        this.watches.set(l, w);
+        // The runtime subscribes us when our request reaches it, and gRPC
+        // says nothing when that is: a container created meanwhile sends its
+        // event to nobody. One more list a moment later covers that gap.
+        const t = setTimeout(() => this.refreshSoon(), SUBSCRIBE_GAP_MS);
+        t.unref();
+      }
     } catch {
       retry();
     }
