@@ -82,6 +82,37 @@ export function readComm(buf: Buffer, off: number, len = 16): string {
   return buf.toString('latin1', off, end);
 }
 
+/** Byte offsets of struct flowtel_conn's fields (bpf/flowtel_tcp.h), the one place the decoders below take them from. */
+const AT = {
+  cookie: 0,
+  tsNs: 8,
+  bytesSent: 16,
+  bytesAcked: 24,
+  bytesReceived: 32,
+  bytesRetrans: 40,
+  ino: 48,
+  segsOut: 56,
+  segsIn: 60,
+  totalRetrans: 64,
+  srttUs: 68,
+  rttvarUs: 72,
+  connectUs: 76,
+  pid: 80,
+  netns: 84,
+  err: 88,
+  family: 92,
+  sport: 94,
+  dport: 96,
+  kind: 98,
+  direction: 99,
+  state: 100,
+  oldState: 101,
+  flags: 102,
+  saddr: 104,
+  daddr: 120,
+  comm: 136,
+} as const;
+
 // The numeric fields of PackedConnRecord: declared once (by ConnRecord), set in its constructor.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 interface PackedConnRecord extends Omit<ConnRecord, 'tsNs' | 'saddr' | 'daddr' | 'comm'> {}
@@ -101,45 +132,45 @@ class PackedConnRecord implements ConnRecord {
     private readonly buf: Buffer,
     private readonly off: number,
   ) {
-    this.cookie = u64(buf, off);
-    this.bytesSent = u64(buf, off + 16);
-    this.bytesAcked = u64(buf, off + 24);
-    this.bytesReceived = u64(buf, off + 32);
-    this.bytesRetrans = u64(buf, off + 40);
-    this.ino = u64(buf, off + 48);
-    this.segsOut = buf.readUInt32LE(off + 56);
-    this.segsIn = buf.readUInt32LE(off + 60);
-    this.totalRetrans = buf.readUInt32LE(off + 64);
-    this.srttUs = buf.readUInt32LE(off + 68);
-    this.rttvarUs = buf.readUInt32LE(off + 72);
-    this.connectUs = buf.readUInt32LE(off + 76);
-    this.pid = buf.readUInt32LE(off + 80);
-    this.netns = buf.readUInt32LE(off + 84);
-    this.err = buf.readInt32LE(off + 88);
-    this.family = buf.readUInt16LE(off + 92);
-    this.sport = buf.readUInt16LE(off + 94);
-    this.dport = buf.readUInt16LE(off + 96);
-    this.kind = buf[off + 98] as ConnEventKind;
-    this.direction = buf[off + 99] as ConnDirection;
-    this.state = buf[off + 100]!;
-    this.oldState = buf[off + 101]!;
-    this.flags = buf[off + 102]!;
+    this.cookie = u64(buf, off + AT.cookie);
+    this.bytesSent = u64(buf, off + AT.bytesSent);
+    this.bytesAcked = u64(buf, off + AT.bytesAcked);
+    this.bytesReceived = u64(buf, off + AT.bytesReceived);
+    this.bytesRetrans = u64(buf, off + AT.bytesRetrans);
+    this.ino = u64(buf, off + AT.ino);
+    this.segsOut = buf.readUInt32LE(off + AT.segsOut);
+    this.segsIn = buf.readUInt32LE(off + AT.segsIn);
+    this.totalRetrans = buf.readUInt32LE(off + AT.totalRetrans);
+    this.srttUs = buf.readUInt32LE(off + AT.srttUs);
+    this.rttvarUs = buf.readUInt32LE(off + AT.rttvarUs);
+    this.connectUs = buf.readUInt32LE(off + AT.connectUs);
+    this.pid = buf.readUInt32LE(off + AT.pid);
+    this.netns = buf.readUInt32LE(off + AT.netns);
+    this.err = buf.readInt32LE(off + AT.err);
+    this.family = buf.readUInt16LE(off + AT.family);
+    this.sport = buf.readUInt16LE(off + AT.sport);
+    this.dport = buf.readUInt16LE(off + AT.dport);
+    this.kind = buf[off + AT.kind] as ConnEventKind;
+    this.direction = buf[off + AT.direction] as ConnDirection;
+    this.state = buf[off + AT.state]!;
+    this.oldState = buf[off + AT.oldState]!;
+    this.flags = buf[off + AT.flags]!;
   }
 
   get tsNs(): bigint {
-    return this.buf.readBigUInt64LE(this.off + 8);
+    return this.buf.readBigUInt64LE(this.off + AT.tsNs);
   }
 
   get saddr(): Buffer {
-    return this.buf.subarray(this.off + 104, this.off + 120);
+    return this.buf.subarray(this.off + AT.saddr, this.off + AT.daddr);
   }
 
   get daddr(): Buffer {
-    return this.buf.subarray(this.off + 120, this.off + 136);
+    return this.buf.subarray(this.off + AT.daddr, this.off + AT.comm);
   }
 
   get comm(): string {
-    return this.commSet ?? readComm(this.buf, this.off + 136);
+    return this.commSet ?? readComm(this.buf, this.off + AT.comm);
   }
 
   set comm(c: string) {
@@ -182,85 +213,85 @@ export class ConnRecordCursor implements ConnRecord {
   }
 
   get cookie(): number {
-    return this.u64(0);
+    return this.u64(AT.cookie);
   }
   get tsNs(): bigint {
-    return this.buf.readBigUInt64LE(this.off + 8);
+    return this.buf.readBigUInt64LE(this.off + AT.tsNs);
   }
   get bytesSent(): number {
-    return this.u64(16);
+    return this.u64(AT.bytesSent);
   }
   get bytesAcked(): number {
-    return this.u64(24);
+    return this.u64(AT.bytesAcked);
   }
   get bytesReceived(): number {
-    return this.u64(32);
+    return this.u64(AT.bytesReceived);
   }
   get bytesRetrans(): number {
-    return this.u64(40);
+    return this.u64(AT.bytesRetrans);
   }
   get ino(): number {
-    return this.u64(48);
+    return this.u64(AT.ino);
   }
   get segsOut(): number {
-    return this.u32(56);
+    return this.u32(AT.segsOut);
   }
   get segsIn(): number {
-    return this.u32(60);
+    return this.u32(AT.segsIn);
   }
   get totalRetrans(): number {
-    return this.u32(64);
+    return this.u32(AT.totalRetrans);
   }
   get srttUs(): number {
-    return this.u32(68);
+    return this.u32(AT.srttUs);
   }
   get rttvarUs(): number {
-    return this.u32(72);
+    return this.u32(AT.rttvarUs);
   }
   get connectUs(): number {
-    return this.u32(76);
+    return this.u32(AT.connectUs);
   }
   get pid(): number {
-    return this.u32(80);
+    return this.u32(AT.pid);
   }
   get netns(): number {
-    return this.u32(84);
+    return this.u32(AT.netns);
   }
   get err(): number {
-    return this.u32(88) | 0;
+    return this.u32(AT.err) | 0;
   }
   get family(): number {
-    return this.buf.readUInt16LE(this.off + 92);
+    return this.buf.readUInt16LE(this.off + AT.family);
   }
   get sport(): number {
-    return this.buf.readUInt16LE(this.off + 94);
+    return this.buf.readUInt16LE(this.off + AT.sport);
   }
   get dport(): number {
-    return this.buf.readUInt16LE(this.off + 96);
+    return this.buf.readUInt16LE(this.off + AT.dport);
   }
   get kind(): ConnEventKind {
-    return this.buf[this.off + 98] as ConnEventKind;
+    return this.buf[this.off + AT.kind] as ConnEventKind;
   }
   get direction(): ConnDirection {
-    return this.buf[this.off + 99] as ConnDirection;
+    return this.buf[this.off + AT.direction] as ConnDirection;
   }
   get state(): number {
-    return this.buf[this.off + 100]!;
+    return this.buf[this.off + AT.state]!;
   }
   get oldState(): number {
-    return this.buf[this.off + 101]!;
+    return this.buf[this.off + AT.oldState]!;
   }
   get flags(): number {
-    return this.buf[this.off + 102]!;
+    return this.buf[this.off + AT.flags]!;
   }
   get saddr(): Buffer {
-    return this.buf.subarray(this.off + 104, this.off + 120);
+    return this.buf.subarray(this.off + AT.saddr, this.off + AT.daddr);
   }
   get daddr(): Buffer {
-    return this.buf.subarray(this.off + 120, this.off + 136);
+    return this.buf.subarray(this.off + AT.daddr, this.off + AT.comm);
   }
   get comm(): string {
-    return readComm(this.buf, this.off + 136);
+    return readComm(this.buf, this.off + AT.comm);
   }
 }
 
