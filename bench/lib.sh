@@ -18,12 +18,12 @@ set -E
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+# shellcheck source=bench/functions.sh
+source "$BENCH/functions.sh"
 DOC=${BENCH_DOC:-$ROOT/docs/performance.md}
 WRITE_DOCS=${BENCH_WRITE_DOCS:-1}
 SUITE=${SUITE:?SUITE must be set by the suite script}
 
-log() { printf '[bench %s %s] %s\n' "$SUITE" "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 require_tools() { # tool...
   local missing=() t
@@ -49,21 +49,6 @@ EXTRA_PIDS=()
 NETNS_LIST=()
 STATS_OLD=$(cat /proc/sys/kernel/bpf_stats_enabled)
 
-stop_pid() { # pid [seconds]: SIGTERM, wait, then SIGKILL. Prints "kill" if it took SIGKILL.
-  local pid=$1 limit=${2:-15} i
-  [[ -n $pid ]] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < limit * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    echo kill
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 # Processes a suite starts in the background and must be stopped on exit.
 track_pid() { EXTRA_PIDS+=("$1"); }
@@ -110,46 +95,13 @@ LATENCY_BIN=$BENCH/latency/.output/latency
 
 # ---------------------------------------------------------------- helpers ---
 CLK_TCK=$(getconf CLK_TCK)
-now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 loadavg() { awk '{print $1}' /proc/loadavg; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-vm_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_pct() { awk -v a="$1" -v b="$2" -v s="$3" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", (b - a) / hz / s * 100}'; }
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 
-start_sampler() { # pid file: VmRSS (kB) every 0.5 s while the process lives
-  local pid=$1 file=$2
-  (while kill -0 "$pid" 2>/dev/null; do vm_kb "$pid" VmRSS; sleep 0.5; done) >"$file" 2>/dev/null &
-  SAMPLER_PID=$!
-}
-stop_sampler() {
-  [[ -n $SAMPLER_PID ]] && { kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; }
-  SAMPLER_PID=""
-}
-max_of() { sort -n "$1" 2>/dev/null | tail -1 | grep . || echo 0; }
 
 # --- CPU of everyone else (processes that are neither ours nor kernel threads), in % of one core.
-proc_snapshot() {
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
-    awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print substr($0, 1, index($0, " ") - 1), f[2], f[12] + f[13] }'
-}
-foreign_cpu() { # before after seconds
-  awk -v me=$$ -v secs="$3" -v hz="$CLK_TCK" '
-    FNR == NR { t0[$1] = $3; next }
-    { pp[$1] = $2; t1[$1] = $3 }
-    END {
-      for (p in t1) {
-        if (p == 2 || pp[p] == 2) continue
-        q = p; ours = 0
-        for (n = 0; n < 64 && q != "" && q != 0; n++) { if (q == me) { ours = 1; break } q = pp[q] }
-        if (ours) continue
-        d = t1[p] - ((p in t0) ? t0[p] : 0)
-        if (d > 0) s += d
-      }
-      printf "%.1f", s / hz / secs * 100
-    }' "$1" "$2"
-}
 # measure_begin / measure_end: the load around one measurement. measure_end sets
 # M_SECONDS and M_LOAD, JSON {loadavg, foreign_cpu_pct, other_tracers}: the larger
 # 1-min load average of the two ends, the CPU other processes used (% of one
@@ -171,20 +123,9 @@ measure_end() {
 fd_ids() { # pid prog|map -> JSON array of ids held by that process
   { grep -h "^$2_id:" /proc/"$1"/fdinfo/* 2>/dev/null || true; } | awk '{print $2}' | sort -un | jq -cs .
 }
-prog_stats() { # ids-json -> {name: {ns, cnt, misses}}
-  bpftool prog show --json | jq -c --argjson ids "$1" \
-    'map(select(.id as $i | $ids | index($i))) | map({key: .name, value: {ns: (.run_time_ns // 0), cnt: (.run_cnt // 0), misses: (.recursion_misses // 0)}}) | from_entries'
-}
-stats_delta() { # before after -> per-name delta
-  jq -cn --argjson a "$1" --argjson b "$2" \
-    '$b | with_entries(.value = {ns: (.value.ns - ($a[.key].ns // 0)), cnt: (.value.cnt - ($a[.key].cnt // 0)), misses: (.value.misses - ($a[.key].misses // 0))})'
-}
 map_memlock() { # ids-json -> {total: bytes, maps: {name: bytes}}
   bpftool map show --json | jq -c --argjson ids "$1" \
     'map(select(.id as $i | $ids | index($i))) | {total: (map(.bytes_memlock // 0) | add // 0), maps: (map({key: .name, value: (.bytes_memlock // 0)}) | from_entries)}'
-}
-flowtel_like_progs() {
-  bpftool prog show --json | jq '[.[] | select(.name | IN("handle_set_state", "udp_egress", "udp_ingress", "floor_set_state"))] | length'
 }
 other_tracers() { # flowtel-like programs loaded that are not our agent's
   bpftool prog show --json | jq --argjson ours "${AGENT_PROGS:-[]}" '[.[] | select(.name | IN("handle_set_state", "floor_set_state")) | select(.id as $i | $ours | index($i) | not)] | length'
@@ -199,15 +140,6 @@ wait_no_other_agent() { # another flowtel (a test run?) would be measured in eve
   log "warning: another flowtel-like tracer is still loaded: measuring anyway (its programs are not counted as ours)"
 }
 
-wait_for_line() { # file pattern seconds pid
-  local file=$1 pat=$2 limit=$3 pid=$4 i
-  for ((i = 0; i < limit * 10; i++)); do
-    grep -q -- "$pat" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 # ------------------------------------------------------------------ agent ---
 PROM_PORT=""
