@@ -5,7 +5,9 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -296,7 +298,15 @@ void BpfObject::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireNotLoaded(env, "load()");
   uint64_t mark = LibbpfLogMark();
+  // The verifier gives up with EAGAIN when a signal arrives during a long
+  // verification (libbpf retries a few times only): a profiler's SIGPROF
+  // every few hundred µs made loads fail. Signals wait for this thread until
+  // the load is done (process-wide ones go to another thread meanwhile).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   int err = bpf_object__load(obj_);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err) {
     if (err > 0) err = -err;
     std::string msg = "failed to load BPF object " + Where();
