@@ -7,7 +7,14 @@
  * socket (struct tcp_sock); we read those counters
  *   - when a connection closes (inet_sock_set_state → TCP_CLOSE), into a ring
  *     buffer, so short-lived connections are never lost, and
- *   - for open sockets, once per collection, with an iter/tcp walk.
+ *   - for open sockets, once per collection, with a walk of the sockets we
+ *     hold state for.
+ * A connection's opening goes to the ring buffer too. Its close record alone
+ * would say all there is to say, but now and then under heavy churn (up to a
+ * few in 10^4 server sockets in the churn benchmark here; the floor tracer
+ * sees the same) a socket's last state changes never reach the tracepoint,
+ * and it is freed without a close: its open record is what lets user space
+ * count it, opened and then closed when it has left the walks.
  * Process attribution comes from the process context of connect() (→ SYN_SENT)
  * and listen() (→ LISTEN); accepted sockets inherit their listener's process.
  *
@@ -47,11 +54,13 @@ const volatile struct flowtel_tcp_options options = {
 /* Per-socket state we keep for the life of the socket. Freed with the socket. */
 struct sock_info {
 	__u64 syn_sent_ns;
+	__u64 established_ns;
 	__u32 pid;
 	__u32 connect_us;
 	__u8 direction;
 	__u8 flags;
-	__u8 _pad[6];
+	__u16 lport;           /* local port, kept at ESTABLISHED: the kernel releases it before the close tracepoint */
+	__u8 _pad[4];
 	char comm[FLOWTEL_COMM_LEN];
 };
 
@@ -251,7 +260,6 @@ static __always_inline void fill_counters(struct flowtel_conn *c, const struct s
 	if (!tp)
 		return;
 	c->bytes_sent = tp->bytes_sent;
-	c->bytes_acked = tp->bytes_acked;
 	c->bytes_received = tp->bytes_received;
 	c->segs_out = tp->segs_out;
 	c->segs_in = tp->segs_in;
@@ -274,6 +282,7 @@ static __always_inline void fill_owner(struct flowtel_conn *c, const struct sock
 	}
 	c->pid = si->pid;
 	c->connect_us = si->connect_us;
+	c->established_ns = si->established_ns;
 	c->direction = si->direction;
 	c->flags |= si->flags;
 	__builtin_memcpy(c->comm, si->comm, FLOWTEL_COMM_LEN);
@@ -333,6 +342,9 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
 	c->netns = sock_netns(sk);
 	c->err = sk->sk_err;
 	fill_addrs(c, sk);
+	/* At TCP_CLOSE the kernel has already given the local port back (inet_put_port clears it). */
+	if (!c->sport && si)
+		c->sport = si->lport;
 	fill_counters(c, sk);
 	fill_owner(c, si);
 	submit(c);
@@ -343,19 +355,37 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
  * change that fires while handle_set_state already runs on that CPU (a
  * softirq close or reset interrupting a process-context run, or a task
  * preempting another) is skipped and only counted in the program's
- * recursion_misses. That would lose the close of a connection. So a second,
- * tiny program on the same tracepoint, set_state_spare, handles a state
- * change only while handle_set_state is marked active on this CPU, i.e.
- * exactly the runs the kernel skipped (its own runs are otherwise a flag
- * test). Both programs run with migration disabled, so the per-CPU mark is
- * the running program's.
+ * recursion_misses. That would lose the close of a connection. So a second
+ * program on the same tracepoint, set_state_spare, attached after it (the
+ * tracepoint runs its programs in attach order), handles every state change
+ * that handle_set_state did not start on:
+ *   - handle_set_state first notes the change (socket, old and new state) in
+ *     a small per-CPU list;
+ *   - set_state_spare, for the same change, finds it there and takes it off
+ *     (the common case: a lookup and a compare), or does not find it: then
+ *     the kernel skipped handle_set_state for it, and the spare handles it.
+ * This holds wherever the nested change lands, also in the instructions
+ * around a program's body (a flag set inside handle_set_state's body would
+ * miss those). A change is lost only if both programs are already running on
+ * that CPU. Entries the spare never came for (it was the one skipped) stay
+ * in the list until overwritten; they match no later change but the
+ * same socket making the same transition again in that short time.
  */
+#define SET_STATE_SEEN 4
+
+struct set_state_seen {
+	__u64 sk[SET_STATE_SEEN];
+	__u32 states[SET_STATE_SEEN]; /* oldstate << 8 | newstate */
+	__u32 next;
+	__u32 _pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} set_state_active SEC(".maps");
+	__type(value, struct set_state_seen);
+} set_state_seen SEC(".maps");
 
 static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate);
 
@@ -363,22 +393,30 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	__u32 *active = bpf_map_lookup_elem(&set_state_active, &zero);
-	if (active)
-		*active = 1;
-	on_set_state(sk, oldstate, newstate);
-	if (active)
-		*active = 0;
-	return 0;
+	struct set_state_seen *seen = bpf_map_lookup_elem(&set_state_seen, &zero);
+	if (seen) {
+		__u32 i = seen->next & (SET_STATE_SEEN - 1);
+		seen->sk[i] = (__u64)sk;
+		seen->states[i] = (__u32)oldstate << 8 | (__u32)newstate;
+		seen->next = i + 1;
+	}
+	return on_set_state(sk, oldstate, newstate);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	__u32 *active = bpf_map_lookup_elem(&set_state_active, &zero);
-	if (!active || !*active)
+	struct set_state_seen *seen = bpf_map_lookup_elem(&set_state_seen, &zero);
+	if (!seen)
 		return 0;
+	__u32 states = (__u32)oldstate << 8 | (__u32)newstate;
+	for (int i = 0; i < SET_STATE_SEEN; i++) {
+		if (seen->sk[i] == (__u64)sk && seen->states[i] == states) {
+			seen->sk[i] = 0;
+			return 0;
+		}
+	}
 	count(FLOWTEL_CNT_RECURSION_RECOVERED);
 	return on_set_state(sk, oldstate, newstate);
 }
@@ -434,6 +472,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		si->direction = FLOWTEL_DIR_OUTGOING;
 		si->flags = 0;
 		si->connect_us = 0;
+		si->established_ns = 0;
 		bpf_get_current_comm(si->comm, sizeof(si->comm));
 		filter_socket(si, sk, bpf_ntohs(sk->__sk_common.skc_dport));
 		return 0;
@@ -482,9 +521,13 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		else if (!si && oldstate == TCP_SYN_SENT)
 			si = adopt_outgoing(sk);
 		if (si) {
+			/* A socket that was in its handshake when the agent started is a new connection all the same. */
+			__u64 now = bpf_ktime_get_ns();
 			if (oldstate == TCP_SYN_SENT && si->syn_sent_ns)
-				si->connect_us = (bpf_ktime_get_ns() - si->syn_sent_ns) / 1000;
-			si->flags |= FLOWTEL_F_ESTABLISHED;
+				si->connect_us = (now - si->syn_sent_ns) / 1000;
+			si->established_ns = now;
+			si->lport = sk->__sk_common.skc_num;
+			si->flags = (si->flags | FLOWTEL_F_ESTABLISHED) & ~FLOWTEL_F_PRE_EXISTING;
 		}
 		emit(sk, si, FLOWTEL_EV_OPEN, oldstate, newstate);
 		return 0;

@@ -29,7 +29,7 @@ enum flowtel_direction {
 #define FLOWTEL_F_RST_SENT      0x01
 #define FLOWTEL_F_RST_RECEIVED  0x02
 #define FLOWTEL_F_ESTABLISHED   0x04 /* went through ESTABLISHED while we watched */
-#define FLOWTEL_F_PRE_EXISTING  0x08 /* no per-socket state: opened before the agent */
+#define FLOWTEL_F_PRE_EXISTING  0x08 /* established before the agent attached (or no per-socket state) */
 #define FLOWTEL_F_FIN_RECEIVED  0x10 /* the peer's FIN was received (counted in bytes_received) */
 #define FLOWTEL_F_FILTERED      0x20 /* excluded by the in-kernel filter: never reported */
 
@@ -56,7 +56,7 @@ struct flowtel_conn {
 	__u64 cookie;          /* socket cookie: unique per socket for the boot */
 	__u64 ts_ns;           /* CLOCK_BOOTTIME-free monotonic ns (bpf_ktime_get_ns) of the record */
 	__u64 bytes_sent;      /* tcp_sock.bytes_sent: payload bytes put on the wire, retransmits included */
-	__u64 bytes_acked;     /* tcp_sock.bytes_acked (includes SYN/FIN sequence space) */
+	__u64 established_ns;  /* bpf_ktime_get_ns when the connection reached ESTABLISHED (0: not seen) */
 	__u64 bytes_received;  /* tcp_sock.bytes_received (includes a received FIN) */
 	__u64 bytes_retrans;   /* tcp_sock.bytes_retrans */
 	__u64 ino;             /* socket inode (0 when detached from a file) */

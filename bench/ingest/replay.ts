@@ -2,7 +2,7 @@
  * User-space ingest cost of the TCP path, without the kernel: packed
  * flowtel_conn records of a connection-per-request workload (each connection
  * seen from both ends over loopback: client open, server open, client close,
- * server close) are decoded, tracked, collected once per simulated second and
+ * server close) are read in place, tracked, collected once per simulated second and
  * recorded into a MeterProvider whose reader collects like an exporter would.
  *
  *   node dist/bench/ingest/replay.js [connections_per_second=10000] [seconds=20]
@@ -11,7 +11,7 @@
  */
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ManualReader } from './manual-reader';
-import { decodeConnRecords, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
+import { encodeConnRecord, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, ConnFlags, AF_INET, type ConnRecord } from '../../src/flows/records';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import { FlowMetrics } from '../../src/pipeline/flow-metrics';
@@ -20,32 +20,40 @@ const perSecond = Number(process.argv[2] ?? 10_000);
 const seconds = Number(process.argv[3] ?? 20);
 const BATCH = 64;
 
-function record(buf: Buffer, off: number, o: { cookie: bigint; kind: number; dir: number; sport: number; dport: number; pid: number; comm: string; bytes: number; ts: bigint }): void {
-  buf.fill(0, off, off + CONN_RECORD_SIZE);
-  buf.writeBigUInt64LE(o.cookie, off);
-  buf.writeBigUInt64LE(o.ts, off + 8);
-  if (o.kind === ConnEventKind.Close) {
-    buf.writeUInt32LE(o.bytes, off + 16); // bytes_sent
-    buf.writeUInt32LE(o.bytes, off + 24); // bytes_acked
-    buf.writeUInt32LE(o.bytes + 1, off + 32); // bytes_received (+FIN)
-    buf.writeUInt32LE(6, off + 56);
-    buf.writeUInt32LE(6, off + 60);
-    buf.writeUInt32LE(40, off + 68); // srtt
-    buf.writeUInt32LE(20, off + 72);
-    buf[off + 102] = 0x04 | 0x10;
-  }
-  if (o.kind === ConnEventKind.Open && o.dir === ConnDirection.Outgoing) buf.writeUInt32LE(30, off + 76);
-  buf.writeUInt32LE(o.pid, off + 80);
-  buf.writeUInt32LE(4026531840, off + 84);
-  buf.writeUInt16LE(AF_INET, off + 92);
-  buf.writeUInt16LE(o.sport, off + 94);
-  buf.writeUInt16LE(o.dport, off + 96);
-  buf[off + 98] = o.kind;
-  buf[off + 99] = o.dir;
-  buf[off + 100] = o.kind === ConnEventKind.Close ? 7 : 1;
-  buf.set([127, 0, 0, 1], off + 104);
-  buf.set([127, 0, 0, 1], off + 120);
-  buf.write(o.comm, off + 136, 'latin1');
+const LOOPBACK = Buffer.from([127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+/** The open or close record of one end of a connection-per-request exchange. */
+function record(o: { kind: ConnEventKind; cookie: number; dir: ConnDirection; sport: number; dport: number; pid: number; comm: string; bytes: number; ts: bigint }): ConnRecord {
+  const close = o.kind === ConnEventKind.Close;
+  return {
+    cookie: o.cookie,
+    tsNs: o.ts,
+    establishedNs: close ? o.ts - 400n : o.ts,
+    bytesSent: o.bytes,
+    bytesReceived: close ? o.bytes + 1 : 0, // + the peer's FIN
+    bytesRetrans: 0,
+    ino: 0,
+    segsOut: close ? 6 : 2,
+    segsIn: close ? 6 : 1,
+    totalRetrans: 0,
+    srttUs: 40,
+    rttvarUs: 20,
+    connectUs: o.dir === ConnDirection.Outgoing ? 30 : 0,
+    pid: o.pid,
+    netns: 4026531840,
+    err: 0,
+    family: AF_INET,
+    sport: o.sport,
+    dport: o.dport,
+    kind: o.kind,
+    direction: o.dir,
+    state: close ? 7 : 1,
+    oldState: close ? (o.dir === ConnDirection.Outgoing ? 5 : 9) : o.dir === ConnDirection.Outgoing ? 2 : 3,
+    flags: ConnFlags.Established | (close ? ConnFlags.FinReceived : 0),
+    saddr: LOOPBACK,
+    daddr: LOOPBACK,
+    comm: o.comm,
+  };
 }
 
 /** One simulated second of traffic as ring-buffer batches. */
@@ -53,8 +61,8 @@ function second(s: number): Buffer[] {
   const out: Buffer[] = [];
   let buf = Buffer.alloc(BATCH * CONN_RECORD_SIZE);
   let n = 0;
-  const push = (o: Parameters<typeof record>[2]): void => {
-    record(buf, n * CONN_RECORD_SIZE, o);
+  const push = (rec: ConnRecord): void => {
+    encodeConnRecord(rec, buf, n * CONN_RECORD_SIZE);
     if (++n === BATCH) {
       out.push(buf);
       buf = Buffer.alloc(BATCH * CONN_RECORD_SIZE);
@@ -62,13 +70,15 @@ function second(s: number): Buffer[] {
     }
   };
   for (let i = 0; i < perSecond; i++) {
-    const c = BigInt(s * perSecond + i) * 2n + 1n;
+    const c = (s * perSecond + i) * 2 + 1;
     const port = 32768 + ((s * perSecond + i) % 28000);
     const ts = BigInt(s) * 1_000_000_000n + BigInt(i) * 1000n;
-    push({ cookie: c, kind: ConnEventKind.Open, dir: ConnDirection.Outgoing, sport: port, dport: 8080, pid: 100, comm: 'wrk', bytes: 0, ts });
-    push({ cookie: c + 1n, kind: ConnEventKind.Open, dir: ConnDirection.Incoming, sport: 8080, dport: port, pid: 200, comm: 'nginx', bytes: 0, ts });
-    push({ cookie: c, kind: ConnEventKind.Close, dir: ConnDirection.Outgoing, sport: port, dport: 8080, pid: 100, comm: 'wrk', bytes: 90, ts: ts + 500n });
-    push({ cookie: c + 1n, kind: ConnEventKind.Close, dir: ConnDirection.Incoming, sport: 8080, dport: port, pid: 200, comm: 'nginx', bytes: 850, ts: ts + 600n });
+    const client = { cookie: c, dir: ConnDirection.Outgoing, sport: port, dport: 8080, pid: 100, comm: 'wrk' };
+    const server = { cookie: c + 1, dir: ConnDirection.Incoming, sport: 8080, dport: port, pid: 200, comm: 'nginx' };
+    push(record({ ...client, kind: ConnEventKind.Open, bytes: 0, ts }));
+    push(record({ ...server, kind: ConnEventKind.Open, bytes: 0, ts }));
+    push(record({ ...client, kind: ConnEventKind.Close, bytes: 90, ts: ts + 500n }));
+    push(record({ ...server, kind: ConnEventKind.Close, bytes: 850, ts: ts + 600n }));
   }
   if (n > 0) out.push(buf.subarray(0, n * CONN_RECORD_SIZE));
   return out;
@@ -88,11 +98,7 @@ async function main(): Promise<void> {
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let s = 0; s < seconds; s++) {
-    for (const b of traffic[s % traffic.length]!) {
-      const recs = decodeConnRecords(b);
-      records += recs.length;
-      for (const r of recs) tracker.onEvent(r);
-    }
+    for (const b of traffic[s % traffic.length]!) records += tracker.onEventBatch(b);
     tracker.onSnapshot([]);
     sink.consume({ ...tracker.collect(Date.now()), source: 'ebpf_tcp' });
     await reader.collect();

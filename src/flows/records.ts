@@ -43,8 +43,9 @@ export interface ConnRecord {
    */
   cookie: number;
   tsNs: bigint;
+  /** Kernel time (bpf_ktime_get_ns) at which the connection reached ESTABLISHED; 0n: not seen. */
+  establishedNs: bigint;
   bytesSent: number;
-  bytesAcked: number;
   bytesReceived: number;
   bytesRetrans: number;
   ino: number;
@@ -83,11 +84,11 @@ export function readComm(buf: Buffer, off: number, len = 16): string {
 }
 
 /** Byte offsets of struct flowtel_conn's fields (bpf/flowtel_tcp.h), the one place the decoders below take them from. */
-const AT = {
+export const CONN_RECORD_OFFSETS = {
   cookie: 0,
   tsNs: 8,
   bytesSent: 16,
-  bytesAcked: 24,
+  establishedNs: 24,
   bytesReceived: 32,
   bytesRetrans: 40,
   ino: 48,
@@ -112,10 +113,11 @@ const AT = {
   daddr: 120,
   comm: 136,
 } as const;
+const AT = CONN_RECORD_OFFSETS;
 
 // The numeric fields of PackedConnRecord: declared once (by ConnRecord), set in its constructor.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-interface PackedConnRecord extends Omit<ConnRecord, 'tsNs' | 'saddr' | 'daddr' | 'comm'> {}
+interface PackedConnRecord extends Omit<ConnRecord, 'tsNs' | 'establishedNs' | 'saddr' | 'daddr' | 'comm'> {}
 
 /**
  * A record decoded from its packed buffer (ring-buffer events, and the
@@ -134,7 +136,6 @@ class PackedConnRecord implements ConnRecord {
   ) {
     this.cookie = u64(buf, off + AT.cookie);
     this.bytesSent = u64(buf, off + AT.bytesSent);
-    this.bytesAcked = u64(buf, off + AT.bytesAcked);
     this.bytesReceived = u64(buf, off + AT.bytesReceived);
     this.bytesRetrans = u64(buf, off + AT.bytesRetrans);
     this.ino = u64(buf, off + AT.ino);
@@ -159,6 +160,10 @@ class PackedConnRecord implements ConnRecord {
 
   get tsNs(): bigint {
     return this.buf.readBigUInt64LE(this.off + AT.tsNs);
+  }
+
+  get establishedNs(): bigint {
+    return this.buf.readBigUInt64LE(this.off + AT.establishedNs);
   }
 
   get saddr(): Buffer {
@@ -204,6 +209,15 @@ export class ConnRecordCursor implements ConnRecord {
     return this;
   }
 
+  /** The buffer as 32-bit words, when it is 4-byte aligned (else undefined); the record's first word is `wordIndex`. */
+  get alignedWords(): Uint32Array | undefined {
+    return this.words;
+  }
+
+  get wordIndex(): number {
+    return this.w;
+  }
+
   private u32(byteOff: number): number {
     return this.words ? this.words[this.w + (byteOff >>> 2)]! : this.buf.readUInt32LE(this.off + byteOff);
   }
@@ -221,8 +235,8 @@ export class ConnRecordCursor implements ConnRecord {
   get bytesSent(): number {
     return this.u64(AT.bytesSent);
   }
-  get bytesAcked(): number {
-    return this.u64(AT.bytesAcked);
+  get establishedNs(): bigint {
+    return this.buf.readBigUInt64LE(this.off + AT.establishedNs);
   }
   get bytesReceived(): number {
     return this.u64(AT.bytesReceived);
@@ -293,6 +307,42 @@ export class ConnRecordCursor implements ConnRecord {
   get comm(): string {
     return readComm(this.buf, this.off + AT.comm);
   }
+}
+
+/**
+ * Writes a record at `off` as the kernel lays it out (the inverse of the
+ * decoders): for tests and benchmarks that replay kernel output.
+ */
+export function encodeConnRecord(rec: ConnRecord, buf: Buffer, off: number): void {
+  buf.fill(0, off, off + CONN_RECORD_SIZE);
+  const u64 = (at: number, v: number | bigint): void => void buf.writeBigUInt64LE(BigInt(v), off + at);
+  u64(AT.cookie, rec.cookie);
+  u64(AT.tsNs, rec.tsNs);
+  u64(AT.establishedNs, rec.establishedNs);
+  u64(AT.bytesSent, rec.bytesSent);
+  u64(AT.bytesReceived, rec.bytesReceived);
+  u64(AT.bytesRetrans, rec.bytesRetrans);
+  u64(AT.ino, rec.ino);
+  buf.writeUInt32LE(rec.segsOut, off + AT.segsOut);
+  buf.writeUInt32LE(rec.segsIn, off + AT.segsIn);
+  buf.writeUInt32LE(rec.totalRetrans, off + AT.totalRetrans);
+  buf.writeUInt32LE(rec.srttUs, off + AT.srttUs);
+  buf.writeUInt32LE(rec.rttvarUs, off + AT.rttvarUs);
+  buf.writeUInt32LE(rec.connectUs, off + AT.connectUs);
+  buf.writeUInt32LE(rec.pid, off + AT.pid);
+  buf.writeUInt32LE(rec.netns, off + AT.netns);
+  buf.writeInt32LE(rec.err, off + AT.err);
+  buf.writeUInt16LE(rec.family, off + AT.family);
+  buf.writeUInt16LE(rec.sport, off + AT.sport);
+  buf.writeUInt16LE(rec.dport, off + AT.dport);
+  buf[off + AT.kind] = rec.kind;
+  buf[off + AT.direction] = rec.direction;
+  buf[off + AT.state] = rec.state;
+  buf[off + AT.oldState] = rec.oldState;
+  buf[off + AT.flags] = rec.flags;
+  rec.saddr.copy(buf, off + AT.saddr, 0, 16);
+  rec.daddr.copy(buf, off + AT.daddr, 0, 16);
+  buf.write(rec.comm.slice(0, 15), off + AT.comm, 'latin1');
 }
 
 /** Every whole record of a packed batch (a trailing partial record is ignored). */

@@ -1,5 +1,5 @@
 /**
- * Turns kernel TCP records (ring-buffer events and iter/tcp snapshots) into
+ * Turns kernel TCP records (ring-buffer close records and socket walks) into
  * per-interval measurements.
  *
  * Per connection (socket cookie) it keeps the last counters it reported, so
@@ -8,12 +8,18 @@
  * delta exactly once (from its close record). Deltas of connections with the
  * same flow attributes are summed before they leave, so a pool of connections
  * to one server is one series.
+ *
+ * A connection is counted opened by its open record, or — when that was
+ * lost — by the first walk that sees it or by its close record. A close of a
+ * connection that was never tracked (its open record lost) goes straight
+ * into its flow's totals. A connection that leaves the walks without a close
+ * record is counted closed then.
  */
 import { constants as osConstants } from 'node:os';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
 import { formatAddress, isLoopback, TCP_STATE_NAMES } from './addresses';
-import { AF_INET, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, ConnRecordCursor, decodeConnRecord, type ConnRecord } from './records';
-import { isV4Mapped } from '../util/ip';
+import { CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, ConnRecordCursor, decodeConnRecord, type ConnRecord } from './records';
+import { FlowSignature, SignatureTable } from './flow-signature';
 import { appendAll } from '../util/arrays';
 
 const ERRNO = osConstants.errno;
@@ -59,8 +65,6 @@ export interface TcpTrackerStats {
   /** Snapshot records ignored because the connection's close was already counted. */
   closedRaces: number;
   tracked: number;
-  /** Connections whose open event never came: counted as opened at their close. */
-  openRecovered: number;
 }
 
 interface Counters {
@@ -79,7 +83,6 @@ interface Counters {
  */
 interface Flow extends Counters {
   readonly attrs: FlowAttributes;
-  readonly key: string;
   opened: number;
   closed: number;
   /** Connections tracked under this flow (it is forgotten at a collection when none is left). */
@@ -96,13 +99,7 @@ interface Tracked extends Counters {
   flow: Flow;
   seenGen: number;
   rttGen: number;
-  /** Kernel time of its open event, when seen. */
-  openedNs?: bigint;
-  /** Open before the agent started (its opening is not ours to count). */
-  preExisting: boolean;
-  /** Counted in tcp_connections_opened (its open event came, or its close stood in for it). */
-  openCounted: boolean;
-  /** Local and remote port of the record it was first seen in (the kernel clears the local port at close). */
+  /** Local and remote port of the record it was first seen in (a failed connect has no local port yet). */
   sport: number;
   dport: number;
 }
@@ -136,29 +133,36 @@ export function closeFailureType(rec: ConnRecord): string | undefined {
   return ERRNO_NAMES.get(rec.err) ?? `errno_${rec.err}`;
 }
 
-/** An address of a record as a short key part (IPv4 and IPv4-mapped IPv6 alike: the same attributes). */
-function addressKey(family: number, a: Buffer): string | number {
-  if (family === AF_INET) return a.readUInt32BE(0);
-  if (isV4Mapped(a)) return a.readUInt32BE(12);
-  return a.toString('hex', 0, 16);
-}
-
 export class TcpConnectionTracker {
   private readonly conns = new Map<number, Tracked>();
-  private readonly recentlyClosed = new Map<number, number>();
+  /**
+   * Cookies of connections closed in this collection and the one before: a
+   * walk that read a socket just before its close record was handled must
+   * not track it again. Two sets, swapped at each collection.
+   */
+  private closedNow = new Set<number>();
+  private closedBefore = new Set<number>();
   private readonly listeningPorts = new Set<string>();
-  /** Interned flows by key; kept while a connection is tracked under them or they have totals to report. */
-  private readonly flows = new Map<string, Flow>();
+  /** Interned flows; kept while a connection is tracked under them or they have totals to report. */
+  private readonly flows = new SignatureTable<Flow>();
+  private readonly sig = new FlowSignature();
   private readonly samples: Measurement[] = [];
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
-  private primed = false;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0, openRecovered: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0 };
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
 
-  /** Ring-buffer events (open, close, failed), in the order the kernel wrote them. */
+  /** Packed ring-buffer records, as the kernel wrote them (read in place: no object per record). Returns how many. */
+  onEventBatch(buf: Buffer): number {
+    const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+    const cursor = new ConnRecordCursor(buf);
+    for (let i = 0; i < n; i++) this.onEvent(cursor.moveTo(i));
+    return n;
+  }
+
+  /** One ring-buffer record (open, close or failed), in the order the kernel wrote them. The object may be reused after the call. */
   onEvent(rec: ConnRecord): void {
     switch (rec.kind) {
       case ConnEventKind.Open:
@@ -173,9 +177,9 @@ export class TcpConnectionTracker {
   }
 
   /**
-   * An iter/tcp walk, whole. The first one (at start) only sets the baseline
-   * of connections that were already open: their earlier traffic is not ours
-   * to report, but they count in tcp_connections from the first interval.
+   * A walk, whole. Connections the kernel flags as established before the
+   * agent attached get a baseline: their earlier traffic is not ours to
+   * report, but they count in tcp_connections from the first interval.
    */
   onSnapshot(recs: readonly ConnRecord[]): void {
     for (const rec of recs) {
@@ -205,7 +209,7 @@ export class TcpConnectionTracker {
         const cursor = new ConnRecordCursor(buf);
         for (let i = 0; i < n; i++) {
           cursor.moveTo(i);
-          if (cursor.kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie) && !this.recentlyClosed.has(cursor.cookie)) {
+          if (cursor.kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie) && !this.closedRecently(cursor.cookie)) {
             const off = i * CONN_RECORD_SIZE;
             fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
           } else {
@@ -227,16 +231,20 @@ export class TcpConnectionTracker {
     const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
     const add = (rec: ConnRecord): void => {
       if (rec.kind !== ConnEventKind.Snapshot) return;
-      if (this.recentlyClosed.has(rec.cookie)) {
-        this.stats.closedRaces++;
-        return;
-      }
       let t = this.conns.get(rec.cookie);
       if (!t) {
-        // Already open at start: baseline now. Opened later without an open
-        // event (lost): everything it counted is new.
-        const preExisting = !this.primed || (rec.flags & ConnFlags.PreExisting) !== 0;
-        t = this.track(rec, preExisting ? countersOf(rec) : ZERO, preExisting);
+        if (this.closedRecently(rec.cookie)) {
+          this.stats.closedRaces++;
+          return;
+        }
+        if (rec.flags & ConnFlags.PreExisting) {
+          // Open before the agent attached: baseline now.
+          t = this.track(rec, countersOf(rec));
+        } else {
+          // Opened since (its open record lost, or not read yet): everything it counted is new.
+          t = this.track(rec, ZERO);
+          this.opened(t.flow, rec);
+        }
       }
       const active = this.addDelta(t, rec);
       t.seenGen = this.gen;
@@ -259,17 +267,10 @@ export class TcpConnectionTracker {
       for (const [cookie, t] of this.conns) {
         if (t.seenGen < this.gen - 1) {
           this.untrack(cookie, t);
-          const f = this.touch(t.flow);
-          f.closed++;
-          if (!t.openCounted && !t.preExisting) {
-            // Neither its open nor its close record came: seen only in walks.
-            f.opened++;
-            this.stats.openRecovered++;
-          }
+          this.touch(t.flow).closed++;
           this.stats.staleRemoved++;
         }
       }
-      this.primed = true;
       this.stats.tracked = this.conns.size;
     };
     return { add, end };
@@ -286,7 +287,7 @@ export class TcpConnectionTracker {
   /** Everything measured since the last call, as one batch. */
   collect(timeMs: number): MeasurementBatch {
     const out: Measurement[] = this.samples.splice(0);
-    for (const [key, f] of this.flows) {
+    this.flows.sweep((f) => {
       if (f.dirtyGen === this.gen) {
         const a = f.attrs;
         if (f.sent) out.push({ metric: 'tcp_bytes_sent', value: f.sent, attributes: a });
@@ -298,66 +299,81 @@ export class TcpConnectionTracker {
         if (f.closed) out.push({ metric: 'tcp_connections_closed', value: f.closed, attributes: a });
         f.sent = f.received = f.segsOut = f.segsIn = f.retrans = f.opened = f.closed = 0;
       }
-      if (f.conns === 0) this.flows.delete(key);
-    }
+      return f.conns > 0;
+    });
     appendAll(out, this.openGauge);
-    for (const [cookie, g] of this.recentlyClosed) if (g < this.gen - 2) this.recentlyClosed.delete(cookie);
+    this.closedBefore = this.closedNow;
+    this.closedNow = new Set();
     this.gen++;
     return { timeMs, measurements: out, gaugesReplaced: ['tcp_connections'] };
   }
 
-  private onOpen(rec: ConnRecord): void {
-    let t = this.conns.get(rec.cookie);
-    if (!t) t = this.track(rec, ZERO, false);
-    t.seenGen = this.gen;
-    t.openedNs = rec.tsNs;
-    this.addDelta(t, rec);
-    this.touch(t.flow).opened++;
-    t.openCounted = true;
+  /** A connection counted opened (seen by a walk or closed before one): its connect latency too. */
+  private opened(flow: Flow, rec: ConnRecord): void {
+    this.touch(flow).opened++;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
-      this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: t.flow.attrs });
+      this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: flow.attrs });
     }
   }
 
-  private onClose(rec: ConnRecord): void {
+  private onOpen(rec: ConnRecord): void {
     let t = this.conns.get(rec.cookie);
-    if (!t) {
-      // Unknown connection: if it was open before the agent started and
-      // closed before the first walk, its baseline is unknown: count the
-      // close, not its bytes. Otherwise its open event was lost: all is new.
-      const preExisting = (rec.flags & ConnFlags.PreExisting) !== 0;
-      t = this.track(rec, preExisting ? countersOf(rec) : ZERO, preExisting);
-    }
-    // A close (not a failed attempt) of a connection that opened while we
-    // watched (the kernel has our state from its SYN) and whose open record
-    // never came (a state change the kernel skipped): it did open, count it.
-    if (!t.openCounted && !t.preExisting) {
-      this.touch(t.flow).opened++;
-      t.openCounted = true;
-      this.stats.openRecovered++;
-    }
+    if (t) return; // a walk saw it first and counted it
+    t = this.track(rec, ZERO);
+    this.opened(t.flow, rec);
     this.addDelta(t, rec);
-    this.sampleRtt(t, rec);
-    this.touch(t.flow).closed++;
+  }
+
+  private closedRecently(cookie: number): boolean {
+    return this.closedNow.has(cookie) || this.closedBefore.has(cookie);
+  }
+
+  private onClose(rec: ConnRecord): void {
+    const t = this.conns.get(rec.cookie);
+    let flow: Flow;
+    if (t) {
+      flow = t.flow;
+      this.addDelta(t, rec);
+      this.sampleRtt(t, rec);
+      this.untrack(rec.cookie, t);
+    } else {
+      flow = this.flowOf(rec);
+      // Neither its open record nor a walk came. Open before the agent
+      // attached and closed before the first walk: its baseline is unknown,
+      // count the close, not its bytes. Otherwise its open record was lost:
+      // all of it is new, straight into the flow's totals.
+      if ((rec.flags & ConnFlags.PreExisting) === 0) {
+        this.opened(flow, rec);
+        const f = this.touch(flow);
+        f.sent += payloadSent(rec);
+        f.received += payloadReceived(rec);
+        f.segsOut += rec.segsOut;
+        f.segsIn += rec.segsIn;
+        f.retrans += rec.totalRetrans;
+        if (rec.srttUs > 0) this.pushRtt(flow, rec);
+      }
+    }
+    this.touch(flow).closed++;
     const failure = closeFailureType(rec);
-    if (failure) this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: this.errorAttributes(t.flow, failure) });
+    if (failure) this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: this.errorAttributes(flow, failure) });
     const want = this.options.events;
     if (want && ((failure && want.failures) || want.closed)) {
+      const establishedNs = rec.establishedNs;
+      const tsNs = rec.tsNs;
       this.events.push({
         kind: failure && want.failures ? 'failed' : 'closed',
-        tsNs: rec.tsNs,
-        attributes: this.eventAttributes(t.flow.attrs, rec, t),
+        tsNs,
+        attributes: this.eventAttributes(flow.attrs, rec, t),
         ...(failure ? { errorType: failure } : {}),
         ...this.stateBefore(rec),
         bytesSent: payloadSent(rec),
         bytesReceived: payloadReceived(rec),
         retransmits: rec.totalRetrans,
         srttUs: rec.srttUs,
-        ...(t.openedNs !== undefined && rec.tsNs >= t.openedNs ? { durationNs: rec.tsNs - t.openedNs } : {}),
+        ...(establishedNs > 0n && tsNs >= establishedNs ? { durationNs: tsNs - establishedNs } : {}),
       });
     }
-    this.untrack(rec.cookie, t);
-    this.recentlyClosed.set(rec.cookie, this.gen);
+    this.closedNow.add(rec.cookie);
   }
 
   private onFailed(rec: ConnRecord): void {
@@ -369,13 +385,13 @@ export class TcpConnectionTracker {
       this.events.push({ kind: 'failed', tsNs: rec.tsNs, attributes: this.eventAttributes(flow.attrs, rec, t), errorType, ...this.stateBefore(rec) });
     }
     if (t) this.untrack(rec.cookie, t);
-    this.recentlyClosed.set(rec.cookie, this.gen);
+    this.closedNow.add(rec.cookie);
   }
 
   /**
    * The flow's attributes and both ports. By the time a socket reaches
    * TCP_CLOSE the kernel has released its local port (inet_put_port clears
-   * inet_num): a connection seen open keeps the ports of that record; a
+   * inet_num); the kernel side puts back the one it kept at ESTABLISHED. A
    * failed connect has none to give, and then source.port is left out.
    */
   private eventAttributes(attrs: FlowAttributes, rec: ConnRecord, t?: Tracked): FlowAttributes {
@@ -413,7 +429,7 @@ export class TcpConnectionTracker {
     return a;
   }
 
-  private track(rec: ConnRecord, baseline: Counters, preExisting: boolean): Tracked {
+  private track(rec: ConnRecord, baseline: Counters): Tracked {
     const flow = this.flowOf(rec);
     flow.conns++;
     const t: Tracked = {
@@ -425,9 +441,6 @@ export class TcpConnectionTracker {
       retrans: baseline.retrans,
       seenGen: this.gen,
       rttGen: 0,
-      openedNs: undefined,
-      preExisting,
-      openCounted: false,
       sport: rec.sport,
       dport: rec.dport,
     };
@@ -467,8 +480,12 @@ export class TcpConnectionTracker {
   private sampleRtt(t: Tracked, rec: ConnRecord): void {
     if (rec.srttUs <= 0 || t.rttGen === this.gen) return;
     t.rttGen = this.gen;
-    this.samples.push({ metric: 'tcp_rtt_us', value: rec.srttUs, attributes: t.flow.attrs });
-    this.samples.push({ metric: 'tcp_rtt_var_us', value: rec.rttvarUs, attributes: t.flow.attrs });
+    this.pushRtt(t.flow, rec);
+  }
+
+  private pushRtt(flow: Flow, rec: ConnRecord): void {
+    this.samples.push({ metric: 'tcp_rtt_us', value: rec.srttUs, attributes: flow.attrs });
+    this.samples.push({ metric: 'tcp_rtt_var_us', value: rec.rttvarUs, attributes: flow.attrs });
   }
 
   private directionOf(rec: ConnRecord): ConnDirection {
@@ -476,18 +493,17 @@ export class TcpConnectionTracker {
     return this.listeningPorts.has(`${rec.netns}:${rec.sport}`) ? ConnDirection.Incoming : ConnDirection.Outgoing;
   }
 
-  /** The interned flow of a record: looked up by a short key made of the record's fields, built only when new. */
+  /** The interned flow of a record: looked up by its signature (flow-signature.ts); attributes are built only when new. */
   private flowOf(rec: ConnRecord): Flow {
     const dir = this.directionOf(rec);
     const all = this.options.includeEphemeralPorts === true;
     const sport = dir === ConnDirection.Incoming || all ? rec.sport : -1;
     const dport = dir === ConnDirection.Outgoing || all ? rec.dport : -1;
-    const comm = rec.pid ? rec.comm : '';
-    const key = `${dir}|${addressKey(rec.family, rec.saddr)}|${addressKey(rec.family, rec.daddr)}|${sport}|${dport}|${rec.pid}|${comm}`;
-    let f = this.flows.get(key);
+    const sig = this.sig.fill(rec, dir, sport, dport);
+    let f = this.flows.get(sig);
     if (!f) {
-      f = { ...ZERO, attrs: this.attributesOf(rec, dir, sport, dport), key, opened: 0, closed: 0, conns: 0, dirtyGen: 0 };
-      this.flows.set(key, f);
+      f = { ...ZERO, attrs: this.attributesOf(rec, dir, sport, dport), opened: 0, closed: 0, conns: 0, dirtyGen: 0 };
+      this.flows.add(sig, f);
     }
     return f;
   }

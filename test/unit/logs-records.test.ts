@@ -31,9 +31,9 @@ function rec(over: Partial<ConnRecord> = {}): ConnRecord {
   const daddr = Buffer.alloc(16);
   daddr.set([10, 0, 0, 2]);
   return {
-    cookie, tsNs: 0n, bytesSent: 0, bytesAcked: 0, bytesReceived: 0, bytesRetrans: 0, ino: 0, segsOut: 0, segsIn: 0,
+    cookie, tsNs: 0n, establishedNs: 0n, bytesSent: 0, bytesReceived: 0, bytesRetrans: 0, ino: 0, segsOut: 0, segsIn: 0,
     totalRetrans: 0, srttUs: 0, rttvarUs: 0, connectUs: 0, pid: 42, netns: 1, err: 0, family: 2, sport: 40000, dport: 443,
-    kind: ConnEventKind.Open, direction: ConnDirection.Outgoing, state: 1, oldState: 2, flags: 0, saddr, daddr, comm: 'curl',
+    kind: ConnEventKind.Close, direction: ConnDirection.Outgoing, state: 7, oldState: 1, flags: 0, saddr, daddr, comm: 'curl',
     ...over,
   };
 }
@@ -86,11 +86,9 @@ test('closes: a reset is a failure (with its counters); a normal close only with
   for (const t of [both, failuresOnly, none]) {
     t.onSnapshot([]);
     const c1 = ++cookie;
-    t.onEvent(rec({ cookie: c1, kind: ConnEventKind.Open, tsNs: 5_000_000_000n }));
-    t.onEvent(rec({ cookie: c1, kind: ConnEventKind.Close, tsNs: 5_250_000_000n, state: 7, oldState: 8, bytesSent: 1000, bytesReceived: 501, flags: ConnFlags.FinReceived, totalRetrans: 2, srttUs: 321 }));
+    t.onEvent(rec({ cookie: c1, kind: ConnEventKind.Close, establishedNs: 5_000_000_000n, tsNs: 5_250_000_000n, state: 7, oldState: 8, bytesSent: 1000, bytesReceived: 501, flags: ConnFlags.FinReceived, totalRetrans: 2, srttUs: 321 }));
     const c2 = ++cookie;
-    t.onEvent(rec({ cookie: c2, kind: ConnEventKind.Open, tsNs: 5_000_000_000n }));
-    t.onEvent(rec({ cookie: c2, kind: ConnEventKind.Close, tsNs: 5_100_000_000n, state: 7, oldState: 1, bytesSent: 10, flags: ConnFlags.RstReceived, err: ECONNRESET }));
+    t.onEvent(rec({ cookie: c2, kind: ConnEventKind.Close, establishedNs: 5_000_000_000n, tsNs: 5_100_000_000n, state: 7, oldState: 1, bytesSent: 10, flags: ConnFlags.RstReceived, err: ECONNRESET }));
   }
   assert.deepEqual(none.takeEvents(), []);
   const f = failuresOnly.takeEvents();

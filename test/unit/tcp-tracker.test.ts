@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TcpConnectionTracker, closeFailureType, connectFailureType } from '../../src/flows/tcp-tracker';
-import { ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from '../../src/flows/records';
+import { CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, encodeConnRecord, type ConnRecord } from '../../src/flows/records';
 import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
 
 let nextCookie = 1;
@@ -18,8 +18,8 @@ function rec(over: Partial<ConnRecord> = {}): ConnRecord {
   return {
     cookie: nextCookie,
     tsNs: 0n,
+    establishedNs: 0n,
     bytesSent: 0,
-    bytesAcked: 0,
     bytesReceived: 0,
     bytesRetrans: 0,
     ino: 0,
@@ -55,8 +55,7 @@ test('deltas per interval; a close mid-interval adds its last delta once; a late
   const t = new TcpConnectionTracker();
   t.onSnapshot([]); // primed, nothing open
   const cookie = nextCookie++;
-  t.onEvent(rec({ cookie, kind: ConnEventKind.Open, connectUs: 250, segsOut: 2, segsIn: 1 }));
-  t.onSnapshot([rec({ cookie, bytesSent: 1000, bytesReceived: 10, segsOut: 5, segsIn: 4 })]);
+  t.onSnapshot([rec({ cookie, connectUs: 250, bytesSent: 1000, bytesReceived: 10, segsOut: 5, segsIn: 4 })]);
   let b = t.collect(0);
   assert.equal(sum(b, 'tcp_bytes_sent'), 1000);
   assert.equal(sum(b, 'tcp_bytes_received'), 10);
@@ -102,12 +101,29 @@ test('connections open before the agent: the first walk is a baseline, not traff
   assert.equal(sum(b, 'tcp_bytes_sent'), 5);
 });
 
-test('a connection whose open event was lost is counted from zero when first seen', () => {
+test('a connection opened since the agent attached is counted from zero when a walk first sees it', () => {
   const t = new TcpConnectionTracker();
   t.onSnapshot([]);
   const cookie = nextCookie++;
-  t.onSnapshot([rec({ cookie, bytesSent: 300 })]);
-  assert.equal(sum(t.collect(0), 'tcp_bytes_sent'), 300);
+  t.onSnapshot([rec({ cookie, bytesSent: 300, connectUs: 40 })]);
+  const b = t.collect(0);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 300);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_connect_latency_us'), 40);
+  // Seen again: neither opened nor its latency counted twice.
+  t.onSnapshot([rec({ cookie, bytesSent: 300, connectUs: 40 })]);
+  const again = t.collect(1);
+  assert.equal(sum(again, 'tcp_connections_opened'), 0);
+  assert.equal(sum(again, 'tcp_connect_latency_us'), 0);
+});
+
+test('the first walk: connections the kernel flags as older than the agent are a baseline, the others are new', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([rec({ cookie: nextCookie++, bytesSent: 1e6, flags: ConnFlags.PreExisting }), rec({ cookie: nextCookie++, bytesSent: 7 })]);
+  const b = t.collect(0);
+  assert.equal(sum(b, 'tcp_connections'), 2);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 7);
 });
 
 test('a connection that vanished without a close event is counted as closed after two walks', () => {
@@ -192,36 +208,92 @@ test('200k open connections in one walk: the batch is built without a RangeError
   assert.equal(sum(b, 'tcp_bytes_sent'), 200_000);
 });
 
-test('a connection whose open record was lost (a state change the kernel skipped) is counted as opened at its close; one open before the agent is not', () => {
+test('open and close records; a close whose open record was lost is counted from the close alone; one open before the agent is not opened', () => {
   const t = new TcpConnectionTracker();
   t.onSnapshot([]);
-  const lost = nextCookie++;
-  t.onEvent(rec({ cookie: lost, kind: ConnEventKind.Close, bytesSent: 10 }));
+  const both = nextCookie++;
+  t.onEvent(rec({ cookie: both, kind: ConnEventKind.Open, connectUs: 55, segsOut: 2, segsIn: 1 }));
+  t.onEvent(rec({ cookie: both, kind: ConnEventKind.Close, bytesSent: 3, segsOut: 4, segsIn: 3 }));
+  let b = t.collect(0);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_connections_closed'), 1);
+  assert.equal(sum(b, 'tcp_segments_sent'), 4);
+  assert.equal(sum(b, 'tcp_connect_latency_us'), 55);
+
+  const short = nextCookie++;
+  t.onEvent(rec({ cookie: short, kind: ConnEventKind.Close, bytesSent: 10, bytesReceived: 21, flags: ConnFlags.FinReceived, segsOut: 4, segsIn: 5, connectUs: 70, srttUs: 90 }));
   const older = nextCookie++;
   t.onEvent(rec({ cookie: older, kind: ConnEventKind.Close, flags: ConnFlags.PreExisting, bytesSent: 10 }));
-  let b = t.collect(0);
+  b = t.collect(1);
   assert.equal(sum(b, 'tcp_connections_closed'), 2);
   assert.equal(sum(b, 'tcp_connections_opened'), 1);
-  assert.equal(t.stats.openRecovered, 1);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 10, 'the older one has no baseline: its bytes are not ours');
+  assert.equal(sum(b, 'tcp_bytes_received'), 20);
+  assert.equal(sum(b, 'tcp_segments_sent'), 4);
+  assert.equal(sum(b, 'tcp_segments_received'), 5);
+  assert.equal(sum(b, 'tcp_connect_latency_us'), 70);
+  assert.equal(sum(b, 'tcp_rtt_us'), 90);
+  assert.equal(t.stats.tracked, 0, 'never tracked');
 
-  // Seen in a walk before its open record was read: the open record counts it, once.
-  const raced = nextCookie++;
-  t.onSnapshot([rec({ cookie: raced, bytesSent: 5 })]);
-  t.onEvent(rec({ cookie: raced, kind: ConnEventKind.Open }));
-  t.onEvent(rec({ cookie: raced, kind: ConnEventKind.Close, bytesSent: 5 }));
-  b = t.collect(1);
+  // Seen in a walk before its open record was read, then closed: opened once, closed once, bytes once.
+  const seen = nextCookie++;
+  t.onSnapshot([rec({ cookie: seen, bytesSent: 5, connectUs: 30 })]);
+  t.onEvent(rec({ cookie: seen, kind: ConnEventKind.Open, connectUs: 30 }));
+  t.onEvent(rec({ cookie: seen, kind: ConnEventKind.Close, bytesSent: 8, connectUs: 30 }));
+  b = t.collect(2);
   assert.equal(sum(b, 'tcp_connections_opened'), 1);
   assert.equal(sum(b, 'tcp_connections_closed'), 1);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 8);
+  assert.equal(sum(b, 'tcp_connect_latency_us'), 30);
 
-  // Seen only in walks (both records lost): opened and closed when it leaves the walks.
+  // Seen only in walks (its records lost): closed when it leaves the walks.
   const ghost = nextCookie++;
   t.onSnapshot([rec({ cookie: ghost, bytesSent: 5 })]);
-  b = t.collect(2);
-  t.onSnapshot([]);
-  b.measurements.push(...t.collect(3).measurements);
+  b = t.collect(3);
   t.onSnapshot([]);
   b.measurements.push(...t.collect(4).measurements);
+  t.onSnapshot([]);
+  b.measurements.push(...t.collect(5).measurements);
   assert.equal(sum(b, 'tcp_connections_opened'), 1);
   assert.equal(sum(b, 'tcp_connections_closed'), 1);
-  assert.equal(t.stats.openRecovered, 2);
+
+  // Only its open record came (the kernel never reported its close, and it lived less than a walk): closed when the walks do not find it.
+  const vanished = nextCookie++;
+  t.onEvent(rec({ cookie: vanished, kind: ConnEventKind.Open }));
+  t.onSnapshot([]);
+  b = t.collect(6);
+  assert.equal(sum(b, 'tcp_connections_opened'), 1);
+  assert.equal(sum(b, 'tcp_connections_closed'), 0, 'one walk may have raced the open');
+  t.onSnapshot([]);
+  assert.equal(sum(t.collect(7), 'tcp_connections_closed'), 0, 'nor the next: not seen in two walks yet');
+  t.onSnapshot([]);
+  assert.equal(sum(t.collect(8), 'tcp_connections_closed'), 1);
+  assert.equal(sum(t.collect(9), 'tcp_connections_closed'), 0, 'once');
+});
+
+test('packed ring-buffer batches are read in place, with the same result as decoded records', () => {
+  // Two batches of packed flowtel_conn records as the kernel writes them: 3 short connections of one flow, 1 of another (IPv4-mapped: the same flow as IPv4).
+  const pack = (recs: ConnRecord[]): Buffer => {
+    const buf = Buffer.alloc(recs.length * CONN_RECORD_SIZE);
+    recs.forEach((r, i) => encodeConnRecord(r, buf, i * CONN_RECORD_SIZE));
+    return buf;
+  };
+  const mapped = Buffer.alloc(16);
+  mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]);
+  const mappedPeer = Buffer.alloc(16);
+  mappedPeer.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2]);
+  const recs = [
+    rec({ cookie: nextCookie++, kind: ConnEventKind.Close, sport: 40001, bytesSent: 1 }),
+    rec({ cookie: nextCookie++, kind: ConnEventKind.Close, sport: 40002, bytesSent: 2 }),
+    rec({ cookie: nextCookie++, kind: ConnEventKind.Close, family: 10, saddr: mapped, daddr: mappedPeer, sport: 40003, bytesSent: 4 }),
+    rec({ cookie: nextCookie++, kind: ConnEventKind.Close, sport: 40004, bytesSent: 8, comm: 'wget' }),
+  ];
+  const packed = new TcpConnectionTracker();
+  assert.equal(packed.onEventBatch(pack(recs.slice(0, 2))) + packed.onEventBatch(pack(recs.slice(2))), 4);
+  const decoded = new TcpConnectionTracker();
+  for (const r of recs) decoded.onEvent(r);
+  const bySeries = (b: MeasurementBatch): string[] =>
+    b.measurements.filter((m) => m.metric === 'tcp_bytes_sent').map((m) => `${m.attributes['process.executable.name']}=${m.value}`).sort();
+  assert.deepEqual(bySeries(packed.collect(0)), ['curl=7', 'wget=8']);
+  assert.deepEqual(bySeries(decoded.collect(0)), ['curl=7', 'wget=8']);
 });

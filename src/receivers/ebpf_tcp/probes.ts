@@ -148,9 +148,9 @@ export class TcpProbes {
     return probes;
   }
 
-  /** Start delivering ring-buffer events (open, close, failed) in kernel order. */
-  startEvents(onRecords: (recs: ConnRecord[]) => void, opts: Pick<TcpProbeOptions, 'maxLatencyMs'> & { maxBatchRecords?: number }): void {
-    this.reader = new RingBufferReader(this.obj, 'conn_events', CONN_RECORD_SIZE, (batch) => onRecords(decodeConnRecords(batch)), {
+  /** Start delivering ring-buffer records (close, failed) in kernel order: packed flowtel_conn records, a batch at a time. */
+  startEvents(onBatch: (batch: Buffer) => void, opts: Pick<TcpProbeOptions, 'maxLatencyMs'> & { maxBatchRecords?: number }): void {
+    this.reader = new RingBufferReader(this.obj, 'conn_events', CONN_RECORD_SIZE, onBatch, {
       maxBatchRecords: opts.maxBatchRecords ?? 4096,
       maxLatencyMs: opts.maxLatencyMs,
     });

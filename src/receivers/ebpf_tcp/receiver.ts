@@ -91,7 +91,7 @@ export class EbpfTcpReceiver {
     );
     this.probes = probes;
     try {
-      probes.startEvents((recs) => this.onEvents(recs), { maxLatencyMs: 50 });
+      probes.startEvents((batch) => this.onEvents(batch), { maxLatencyMs: 50 });
       // Connections already open: baseline now, so the open-connection gauge
       // is right from the first interval and old traffic is not counted as new.
       const initial = this.resolveOwners(probes.sweepExisting(this.logger));
@@ -181,9 +181,8 @@ export class EbpfTcpReceiver {
     );
   }
 
-  private onEvents(recs: ConnRecord[]): void {
-    this.stats.eventRecords += recs.length;
-    for (const r of recs) this.tcp.onEvent(r);
+  private onEvents(batch: Buffer): void {
+    this.stats.eventRecords += this.tcp.onEventBatch(batch);
     this.sendConnectionEvents();
   }
 
