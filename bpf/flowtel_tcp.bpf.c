@@ -327,7 +327,7 @@ static __always_inline void listener_key_of(struct listener_key *k, const struct
 }
 
 static __always_inline void emit(const struct sock *sk, struct sock_info *si, __u8 kind,
-				 int oldstate, int newstate)
+				 int oldstate, int newstate, __u64 now)
 {
 	if (si && (si->flags & FLOWTEL_F_FILTERED))
 		return;
@@ -335,7 +335,7 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
 	if (!c)
 		return;
 	c->kind = kind;
-	c->ts_ns = bpf_ktime_get_ns();
+	c->ts_ns = now;
 	c->cookie = bpf_get_socket_cookie((void *)sk);
 	c->old_state = oldstate;
 	c->state = newstate;
@@ -520,16 +520,16 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 			si = adopt_incoming(sk);
 		else if (!si && oldstate == TCP_SYN_SENT)
 			si = adopt_outgoing(sk);
+		__u64 now = bpf_ktime_get_ns();
 		if (si) {
 			/* A socket that was in its handshake when the agent started is a new connection all the same. */
-			__u64 now = bpf_ktime_get_ns();
 			if (oldstate == TCP_SYN_SENT && si->syn_sent_ns)
 				si->connect_us = (now - si->syn_sent_ns) / 1000;
 			si->established_ns = now;
 			si->lport = sk->__sk_common.skc_num;
 			si->flags = (si->flags | FLOWTEL_F_ESTABLISHED) & ~FLOWTEL_F_PRE_EXISTING;
 		}
-		emit(sk, si, FLOWTEL_EV_OPEN, oldstate, newstate);
+		emit(sk, si, FLOWTEL_EV_OPEN, oldstate, newstate, now);
 		return 0;
 	}
 
@@ -537,7 +537,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		__u8 kind = FLOWTEL_EV_CLOSE;
 		if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
 			kind = FLOWTEL_EV_FAILED;
-		emit(sk, si, kind, oldstate, newstate);
+		emit(sk, si, kind, oldstate, newstate, bpf_ktime_get_ns());
 	}
 	return 0;
 }

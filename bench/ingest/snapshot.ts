@@ -34,7 +34,6 @@ function walk(round: number): Buffer {
       buf.writeBigUInt64LE(BigInt(round) * 1_000_000_000n, off + 8);
       const bytes = 100 * (round + 1);
       buf.writeUInt32LE(bytes, off + 16); // bytes_sent
-      buf.writeUInt32LE(bytes + 1, off + 24); // bytes_acked (+SYN)
       buf.writeUInt32LE(bytes + 1, off + 32); // bytes_received
       buf.writeUInt32LE(round + 2, off + 56); // segs
       buf.writeUInt32LE(round + 2, off + 60);

@@ -27,6 +27,7 @@
 #   BENCH_QUIET_WAIT [120]    seconds to wait, before each run, for other load on the machine to stop
 #   BENCH_QUIET_CPU [10]      "other load": other processes above this % of one core, or foreign BPF programs
 #   BENCH_RETRIES [2]         a loopback run disturbed by other load is done again, at most this many times
+#   BENCH_BPF_STATS [1]       0: measure throughput with kernel.bpf_stats_enabled=0 (no per-program run times then)
 #   BENCH_BUILD [auto]        1: always `npm run build` first; auto: only when dist/ is missing
 # Quick look (about 2 minutes): BENCH_REPS=3 BENCH_HTTP_SECONDS=3 BENCH_DURATION=10 bash bench/run.sh overhead
 #
@@ -249,7 +250,7 @@ stop_tracer() { # agent|floor; sets STOP_NOTE ("kill" when SIGTERM was not enoug
 }
 
 # ------------------------------------------------------------ bpf stats -----
-echo 1 >/proc/sys/kernel/bpf_stats_enabled
+echo "${BENCH_BPF_STATS:-1}" >/proc/sys/kernel/bpf_stats_enabled
 
 # Another flowtel (a test run?) would be measured in every configuration: wait for it to go.
 for ((i = 0; i < QUIET_WAIT; i += 2)); do
