@@ -6,19 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FlowSignature, SignatureTable } from '../../src/flows/flow-signature';
-import { AF_INET, AF_INET6, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnRecordCursor, encodeConnRecord, type ConnRecord } from '../../src/flows/records';
+import { AF_INET6, CONN_RECORD_SIZE, ConnDirection, ConnRecordCursor, encodeConnRecord, type ConnRecord } from '../../src/flows/records';
+import { connRecord } from '../helpers/conn-record';
 
 function rec(over: Partial<ConnRecord> = {}): ConnRecord {
-  const saddr = Buffer.alloc(16);
-  saddr.set([192, 168, 1, 10]);
-  const daddr = Buffer.alloc(16);
-  daddr.set([192, 168, 1, 20]);
-  return {
-    cookie: 1, tsNs: 0n, establishedNs: 0n, bytesSent: 0, bytesReceived: 0, bytesRetrans: 0, ino: 0, segsOut: 0, segsIn: 0,
-    totalRetrans: 0, srttUs: 0, rttvarUs: 0, connectUs: 0, pid: 7, netns: 1, err: 0, family: AF_INET, sport: 40000, dport: 443,
-    kind: ConnEventKind.Close, direction: ConnDirection.Outgoing, state: 7, oldState: 1, flags: 0, saddr, daddr, comm: 'curl',
-    ...over,
-  };
+  return connRecord({ saddr: Buffer.from([192, 168, 1, 10, ...new Array<number>(12).fill(0)]), daddr: Buffer.from([192, 168, 1, 20, ...new Array<number>(12).fill(0)]), pid: 7, ...over });
 }
 
 function viaCursor(r: ConnRecord): ConnRecordCursor {

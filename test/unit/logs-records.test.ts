@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
-import { ConnDirection, ConnEventKind, ConnFlags, type ConnRecord } from '../../src/flows/records';
+import { ConnEventKind, ConnFlags, type ConnRecord } from '../../src/flows/records';
 import { connectionEventRecord, KtimeClock, TCP_CONNECTION_CLOSED, TCP_CONNECTION_FAILED } from '../../src/receivers/ebpf_tcp/events';
 import { dnsTransactionRecord, DNS_QUERY_EVENT, DNS_TIMEOUT_EVENT, nameHasher } from '../../src/receivers/ebpf_dns/logs';
 import type { DnsTransaction } from '../../src/dns/transaction';
@@ -19,6 +19,7 @@ import { Severity, type LogRecordData } from '../../src/pipeline/logs';
 import { ebpfTcpReceiverFactory } from '../../src/receivers/ebpf_tcp/factory';
 import { ebpfDnsReceiverFactory } from '../../src/receivers/ebpf_dns/factory';
 import { decodeExportLogsServiceRequest } from '../helpers/otlp-proto';
+import { connRecord } from '../helpers/conn-record';
 import { flattenLogRecords } from '../helpers/otlp-receiver';
 
 const ECONNREFUSED = 111;
@@ -26,16 +27,7 @@ const ECONNRESET = 104;
 let cookie = 1;
 
 function rec(over: Partial<ConnRecord> = {}): ConnRecord {
-  const saddr = Buffer.alloc(16);
-  saddr.set([10, 0, 0, 1]);
-  const daddr = Buffer.alloc(16);
-  daddr.set([10, 0, 0, 2]);
-  return {
-    cookie, tsNs: 0n, establishedNs: 0n, bytesSent: 0, bytesReceived: 0, bytesRetrans: 0, ino: 0, segsOut: 0, segsIn: 0,
-    totalRetrans: 0, srttUs: 0, rttvarUs: 0, connectUs: 0, pid: 42, netns: 1, err: 0, family: 2, sport: 40000, dport: 443,
-    kind: ConnEventKind.Close, direction: ConnDirection.Outgoing, state: 7, oldState: 1, flags: 0, saddr, daddr, comm: 'curl',
-    ...over,
-  };
+  return connRecord({ cookie, ...over });
 }
 
 /** Wall clock 1_700_000_000_000 ms when the monotonic clock reads 5 s. */

@@ -7,44 +7,13 @@ import { test } from 'node:test';
 import { TcpConnectionTracker, closeFailureType, connectFailureType } from '../../src/flows/tcp-tracker';
 import { CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, encodeConnRecord, type ConnRecord } from '../../src/flows/records';
 import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
+import { connRecord } from '../helpers/conn-record';
 
 let nextCookie = 1;
 
+/** An open connection as a walk sees it (the shared test record, made a snapshot with an RTT). */
 function rec(over: Partial<ConnRecord> = {}): ConnRecord {
-  const saddr = Buffer.alloc(16);
-  saddr.set([10, 0, 0, 1]);
-  const daddr = Buffer.alloc(16);
-  daddr.set([10, 0, 0, 2]);
-  return {
-    cookie: nextCookie,
-    tsNs: 0n,
-    establishedNs: 0n,
-    bytesSent: 0,
-    bytesReceived: 0,
-    bytesRetrans: 0,
-    ino: 0,
-    segsOut: 0,
-    segsIn: 0,
-    totalRetrans: 0,
-    srttUs: 100,
-    rttvarUs: 10,
-    connectUs: 0,
-    pid: 42,
-    netns: 1,
-    err: 0,
-    family: 2,
-    sport: 40000,
-    dport: 443,
-    kind: ConnEventKind.Snapshot,
-    direction: ConnDirection.Outgoing,
-    state: 1,
-    oldState: 0,
-    flags: 0,
-    saddr,
-    daddr,
-    comm: 'curl',
-    ...over,
-  };
+  return connRecord({ cookie: nextCookie, srttUs: 100, rttvarUs: 10, kind: ConnEventKind.Snapshot, state: 1, oldState: 0, ...over });
 }
 
 function sum(batch: MeasurementBatch, metric: string): number {
