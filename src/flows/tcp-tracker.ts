@@ -1,5 +1,5 @@
 /**
- * Turns kernel TCP records (ring-buffer close records and socket walks) into
+ * Turns kernel TCP records (ring-buffer open and close records, socket walks) into
  * per-interval measurements.
  *
  * Per connection (socket cookie) it keeps the last counters it reported, so
@@ -308,7 +308,7 @@ export class TcpConnectionTracker {
     return { timeMs, measurements: out, gaugesReplaced: ['tcp_connections'] };
   }
 
-  /** A connection counted opened (seen by a walk or closed before one): its connect latency too. */
+  /** A connection counted opened (by its open record, a walk, or a close that came with neither): its connect latency too. */
   private opened(flow: Flow, rec: ConnRecord): void {
     this.touch(flow).opened++;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
@@ -317,9 +317,8 @@ export class TcpConnectionTracker {
   }
 
   private onOpen(rec: ConnRecord): void {
-    let t = this.conns.get(rec.cookie);
-    if (t) return; // a walk saw it first and counted it
-    t = this.track(rec, ZERO);
+    if (this.conns.has(rec.cookie)) return; // a walk saw it first and counted it
+    const t = this.track(rec, ZERO);
     this.opened(t.flow, rec);
     this.addDelta(t, rec);
   }
