@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildBusyboxImage, containerdAvailable, TestContainerd } from '../helpers/containerd';
 import { Agent, TempDir, until } from '../helpers/e2e';
-import { flattenMetrics, startOtlpReceiver, type FlatPoint, type OtlpTestReceiver } from '../helpers/otlp-receiver';
+import { flattenMetrics, lastExportPoints, startOtlpReceiver, type FlatPoint, type OtlpTestReceiver } from '../helpers/otlp-receiver';
 
 const IMAGE = 'registry.flowtel.test:5000/shop/web:2.3.1';
 const SANDBOX_IMAGE = 'flowtel.test/pause:3.9';
@@ -65,12 +65,7 @@ after(async () => {
 
 /** The points of `metric` in the last export whose attributes include `match`. */
 function points(metric: string, match: Record<string, string | number>): FlatPoint[] {
-  const last = receiver!.requests.at(-1);
-  if (!last) return [];
-  return flattenMetrics([last])
-    .filter((m) => m.name === metric)
-    .flatMap((m) => m.points)
-    .filter((p) => Object.entries(match).every(([k, v]) => p.attributes[k] === v));
+  return lastExportPoints(receiver!.requests, metric, match);
 }
 
 function containerOf(p: FlatPoint): Record<string, unknown> {

@@ -16,7 +16,7 @@ import { Agent, TempDir, freePort, until } from '../helpers/e2e';
 import { cgroup2Root, TestCgroups } from '../helpers/cgroups';
 import { FakeKubeApi, endpointSlice, node, pod, replicaSet, service } from '../helpers/fake-kube-api';
 import { TestNet } from '../helpers/netns';
-import { flattenMetrics, startOtlpReceiver, type FlatPoint, type OtlpTestReceiver } from '../helpers/otlp-receiver';
+import { flattenMetrics, lastExportPoints, startOtlpReceiver, type FlatPoint, type OtlpTestReceiver } from '../helpers/otlp-receiver';
 
 const net = TestNet.create('ehk8s', 51);
 const { client: C, server: S } = net;
@@ -43,12 +43,7 @@ after(async () => {
 
 /** The points of `metric` in the last export whose attributes include `match`. */
 function points(metric: string, match: Record<string, string | number>): FlatPoint[] {
-  const last = receiver!.requests.at(-1);
-  if (!last) return [];
-  return flattenMetrics([last])
-    .filter((m) => m.name === metric)
-    .flatMap((m) => m.points)
-    .filter((p) => Object.entries(match).every(([k, v]) => p.attributes[k] === v));
+  return lastExportPoints(receiver!.requests, metric, match);
 }
 
 function k8sOf(p: FlatPoint | undefined): Record<string, unknown> {

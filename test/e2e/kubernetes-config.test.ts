@@ -20,7 +20,7 @@ import { parse } from 'yaml';
 import { buildBusyboxImage, containerdAvailable, TestContainerd } from '../helpers/containerd';
 import { Agent, REPO, TempDir, freePort, until } from '../helpers/e2e';
 import { FakeKubeApi, node, pod, replicaSet } from '../helpers/fake-kube-api';
-import { flattenMetrics, startOtlpReceiver, type FlatPoint, type OtlpTestReceiver } from '../helpers/otlp-receiver';
+import { flattenMetrics, lastExportPoints, startOtlpReceiver, type FlatPoint, type OtlpTestReceiver } from '../helpers/otlp-receiver';
 
 const KUBERNETES_CONFIG = path.join(REPO, 'deploy', 'config', 'flowtel-kubernetes.yaml');
 const IMAGE = 'registry.flowtel.test:5000/shop/checkout:4.2';
@@ -68,12 +68,7 @@ after(async () => {
 });
 
 function points(metric: string, match: Record<string, string | number>): FlatPoint[] {
-  const last = receiver!.requests.at(-1);
-  if (!last) return [];
-  return flattenMetrics([last])
-    .filter((m) => m.name === metric)
-    .flatMap((m) => m.points)
-    .filter((p) => Object.entries(match).every(([k, v]) => p.attributes[k] === v));
+  return lastExportPoints(receiver!.requests, metric, match);
 }
 
 test('the Kubernetes agent config, as shipped, names a pod\'s flow with its process, container, image and pod', async () => {

@@ -7,6 +7,7 @@ import pino, { type Logger } from 'pino';
 import type { AttributeValue, Measurement, MeasurementBatch, MeasurementConsumer } from '../../src/pipeline/measurements';
 import { ebpfTcpReceiverFactory } from '../../src/receivers/ebpf_tcp/factory';
 import type { MetricsReceiver } from '../../src/pipeline/component';
+import { filterProcessorFactory, type FilterProcessor } from '../../src/processors/filter';
 
 export class Capture implements MeasurementConsumer {
   readonly batches: MeasurementBatch[] = [];
@@ -47,6 +48,25 @@ export async function startReceiver(raw: Record<string, unknown> = {}, logger?: 
   // A long interval: tests collect when they choose to.
   const config = ebpfTcpReceiverFactory.validate({ collection_interval: '1h', ...raw }, 'receivers.ebpf_tcp');
   const receiver = ebpfTcpReceiverFactory.create(config, { id: 'ebpf_tcp', logger: logger ?? pino({ level: 'warn' }), next: capture });
+  await receiver.start();
+  return { receiver, capture };
+}
+
+/**
+ * startReceiver behind a filter processor that keeps only flows from
+ * `sourceCidrs` (pushed down into the kernel, as the service does), so a test
+ * sees its own connections and none of the rest of the host's.
+ */
+export async function startFilteredReceiver(sourceCidrs: string[], raw: Record<string, unknown> = {}, logger: Logger = pino({ level: 'warn' })): Promise<{ receiver: MetricsReceiver; capture: Capture }> {
+  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: sourceCidrs } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
+  const capture = new Capture();
+  const config = ebpfTcpReceiverFactory.validate({ collection_interval: '1h', ...raw }, 'receivers.ebpf_tcp');
+  const receiver = ebpfTcpReceiverFactory.create(config, {
+    id: 'ebpf_tcp',
+    logger,
+    next: { consume: (b) => capture.consume(filter.process(b)) },
+    filter: filter.kernelPushdown(),
+  });
   await receiver.start();
   return { receiver, capture };
 }

@@ -541,6 +541,16 @@ export function latestMetric(requests: readonly DecodedExportMetricsServiceReque
     .at(-1);
 }
 
+/** The points of metric `name` in the last request whose attributes include every `match` entry. */
+export function lastExportPoints(requests: readonly DecodedExportMetricsServiceRequest[], name: string, match: Record<string, string | number>): FlatPoint[] {
+  const last = requests.at(-1);
+  if (!last) return [];
+  return flattenMetrics([last])
+    .filter((m) => m.name === name)
+    .flatMap((m) => m.points)
+    .filter((p) => Object.entries(match).every(([k, v]) => p.attributes[k] === v));
+}
+
 /** Resource attributes of a request (of its first ResourceMetrics). */
 export function resourceAttributes(request: DecodedExportMetricsServiceRequest): FlatAttributes {
   return flattenAttributes(request.resourceMetrics[0]?.resource.attributes ?? {});

@@ -13,9 +13,7 @@ import type { MetricsReceiver } from '../../src/pipeline/component';
 import type { FlowAttributes, MeasurementBatch } from '../../src/pipeline/measurements';
 import { natProcessorFactory, NatProcessor } from '../../src/processors/netenrich/nat';
 import pino from 'pino';
-import { filterProcessorFactory, type FilterProcessor } from '../../src/processors/filter';
-import { ebpfTcpReceiverFactory } from '../../src/receivers/ebpf_tcp/factory';
-import { Capture } from '../helpers/capture';
+import { type Capture, startFilteredReceiver } from '../helpers/capture';
 import { freePort } from '../helpers/e2e';
 import { sh, TestNet, TRAFFIC } from '../helpers/netns';
 
@@ -82,15 +80,7 @@ before(async () => {
   // One series per connection (both ports), so only this test's connections:
   // the kernel filter keeps the rest of the host's connections out.
   const logger = pino({ level: 'warn' });
-  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: [`${C.ip4}/32`, `${S.ip4}/32`, `${ROUTED.client}/32`, `${C.ip6}/128`] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
-  capture = new Capture();
-  receiver = ebpfTcpReceiverFactory.create(ebpfTcpReceiverFactory.validate({ collection_interval: '1h', include_ephemeral_ports: true }, 'receivers.ebpf_tcp'), {
-    id: 'ebpf_tcp',
-    logger,
-    next: { consume: (b) => capture.consume(filter.process(b)) },
-    filter: filter.kernelPushdown(),
-  });
-  await receiver.start();
+  ({ receiver, capture } = await startFilteredReceiver([`${C.ip4}/32`, `${S.ip4}/32`, `${ROUTED.client}/32`, `${C.ip6}/128`], { include_ephemeral_ports: true }, logger));
   nat = natProcessorFactory.create(natProcessorFactory.validate({ refresh_interval: '1h' }, 'processors.nat'), { id: 'nat', logger }) as NatProcessor;
   await nat.start();
 });

@@ -16,10 +16,8 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import type { MetricsReceiver } from '../../src/pipeline/component';
 import type { FlowAttributes } from '../../src/pipeline/measurements';
-import { filterProcessorFactory, type FilterProcessor } from '../../src/processors/filter';
 import { natProcessorFactory, type NatProcessor } from '../../src/processors/netenrich/nat';
-import { ebpfTcpReceiverFactory } from '../../src/receivers/ebpf_tcp/factory';
-import { Capture } from '../helpers/capture';
+import { type Capture, startFilteredReceiver } from '../helpers/capture';
 import { freePort } from '../helpers/e2e';
 import { sh, TRAFFIC } from '../helpers/netns';
 
@@ -139,15 +137,7 @@ before(async () => {
 table ip6 crisnat6 { chain post { type nat hook postrouting priority 100; oifname "crisnatn2" meta l4proto tcp masquerade; }; }`);
 
   const logger = pino({ level: 'warn' });
-  const filter = filterProcessorFactory.create(filterProcessorFactory.validate({ include: { source_cidrs: ['10.201.91.0/24', 'fd00:201:91::/48'] } }, 'processors.filter'), { id: 'filter', logger }) as FilterProcessor;
-  capture = new Capture();
-  receiver = ebpfTcpReceiverFactory.create(ebpfTcpReceiverFactory.validate({ collection_interval: '1h', include_ephemeral_ports: true }, 'receivers.ebpf_tcp'), {
-    id: 'ebpf_tcp',
-    logger,
-    next: { consume: (b) => capture.consume(filter.process(b)) },
-    filter: filter.kernelPushdown(),
-  });
-  await receiver.start();
+  ({ receiver, capture } = await startFilteredReceiver(['10.201.91.0/24', 'fd00:201:91::/48'], { include_ephemeral_ports: true }, logger));
   nat = natProcessorFactory.create(natProcessorFactory.validate({ refresh_interval: '1h' }, 'processors.nat'), { id: 'nat', logger }) as NatProcessor;
   await nat.start();
 });
