@@ -5,7 +5,7 @@ export const ebpfTcpSchema = {
   udp: { type: 'boolean', default: true, description: 'Count UDP bytes and datagrams per flow (cgroup_skb programs on the cgroup v2 root).' },
   include_ephemeral_ports: { type: 'boolean', default: false, description: "Keep the client's ephemeral port as an attribute: one series per connection instead of per server." },
   ring_buffer_size: { type: 'number', default: 8 * 1024 * 1024, min: 4096, integer: true, description: 'Bytes of the kernel ring buffer that carries open/close events (a power of two).' },
-  wakeup_batch: { type: 'number', default: 64, min: 1, integer: true, description: 'Wake the agent once per this many events (it also drains every 50 ms): fewer wakeups under connection churn.' },
+  wakeup_batch: { type: 'number', default: 4096, min: 1, integer: true, description: 'Wake the agent when this many events are waiting (it also drains every 50 ms, and before each collection). A wake-up is an interrupt raised from inside the kernel program: few of them keep the per-connection cost low under churn. Above the ring buffer\'s capacity (ring_buffer_size / 160), only the 50 ms drain remains.' },
   max_udp_flows: { type: 'number', default: 65536, min: 1, integer: true, description: 'Capacity of the kernel UDP flow map; flows beyond it are counted in flowtel_ebpf_dropped{reason="udp_map_full"}.' },
   disabled_hooks: { type: 'string[]', default: [], description: 'Tracepoints not to attach (e.g. sock_send_length); their metrics are off, as on a kernel without them.' },
   connection_events: {
