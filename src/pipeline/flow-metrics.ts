@@ -17,6 +17,13 @@
  * no longer exported; if it comes back it starts again from 0 with a new
  * start time (a reset, which rate() and OTLP backends understand).
  *
+ * Gauges (tcp_connections, …) are kept here too, for the same reason: the
+ * SDK exports the last value of every attribute set an observable gauge ever
+ * observed. A receiver's batch replaces the whole series set of a gauge
+ * (per source); a series it no longer has reads 0 (the connections closed),
+ * and once it has read 0 for `expireAfterMs` it is no longer exported. Two
+ * sources with a series of the same attributes export one point, their sum.
+ *
  * Otherwise the output is what the SDK gives for the same measurements:
  * monotonic sums; histograms with inclusive upper bucket bounds, count, sum,
  * min and max; the reader's temporality (cumulative: since the series'
@@ -33,6 +40,7 @@ import {
   InstrumentType,
   type CollectionResult,
   type DataPoint,
+  type GaugeMetricData,
   type Histogram,
   type HistogramMetricData,
   type MetricData,
@@ -78,6 +86,35 @@ class StoredMetric {
   }
 }
 
+interface GaugeSeries {
+  readonly attributes: FlowAttributes;
+  readonly startTime: HrTime;
+  value: number;
+  /** When a replacing batch no longer had it (ms); undefined while it is current. */
+  goneSinceMs?: number;
+}
+
+const OVERFLOW_KEY = '\u0000overflow';
+
+class StoredGauge {
+  /** Series by source (the receiver), then by attribute key. */
+  readonly bySource = new Map<string, Map<string, GaugeSeries>>();
+  /** Series over all sources. */
+  size = 0;
+  /** The replacing batch being recorded: the keys it set. */
+  replacing?: { source: string; seen: Set<string> };
+  constructor(readonly def: MetricDefinition) {}
+
+  source(name: string): Map<string, GaugeSeries> {
+    let series = this.bySource.get(name);
+    if (!series) {
+      series = new Map();
+      this.bySource.set(name, series);
+    }
+    return series;
+  }
+}
+
 /** The SDK's default explicit bucket boundaries, for a definition that names none. */
 const DEFAULT_BOUNDARIES = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
 
@@ -112,6 +149,7 @@ export interface FlowMetricsOptions {
 
 export class FlowMetrics implements MetricProducer {
   private readonly metrics = new Map<string, StoredMetric>();
+  private readonly gauges = new Map<string, StoredGauge>();
   /** attributeKey of each attribute object seen (objects are shared and never changed once sent). */
   private readonly keys = new WeakMap<FlowAttributes, string>();
   private reader?: Pick<MetricReader, 'selectAggregationTemporality'>;
@@ -121,7 +159,7 @@ export class FlowMetrics implements MetricProducer {
   private readonly now: () => number;
   /** Measurements whose series went to the overflow series (cardinality limit reached). */
   overflowed = 0;
-  /** Cumulative series dropped because no measurement updated them for expireAfterMs. */
+  /** Cumulative series dropped because no measurement updated them for expireAfterMs (and gauge series gone for that long). */
   expired = 0;
 
   constructor(options: FlowMetricsOptions) {
@@ -139,7 +177,77 @@ export class FlowMetrics implements MetricProducer {
   get seriesCount(): number {
     let n = 0;
     for (const m of this.metrics.values()) n += m.series.size;
+    for (const g of this.gauges.values()) n += g.size;
     return n;
+  }
+
+  /**
+   * A batch from `source` that brings the whole series set of gauge `def`
+   * starts: set its series with setGauge, then call end(). Series of that
+   * source it did not set read 0 from then on, and expire.
+   */
+  beginGaugeReplace(def: MetricDefinition, source: string): { end(): void } {
+    const gauge = this.gauge(def);
+    const seen = new Set<string>();
+    gauge.replacing = { source, seen };
+    const series = gauge.source(source);
+    const overflow = series.get(OVERFLOW_KEY);
+    if (overflow) overflow.value = 0;
+    return {
+      end: () => {
+        gauge.replacing = undefined;
+        const nowMs = this.now();
+        for (const [key, s] of series) {
+          if (seen.has(key) || s.goneSinceMs !== undefined) continue;
+          s.value = 0;
+          s.goneSinceMs = nowMs;
+        }
+      },
+    };
+  }
+
+  /** The current value of a gauge series. */
+  setGauge(def: MetricDefinition, source: string, value: number, attributes: FlowAttributes): void {
+    if (Number.isNaN(value)) return;
+    const gauge = this.gauge(def);
+    const series = gauge.source(source);
+    let key = this.keyOf(attributes);
+    let s = series.get(key);
+    let overflow = false;
+    if (!s && gauge.size >= this.cardinalityLimit - 1) {
+      this.overflowed++;
+      overflow = true;
+      key = OVERFLOW_KEY;
+      s = series.get(key);
+      // The overflow series sums the values that did not fit (of one batch: a replacing batch starts it at 0).
+      if (s) value += s.value;
+    }
+    if (!s) {
+      s = { attributes: overflow ? OVERFLOW_ATTRIBUTES : attributes, startTime: hrTimeOf(this.now()), value: 0 };
+      series.set(key, s);
+      gauge.size++;
+    }
+    s.value = value;
+    s.goneSinceMs = undefined;
+    if (gauge.replacing?.source === source) gauge.replacing.seen.add(key);
+  }
+
+  private gauge(def: MetricDefinition): StoredGauge {
+    let g = this.gauges.get(def.name);
+    if (!g) {
+      g = new StoredGauge(def);
+      this.gauges.set(def.name, g);
+    }
+    return g;
+  }
+
+  private keyOf(attributes: FlowAttributes): string {
+    let key = this.keys.get(attributes);
+    if (key === undefined) {
+      key = attributeKey(attributes);
+      this.keys.set(attributes, key);
+    }
+    return key;
   }
 
   /** A counter delta or a histogram sample (other kinds are not kept here). */
@@ -153,17 +261,13 @@ export class FlowMetrics implements MetricProducer {
       metric = new StoredMetric(def, this.reader?.selectAggregationTemporality(type) ?? AggregationTemporality.CUMULATIVE);
       this.metrics.set(def.name, metric);
     }
-    let key = this.keys.get(attributes);
-    if (key === undefined) {
-      key = attributeKey(attributes);
-      this.keys.set(attributes, key);
-    }
+    let key = this.keyOf(attributes);
     let s = metric.series.get(key);
     if (!s) {
       // As the SDK: the limit counts the overflow series itself.
       if (metric.series.size >= this.cardinalityLimit - 1) {
         this.overflowed++;
-        key = '\u0000overflow';
+        key = OVERFLOW_KEY;
         attributes = OVERFLOW_ATTRIBUTES;
         s = metric.series.get(key);
       }
@@ -233,6 +337,33 @@ export class FlowMetrics implements MetricProducer {
       }
       // Delta: the next interval starts empty (a series without measurements is not exported, as the SDK does).
       if (delta) metric.series.clear();
+    }
+    const gaugeTemporality = this.reader?.selectAggregationTemporality(InstrumentType.OBSERVABLE_GAUGE) ?? AggregationTemporality.CUMULATIVE;
+    for (const gauge of this.gauges.values()) {
+      // Two sources (receivers) with a series of the same attributes make one point: their sum.
+      const merge = gauge.bySource.size > 1 ? new Map<string, { value: number }>() : undefined;
+      const dataPoints: DataPoint<number>[] = [];
+      for (const series of gauge.bySource.values()) {
+        for (const [key, s] of series) {
+          if (s.goneSinceMs !== undefined && s.goneSinceMs < expireBefore) {
+            series.delete(key);
+            gauge.size--;
+            this.expired++;
+            continue;
+          }
+          const same = merge?.get(key);
+          if (same) {
+            same.value += s.value;
+            continue;
+          }
+          const point = { attributes: s.attributes, startTime: s.startTime, endTime: now, value: s.value };
+          dataPoints.push(point);
+          merge?.set(key, point);
+        }
+      }
+      if (dataPoints.length === 0) continue;
+      const descriptor = { name: gauge.def.name, description: gauge.def.description, unit: gauge.def.unit, valueType: ValueType.DOUBLE };
+      metrics.push({ descriptor, aggregationTemporality: gaugeTemporality, dataPointType: DataPointType.GAUGE, dataPoints } satisfies GaugeMetricData);
     }
     this.lastCollection = now;
     return { resourceMetrics: { resource: emptyResource(), scopeMetrics: metrics.length ? [{ scope: FLOWTEL_SCOPE, metrics }] : [] }, errors: [] };

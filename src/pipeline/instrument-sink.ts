@@ -1,7 +1,9 @@
 /**
- * The end of a metrics pipeline: records measurements for one exporter —
- * counters and histograms into its FlowMetrics (a MetricProducer of its
- * reader), gauges into observable gauges of its MeterProvider.
+ * The end of a metrics pipeline: records measurements for one exporter into
+ * its FlowMetrics (a MetricProducer of its reader). Without one (the
+ * self-telemetry endpoint, and tests that take the SDK as the reference):
+ * into the SDK's Counter, Histogram and observable gauge instruments of its
+ * meter.
  */
 import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import { METRICS, type MetricDefinition } from '../metrics/definitions';
@@ -16,9 +18,9 @@ export class InstrumentSink implements MeasurementConsumer {
   unknownMetrics = 0;
 
   /**
-   * `flowMetrics`: where counter deltas and histogram samples go (the
-   * exporter's reader collects them, see flow-metrics.ts); without it, the
-   * meter's Counter and Histogram instruments.
+   * `flowMetrics`: where counter deltas, histogram samples and gauge values
+   * go (the exporter's reader collects them, see flow-metrics.ts); without
+   * it, the meter's instruments.
    */
   constructor(
     private readonly meter: Meter,
@@ -27,9 +29,11 @@ export class InstrumentSink implements MeasurementConsumer {
 
   consume(batch: MeasurementBatch): void {
     const source = batch.source ?? '';
+    const flowMetrics = this.flowMetrics;
     const replaced = batch.gaugesReplaced.map((name) => {
       const def = METRICS.get(name);
-      return def?.kind === 'gauge' ? this.gauge(def).beginReplace(source) : undefined;
+      if (def?.kind !== 'gauge') return undefined;
+      return flowMetrics ? flowMetrics.beginGaugeReplace(def, source) : this.gauge(def).beginReplace(source);
     });
     for (const m of batch.measurements) {
       const def = METRICS.get(m.metric);
@@ -40,15 +44,16 @@ export class InstrumentSink implements MeasurementConsumer {
       const attrs = m.attributes as Attributes;
       switch (def.kind) {
         case 'counter':
-          if (this.flowMetrics) this.flowMetrics.record(def, m.value, m.attributes);
+          if (flowMetrics) flowMetrics.record(def, m.value, m.attributes);
           else this.counter(def).add(m.value, attrs);
           break;
         case 'histogram':
-          if (this.flowMetrics) this.flowMetrics.record(def, m.value, m.attributes);
+          if (flowMetrics) flowMetrics.record(def, m.value, m.attributes);
           else this.histogram(def).record(m.value, attrs);
           break;
         case 'gauge':
-          this.gauge(def).set(source, m);
+          if (flowMetrics) flowMetrics.setGauge(def, source, m.value, m.attributes);
+          else this.gauge(def).set(source, m);
           break;
       }
     }

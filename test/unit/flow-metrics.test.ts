@@ -11,6 +11,7 @@ import {
   InstrumentType,
   MeterProvider,
   MetricReader,
+  type GaugeMetricData,
   type HistogramMetricData,
   type SumMetricData,
   type MetricProducer,
@@ -49,8 +50,7 @@ function points(rm: ResourceMetrics): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const scope of rm.scopeMetrics) {
     for (const m of scope.metrics) {
-      if (m.dataPointType !== DataPointType.HISTOGRAM && m.dataPointType !== DataPointType.SUM) continue;
-      const h = m as HistogramMetricData | SumMetricData;
+      const h = m as HistogramMetricData | SumMetricData | GaugeMetricData;
       for (const p of h.dataPoints as { attributes: object; value: unknown }[]) {
         const key = `${m.descriptor.name}|${m.descriptor.unit}|${m.aggregationTemporality}|${JSON.stringify(Object.entries(p.attributes).sort())}`;
         out[key] = p.value;
@@ -127,4 +127,84 @@ test('cumulative series without measurements for expireAfterMs are dropped; one 
   const back = points((await reader.collect()).resourceMetrics);
   const key = Object.keys(back).find((k) => k.startsWith('tcp_bytes_sent') && k.includes('"process.pid",1'))!;
   assert.equal(back[key], 5, 'a series that comes back starts again from 0');
+});
+
+const conns = (value: number, attributes: Record<string, string | number>): Measurement => ({ metric: 'tcp_connections', value, attributes });
+
+test('gauges: same points as the SDK observable gauge over replacing batches (gone series read 0), per source', async () => {
+  const sdk = side(AggregationTemporality.CUMULATIVE, false);
+  const ours = side(AggregationTemporality.CUMULATIVE, true);
+  const a = { 'process.pid': 1, 'network.connection.state': 'established' };
+  const b = { 'process.pid': 2, 'network.connection.state': 'established' };
+  const steps: Measurement[][] = [
+    [conns(3, a), conns(1, b)],
+    [conns(2, a)], // b closed: 0
+    [], // all closed
+    [conns(5, b)], // b again
+  ];
+  for (const measurements of steps) {
+    for (const s of [sdk, ours]) s.sink.consume({ timeMs: 0, measurements, gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp' });
+    const [want, got] = await Promise.all([sdk.reader.collect(), ours.reader.collect()]);
+    assert.deepEqual(points(got.resourceMetrics), points(want.resourceMetrics));
+  }
+  // Another receiver with a series of the same attributes: it replaces nothing of the first, and the point is the sum.
+  ours.sink.consume({ timeMs: 0, measurements: [conns(7, b)], gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp/2' });
+  ours.sink.consume({ timeMs: 0, measurements: [conns(6, b)], gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp' });
+  const rm = (await ours.reader.collect()).resourceMetrics;
+  const gauge = rm.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === 'tcp_connections');
+  assert.equal(gauge?.dataPointType, DataPointType.GAUGE);
+  assert.deepEqual(
+    gauge?.dataPoints.map((p) => [p.attributes['process.pid'], p.value]),
+    [
+      [1, 0],
+      [2, 13],
+    ],
+  );
+});
+
+test('gauges: a series gone (0) for expireAfterMs is no longer exported; one that comes back is exported again', async () => {
+  let now = 1_000_000;
+  const metrics = new FlowMetrics({ cardinalityLimit: 100, expireAfterMs: 60_000, now: () => now });
+  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
+  metrics.bind(reader);
+  new MeterProvider({ readers: [reader] });
+  const sink = new InstrumentSink(new MeterProvider().getMeter('unused'), metrics);
+  const gone = { 'process.pid': 1 };
+  const stays = { 'process.pid': 2 };
+  const replace = (measurements: Measurement[]): void => sink.consume({ timeMs: 0, measurements, gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp' });
+  const values = async (): Promise<Record<string, unknown>> => points((await reader.collect()).resourceMetrics);
+  replace([conns(4, gone), conns(1, stays)]);
+  assert.deepEqual(Object.values(await values()).sort(), [1, 4]);
+  for (let i = 0; i < 5; i++) {
+    now += 15_000; // `gone` is not in the batches from +15 s on: it reads 0 for 60 s (not more than expireAfterMs)
+    replace([conns(1, stays)]);
+    assert.deepEqual(Object.values(await values()).sort(), [0, 1], `at +${(i + 1) * 15}s`);
+  }
+  now += 15_000; // gone for 75 s
+  replace([conns(1, stays)]);
+  const left = await values();
+  assert.equal(Object.keys(left).length, 1);
+  assert.match(Object.keys(left)[0]!, /"process.pid",2/);
+  assert.equal(metrics.expired, 1);
+  assert.equal(metrics.seriesCount, 1);
+  replace([conns(2, gone), conns(1, stays)]);
+  assert.deepEqual(Object.values(await values()).sort(), [1, 2]);
+});
+
+test('gauges: attribute sets beyond the cardinality limit are summed into one otel.metric.overflow series', async () => {
+  const metrics = new FlowMetrics({ cardinalityLimit: 3 });
+  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
+  metrics.bind(reader);
+  new MeterProvider({ readers: [reader] });
+  const sink = new InstrumentSink(new MeterProvider().getMeter('unused'), metrics);
+  const replace = (measurements: Measurement[]): void => sink.consume({ timeMs: 0, measurements, gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp' });
+  const overflow = async (): Promise<unknown> => {
+    const p = points((await reader.collect()).resourceMetrics);
+    return Object.entries(p).find(([k]) => k.includes('otel.metric.overflow'))?.[1];
+  };
+  replace([1, 2, 3, 4, 5].map((i) => conns(i, { 'destination.port': i })));
+  assert.equal(await overflow(), 3 + 4 + 5);
+  replace([1, 2, 3, 4, 5].map((i) => conns(10 * i, { 'destination.port': i })));
+  assert.equal(await overflow(), 30 + 40 + 50, 'a replacing batch starts the overflow series at 0');
+  assert.equal(metrics.overflowed, 6);
 });
