@@ -361,6 +361,19 @@ describe('deploy/config, docker-compose, Dockerfile, systemd', () => {
     assert.match(text, /tsc -p tsconfig\.json/);
   });
 
+  test('the Dockerfile, the systemd unit and `npm start` start node with the V8 flags of bin/flowtel', () => {
+    const shebang = readFileSync(path.join(ROOT, 'bin', 'flowtel'), 'utf8').split('\n')[0]!;
+    const flags = shebang.split(' ').filter((w) => w.startsWith('--'));
+    assert.ok(flags.length > 0, shebang);
+    const dockerfile = readFileSync(path.join(ROOT, 'deploy', 'docker', 'Dockerfile'), 'utf8');
+    const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
+    assert.deepEqual(entrypoint, ['node', ...flags, '/opt/flowtel/dist/src/cli/main.js']);
+    const unit = readFileSync(path.join(ROOT, 'deploy', 'systemd', 'flowtel.service'), 'utf8');
+    assert.match(/^ExecStart=(.*)$/m.exec(unit)![1]!, new RegExp(`^/usr/bin/node ${flags.join(' ')} /opt/flowtel/dist/src/cli/main\\.js `));
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.start, `node ${flags.join(' ')} dist/src/cli/main.js run`);
+  });
+
   test('systemd-analyze verify accepts the unit, which grants the capabilities the agent needs', () => {
     const unit = path.join(ROOT, 'deploy', 'systemd', 'flowtel.service');
     const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
