@@ -51,6 +51,11 @@ const volatile struct flowtel_tcp_options options = {
 	.track_udp = 1,
 };
 
+/* sock_info.flags beyond the FLOWTEL_F_* ones (not copied into records). */
+#define SI_OPEN_SENT  0x40 /* this connection's open record is written */
+#define SI_CLOSE_SENT 0x80 /* its close (or failed) record is written */
+#define SI_RECORD_FLAGS 0x3f
+
 /* Per-socket state we keep for the life of the socket. Freed with the socket. */
 struct sock_info {
 	__u64 syn_sent_ns;
@@ -284,7 +289,7 @@ static __always_inline void fill_owner(struct flowtel_conn *c, const struct sock
 	c->connect_us = si->connect_us;
 	c->established_ns = si->established_ns;
 	c->direction = si->direction;
-	c->flags |= si->flags;
+	c->flags |= si->flags & SI_RECORD_FLAGS;
 	__builtin_memcpy(c->comm, si->comm, FLOWTEL_COMM_LEN);
 }
 
@@ -331,9 +336,17 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
 {
 	if (si && (si->flags & FLOWTEL_F_FILTERED))
 		return;
+	/* One open and one close record per connection, should a state change be handled twice (see set_state_spare). */
+	__u8 sent = kind == FLOWTEL_EV_OPEN ? SI_OPEN_SENT : SI_CLOSE_SENT;
+	if (si && (si->flags & sent)) {
+		count(FLOWTEL_CNT_DUPLICATE);
+		return;
+	}
 	struct flowtel_conn *c = reserve();
 	if (!c)
 		return;
+	if (si)
+		si->flags |= sent;
 	c->kind = kind;
 	c->ts_ns = now;
 	c->cookie = bpf_get_socket_cookie((void *)sk);
@@ -367,16 +380,25 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
  * This holds wherever the nested change lands, also in the instructions
  * around a program's body (a flag set inside handle_set_state's body would
  * miss those). A change is lost only if both programs are already running on
- * that CPU. Entries the spare never came for (it was the one skipped) stay
- * in the list until overwritten; they match no later change but the
- * same socket making the same transition again in that short time.
+ * that CPU.
+ *
+ * The list is a stack: changes nest as interrupts do, so by the time the
+ * spare runs for a change, every change that began after it on that CPU has
+ * ended. The spare takes its entry and everything above it (entries whose
+ * spare was the one skipped). A ring that overwrote its oldest entry lost the
+ * entry of a change when four more nested between the two programs (a
+ * softirq's burst of packets), and the spare then handled that change a
+ * second time: a second close record, and a connection counted twice. A
+ * stack full of entries nobody came for starts over. Should a change still be
+ * handled twice, the per-socket SI_*_SENT flags keep a socket's open and
+ * close records to one each.
  */
-#define SET_STATE_SEEN 4
+#define SET_STATE_SEEN 8
 
 struct set_state_seen {
 	__u64 sk[SET_STATE_SEEN];
 	__u32 states[SET_STATE_SEEN]; /* oldstate << 8 | newstate */
-	__u32 next;
+	__u32 depth;
 	__u32 _pad;
 };
 
@@ -395,10 +417,12 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	__u32 zero = 0;
 	struct set_state_seen *seen = bpf_map_lookup_elem(&set_state_seen, &zero);
 	if (seen) {
-		__u32 i = seen->next & (SET_STATE_SEEN - 1);
-		seen->sk[i] = (__u64)sk;
-		seen->states[i] = (__u32)oldstate << 8 | (__u32)newstate;
-		seen->next = i + 1;
+		__u32 d = seen->depth;
+		if (d >= SET_STATE_SEEN)
+			d = 0;
+		seen->sk[d] = (__u64)sk;
+		seen->states[d] = (__u32)oldstate << 8 | (__u32)newstate;
+		seen->depth = d + 1;
 	}
 	return on_set_state(sk, oldstate, newstate);
 }
@@ -411,9 +435,12 @@ int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
 	if (!seen)
 		return 0;
 	__u32 states = (__u32)oldstate << 8 | (__u32)newstate;
-	for (int i = 0; i < SET_STATE_SEEN; i++) {
+	__u32 depth = seen->depth;
+	for (int i = SET_STATE_SEEN - 1; i >= 0; i--) {
+		if ((__u32)i >= depth)
+			continue;
 		if (seen->sk[i] == (__u64)sk && seen->states[i] == states) {
-			seen->sk[i] = 0;
+			seen->depth = i;
 			return 0;
 		}
 	}

@@ -123,6 +123,7 @@ enum flowtel_counter {
 	FLOWTEL_CNT_EVENTS = 4,         /* events written to the ring buffer */
 	FLOWTEL_CNT_FILTERED = 5,       /* events dropped by in-kernel filters */
 	FLOWTEL_CNT_RECURSION_RECOVERED = 6, /* state changes handle_set_state missed (recursion) that set_state_spare handled */
+	FLOWTEL_CNT_DUPLICATE = 7,      /* a second open or close record of one connection, not written */
 	FLOWTEL_CNT__MAX = 8,
 };
 
