@@ -147,6 +147,27 @@ END=$(($(date +%s) + MINUTES * 60))
 ) &
 CHURN_LOOP=$!
 
+# The agent's count of closed connections from $IP_C: the sum of
+# tcp_connections_closed_total over every series seen so far. A series stops
+# being exported 5 minutes after its last change (a client pid that is gone),
+# so the last value of each is kept in $WORK/closed.state; one that comes back
+# starts from 0 again (a counter reset), and what it had before is carried.
+closed_total() {
+  awk -v ip="$IP_C" -v st="$WORK/closed.state" '
+    BEGIN { while ((getline l < st) > 0) { split(l, a, "\t"); if (a[1] == "carried") carried = a[2]; else last[a[1]] = a[2] } }
+    /^tcp_connections_closed_total[{]/ && index($0, "source_address=\"" ip "\"") {
+      v = $NF; k = $0; sub(/ [^ ]*$/, "", k)
+      if ((k in last) && v + 0 < last[k] + 0) carried += last[k]
+      last[k] = v
+    }
+    END {
+      s = carried; printf "" > st
+      for (k in last) { s += last[k]; print k "\t" last[k] > st }
+      print "carried\t" carried + 0 > st
+      print s + 0
+    }'
+}
+
 # sample: elapsed_s rss_mb heap_mb series tracked closed_agent closed_client ebpf_dropped
 sample() {
   local t=$1 body rss heap series tracked closed dropped client
@@ -155,7 +176,7 @@ sample() {
   heap=$(awk '/^flowtel_process_heap_used[{ ]/ {printf "%.1f", $NF / 1048576}' <<<"$body")
   series=$(grep -v '^#' <<<"$body" | grep -v '^flowtel_' | grep -c .) || true
   tracked=$(awk '/^flowtel_tracked_connections[{ ]/ {s += $NF} END {print s + 0}' <<<"$body")
-  closed=$(awk -v ip="$IP_C" '/^tcp_connections_closed_total[{]/ && index($0, "source_address=\"" ip "\"") {s += $NF} END {print s + 0}' <<<"$body")
+  closed=$(closed_total <<<"$body")
   dropped=$(awk '/^flowtel_ebpf_dropped_total[{ ]/ {s += $NF} END {print s + 0}' <<<"$body")
   client=$(awk -F'"closed":' 'NF > 1 {split($2, a, /[,}]/); s += a[1]} END {print s + 0}' "$WORK/client.jsonl" 2>/dev/null || echo 0)
   queue=$(awk '/^flowtel_exporter_queue_size[{].*exporter="otlp"/ {print $NF}' <<<"$body")
