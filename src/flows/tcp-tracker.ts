@@ -209,11 +209,14 @@ export class TcpConnectionTracker {
         const cursor = new ConnRecordCursor(buf);
         for (let i = 0; i < n; i++) {
           cursor.moveTo(i);
-          if (cursor.kind === ConnEventKind.Snapshot && !this.conns.has(cursor.cookie) && !this.closedRecently(cursor.cookie)) {
+          if (cursor.kind !== ConnEventKind.Snapshot) continue;
+          const cookie = cursor.cookie;
+          const t = this.conns.get(cookie);
+          if (t) walk.add(cursor, t);
+          else if (this.closedRecently(cookie)) walk.add(cursor);
+          else {
             const off = i * CONN_RECORD_SIZE;
             fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
-          } else {
-            walk.add(cursor);
           }
         }
       },
@@ -227,11 +230,12 @@ export class TcpConnectionTracker {
   }
 
   /** One walk: add() each record (the object may be reused after the call), then end(). */
-  private beginWalk(): { add(rec: ConnRecord): void; end(): void } {
+  private beginWalk(): { add(rec: ConnRecord, tracked?: Tracked): void; end(): void } {
     const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
-    const add = (rec: ConnRecord): void => {
+    /** `tracked`: the record's connection, when the caller looked it up already. */
+    const add = (rec: ConnRecord, tracked?: Tracked): void => {
       if (rec.kind !== ConnEventKind.Snapshot) return;
-      let t = this.conns.get(rec.cookie);
+      let t = tracked ?? this.conns.get(rec.cookie);
       if (!t) {
         if (this.closedRecently(rec.cookie)) {
           this.stats.closedRaces++;
