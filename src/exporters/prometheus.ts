@@ -23,6 +23,8 @@
  *   onto every series as labels (SDK `withResourceConstantLabels: /.*\/`).
  * - `resource_attributes_as_labels`: a regex; only matching resource
  *   attributes become labels (flowtel-specific, overrides the above).
+ * - `metric_expiration` (as the Collector's): series unchanged this long
+ *   are no longer served (src/pipeline/flow-metrics.ts).
  * - `without_scope_info`, `without_target_info` (SDK names, snake_cased).
  * - `tls` (HTTPS, optionally requiring client certificates) and `auth`
  *   (basic or bearer credentials), as src/util/http-server.ts describes:
@@ -86,6 +88,12 @@ const PROMETHEUS_SCHEMA = {
       }
     },
     description: 'Regex: resource attributes whose names match become labels on every series (overrides resource_to_telemetry_conversion).',
+  },
+  metric_expiration: {
+    type: 'duration',
+    default: '5m',
+    minMs: 1000,
+    description: 'A series that no measurement changed for this long is no longer served (a gauge: that read 0 for this long), so flows of processes and peers that are gone do not stay series forever; one that comes back starts again from 0.',
   },
   without_scope_info: { type: 'boolean', default: false, description: 'Leave out the otel_scope_name/otel_scope_version labels.' },
   without_target_info: { type: 'boolean', default: false, description: 'Leave out the target_info metric (the resource).' },
@@ -206,6 +214,7 @@ function createPrometheusExporter(config: PrometheusExporterConfig, ctx: Exporte
   return {
     id: ctx.id,
     reader,
+    seriesExpirationMs: config.metric_expiration,
     endpoint,
     url: `${scheme}://${formatHostPort({ host: urlHost, port: address.port })}${PROMETHEUS_METRICS_PATH}`,
     async start() {

@@ -74,6 +74,12 @@ export interface MetricsExporter extends Lifecycle {
    * exporters that send no requests (prometheus) do not have it.
    */
   limitRequestSize?(maxDataPoints: number | undefined): void;
+  /**
+   * Cumulative series without a measurement for this long (ms) are no longer
+   * exported, gauges that read 0 for this long neither (FlowMetrics);
+   * undefined: the default, 5 minutes.
+   */
+  readonly seriesExpirationMs?: number;
 }
 
 /** What an exporter is created with: its MetricReader must also collect `metricProducers` (flow histograms). */

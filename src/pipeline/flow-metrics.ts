@@ -155,7 +155,7 @@ export class FlowMetrics implements MetricProducer {
   private reader?: Pick<MetricReader, 'selectAggregationTemporality'>;
   private lastCollection?: HrTime;
   private readonly cardinalityLimit: number;
-  private readonly expireAfterMs: number;
+  private expireAfterMs: number;
   private readonly now: () => number;
   /** Measurements whose series went to the overflow series (cardinality limit reached). */
   overflowed = 0;
@@ -166,6 +166,11 @@ export class FlowMetrics implements MetricProducer {
     this.cardinalityLimit = options.cardinalityLimit;
     this.expireAfterMs = options.expireAfterMs ?? DEFAULT_SERIES_EXPIRATION_MS;
     this.now = options.now ?? Date.now;
+  }
+
+  /** Change expireAfterMs (the exporter's metric_expiration); 0: never. */
+  expireAfter(ms: number): void {
+    this.expireAfterMs = ms;
   }
 
   /** Use the temporality the reader asks for, per instrument type (the reader this producer is given to). */

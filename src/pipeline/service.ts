@@ -239,6 +239,7 @@ export class Service {
       const ctx: ExporterContext = { ...this.ctx(id, 'exporter'), metricProducers: [flowMetrics] };
       const exporter = c.factory.create(c.config, ctx) as MetricsExporter;
       flowMetrics.bind(exporter.reader);
+      if (exporter.seriesExpirationMs !== undefined) flowMetrics.expireAfter(exporter.seriesExpirationMs);
       exporter.logs?.useResource(resource);
       const provider = new MeterProvider({
         resource,

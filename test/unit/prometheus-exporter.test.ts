@@ -6,6 +6,11 @@ import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { prometheusExporterFactory, prometheusListenAddress, type PrometheusMetricsExporter } from '../../src/exporters';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { captureLogger } from '../helpers/capture-logger';
+import { loadConfigFromTexts, validateConfig } from '../../src/config';
+import { exporterFactories } from '../../src/exporters';
+import { Service } from '../../src/pipeline/service';
+import { silentLogger } from '../../src/util/log';
+import { fakeReceiverFactory, fakeReceivers } from '../helpers/fake-receiver';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -148,6 +153,7 @@ test('prometheus config: defaults, env fallback, validation', () => {
     namespace: '',
     send_timestamps: false,
     resource_to_telemetry_conversion: { enabled: false },
+    metric_expiration: 300_000,
     without_scope_info: false,
     without_target_info: false,
     tls: { min_version: '1.2' },
@@ -165,4 +171,48 @@ test('prometheus config: defaults, env fallback, validation', () => {
   assert.throws(() => v({ namespace: 'my-app' }), /exporters\.prometheus\.namespace: must be a valid Prometheus name prefix/);
   assert.throws(() => v({ resource_attributes_as_labels: '(' }), /invalid regular expression/);
   assert.throws(() => v({ add_metric_suffixes: false }), /unknown option "add_metric_suffixes"/);
+  assert.equal(v({ metric_expiration: '90s' }).metric_expiration, 90_000);
+  assert.throws(() => v({ metric_expiration: '10ms' }), /exporters\.prometheus\.metric_expiration/);
+});
+
+test('metric_expiration: a series unchanged that long (a gauge at 0 that long) is no longer served; the others are', async () => {
+  const port = await freePort();
+  const text = `
+receivers: { fake: {} }
+exporters:
+  prometheus: { endpoint: "127.0.0.1:${port}", metric_expiration: 1s, without_scope_info: true, without_target_info: true }
+service:
+  pipelines:
+    metrics: { receivers: [fake], exporters: [prometheus] }
+`;
+  const config = validateConfig(loadConfigFromTexts([{ source: 't.yaml', text }], [], { env: {} }), [fakeReceiverFactory, ...Object.values(exporterFactories)] as never[]);
+  const service = Service.build(config, silentLogger());
+  await service.start();
+  cleanups.push(() => service.shutdown());
+  const fake = fakeReceivers.get('fake')!;
+  const gone = { 'process.pid': 1 };
+  const stays = { 'process.pid': 2 };
+  const scrape = async (): Promise<string[]> =>
+    (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).split('\n').filter((l) => /^tcp_/.test(l));
+  fake.send(
+    [
+      { metric: 'tcp_bytes_sent', value: 10, attributes: gone },
+      { metric: 'tcp_bytes_sent', value: 20, attributes: stays },
+      { metric: 'tcp_connections', value: 1, attributes: gone },
+      { metric: 'tcp_connections', value: 1, attributes: stays },
+    ],
+    ['tcp_connections'],
+  );
+  assert.deepEqual((await scrape()).sort(), [
+    'tcp_bytes_sent_total{process_pid="1"} 10',
+    'tcp_bytes_sent_total{process_pid="2"} 20',
+    'tcp_connections{process_pid="1"} 1',
+    'tcp_connections{process_pid="2"} 1',
+  ]);
+  // pid 1 is gone: its counter no longer moves and its gauge reads 0.
+  fake.send([{ metric: 'tcp_bytes_sent', value: 1, attributes: stays }, { metric: 'tcp_connections', value: 1, attributes: stays }], ['tcp_connections']);
+  assert.deepEqual((await scrape()).sort(), ['tcp_bytes_sent_total{process_pid="1"} 10', 'tcp_bytes_sent_total{process_pid="2"} 21', 'tcp_connections{process_pid="1"} 0', 'tcp_connections{process_pid="2"} 1']);
+  await new Promise((resolve) => setTimeout(resolve, 1300));
+  fake.send([{ metric: 'tcp_bytes_sent', value: 1, attributes: stays }, { metric: 'tcp_connections', value: 1, attributes: stays }], ['tcp_connections']);
+  assert.deepEqual((await scrape()).sort(), ['tcp_bytes_sent_total{process_pid="2"} 22', 'tcp_connections{process_pid="2"} 1']);
 });
