@@ -235,6 +235,25 @@ test('connections open before the agent started: counted in tcp_connections from
   await held;
 });
 
+test('connections a listener open before the agent accepted while the agent started: attributed to its process', async () => {
+  const port = 7051;
+  await server(port);
+  const serverPid = servers[servers.length - 1]!.pid;
+  // Accepting throughout the agent's start: from its programs' attach to the moment it knows the listener's owner.
+  const churn = net.traffic(C, ['churn', '--host', S.ip4, '--port', String(port), '--count', '4000']);
+  const second = await startReceiver();
+  try {
+    await churn;
+    await second.receiver.collect();
+    await second.receiver.collect();
+    const incoming = second.capture.select('tcp_connections_opened', { 'source.address': S.ip4, 'source.port': port });
+    assert.ok(incoming.length > 0, 'connections accepted after the agent attached');
+    for (const m of incoming) assert.equal(m.attributes['process.pid'], serverPid, JSON.stringify(m.attributes));
+  } finally {
+    await second.receiver.shutdown();
+  }
+});
+
 test('a hook that is missing (disabled_hooks stands in for an older kernel): its part is off with a warning, the rest works', async () => {
   const { logger, lines } = memoryLogger();
   const degraded = await startReceiver({ disabled_hooks: ['tcp_receive_reset', 'tcp_send_reset'] }, logger);

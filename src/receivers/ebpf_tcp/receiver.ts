@@ -18,6 +18,7 @@ import { TcpConnectionTracker } from '../../flows/tcp-tracker';
 import { UdpFlowTracker } from '../../flows/udp-tracker';
 import { ConnEventKind, type ConnRecord } from '../../flows/records';
 import { findSocketOwners } from '../../flows/socket-owners';
+import { ListenerOwners } from '../../flows/listener-owners';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
 import type { EbpfTcpConfig } from './config';
@@ -148,6 +149,8 @@ export class EbpfTcpReceiver {
     }
     walk.end();
     this.stats.snapshotRecords += sockets;
+    // Every record written before the kernel knew those listeners' owners has been read (the flush above).
+    this.earlyListenerOwners = undefined;
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
@@ -182,6 +185,7 @@ export class EbpfTcpReceiver {
   }
 
   private onEvents(batch: Buffer): void {
+    this.earlyListenerOwners?.fill(batch);
     this.stats.eventRecords += this.tcp.onEventBatch(batch);
     this.sendConnectionEvents();
   }
@@ -239,6 +243,8 @@ export class EbpfTcpReceiver {
    * the owners of such listeners so their future connections are attributed.
    */
   private readonly owners = new Map<number, { pid: number; comm: string }>();
+  /** Owners of the listeners found at start, until the first collection (src/flows/listener-owners.ts). */
+  private earlyListenerOwners?: ListenerOwners;
   private resolveOwners(recs: ConnRecord[]): ConnRecord[] {
     const unknown = new Set<number>();
     for (const r of recs) if (r.pid === 0 && r.ino !== 0 && !this.owners.has(r.ino)) unknown.add(r.ino);
@@ -247,7 +253,10 @@ export class EbpfTcpReceiver {
       for (const ino of unknown) this.owners.set(ino, found.get(ino) ?? { pid: 0, comm: '' });
       for (const r of recs) {
         const o = found.get(r.ino);
-        if (o && r.kind === ConnEventKind.Listener) this.probes?.setListenerOwner(r.netns, r.sport, o.pid, o.comm);
+        if (o && r.kind === ConnEventKind.Listener) {
+          this.probes?.setListenerOwner(r.netns, r.sport, o.pid, o.comm);
+          if (this.stats.collections === 0) (this.earlyListenerOwners ??= new ListenerOwners()).set(r.netns, r.sport, o);
+        }
       }
     }
     for (const r of recs) {

@@ -1,0 +1,48 @@
+/**
+ * Owners of listening sockets that were open before the agent attached.
+ *
+ * The kernel side learns a listener's process when it calls listen(); for
+ * one that was already listening, the agent finds the owner in /proc and
+ * teaches the kernel (setListenerOwner). Connections the listener accepted
+ * in between — from the programs' attach to that moment, tens of
+ * milliseconds at start — carry no owner in their records. Their records
+ * are still waiting to be read when the owners are known, so they are given
+ * their listener's owner here, in place, before anything reads them.
+ */
+import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind } from './records';
+
+export interface SocketOwner {
+  readonly pid: number;
+  readonly comm: string;
+}
+
+export class ListenerOwners {
+  private readonly byPort = new Map<string, SocketOwner>();
+
+  get size(): number {
+    return this.byPort.size;
+  }
+
+  set(netns: number, port: number, owner: SocketOwner): void {
+    this.byPort.set(`${netns}:${port}`, owner);
+  }
+
+  /** Incoming connections of a known listener with no owner get the listener's (packed flowtel_conn records, changed in place). Returns how many. */
+  fill(buf: Buffer): number {
+    let filled = 0;
+    const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+    for (let i = 0; i < n; i++) {
+      const off = i * CONN_RECORD_SIZE;
+      if (buf[off + AT.direction] !== ConnDirection.Incoming || buf.readUInt32LE(off + AT.pid) !== 0) continue;
+      const kind = buf[off + AT.kind];
+      if (kind === ConnEventKind.Listener) continue;
+      const owner = this.byPort.get(`${buf.readUInt32LE(off + AT.netns)}:${buf.readUInt16LE(off + AT.sport)}`);
+      if (!owner) continue;
+      buf.writeUInt32LE(owner.pid, off + AT.pid);
+      buf.fill(0, off + AT.comm, off + AT.comm + 16);
+      buf.write(owner.comm.slice(0, 15), off + AT.comm, 'latin1');
+      filled++;
+    }
+    return filled;
+  }
+}
