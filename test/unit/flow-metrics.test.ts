@@ -17,7 +17,7 @@ import {
   type MetricProducer,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { FlowMetrics } from '../../src/pipeline/flow-metrics';
+import { FlowMetrics, type FlowMetricsOptions } from '../../src/pipeline/flow-metrics';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import type { Measurement } from '../../src/pipeline/measurements';
 
@@ -43,6 +43,15 @@ function side(temporality: Temporality, ours: boolean, limit = 100_000): Side {
   histograms?.bind(reader);
   const provider = new MeterProvider({ readers: [reader], views: [{ instrumentName: '*', aggregationCardinalityLimit: limit }] });
   return { reader, histograms, sink: new InstrumentSink(provider.getMeter('flowtel'), histograms) };
+}
+
+/** FlowMetrics alone, read by a cumulative reader: no SDK instrument records anything. */
+function flowMetricsOnly(options: FlowMetricsOptions): { metrics: FlowMetrics; reader: TestReader; sink: InstrumentSink } {
+  const metrics = new FlowMetrics(options);
+  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
+  metrics.bind(reader);
+  new MeterProvider({ readers: [reader] });
+  return { metrics, reader, sink: new InstrumentSink(new MeterProvider().getMeter('unused'), metrics) };
 }
 
 /** Histogram points by metric and attribute set, times left out. */
@@ -104,11 +113,7 @@ test('cardinality limit: new attribute sets beyond it go to one otel.metric.over
 
 test('cumulative series without measurements for expireAfterMs are dropped; one that comes back starts from 0', async () => {
   let now = 1_000_000;
-  const metrics = new FlowMetrics({ cardinalityLimit: 100, expireAfterMs: 60_000, now: () => now });
-  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
-  metrics.bind(reader);
-  new MeterProvider({ readers: [reader] });
-  const sink = new InstrumentSink(new MeterProvider().getMeter('unused'), metrics);
+  const { metrics, reader, sink } = flowMetricsOnly({ cardinalityLimit: 100, expireAfterMs: 60_000, now: () => now });
   const gone = { 'process.pid': 1 };
   const stays = { 'process.pid': 2 };
   sink.consume({ timeMs: 0, measurements: [bytes(100, gone), bytes(1, stays), rtt(40, gone)], gaugesReplaced: [] });
@@ -164,11 +169,7 @@ test('gauges: same points as the SDK observable gauge over replacing batches (go
 
 test('gauges: a series gone (0) for expireAfterMs is no longer exported; one that comes back is exported again', async () => {
   let now = 1_000_000;
-  const metrics = new FlowMetrics({ cardinalityLimit: 100, expireAfterMs: 60_000, now: () => now });
-  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
-  metrics.bind(reader);
-  new MeterProvider({ readers: [reader] });
-  const sink = new InstrumentSink(new MeterProvider().getMeter('unused'), metrics);
+  const { metrics, reader, sink } = flowMetricsOnly({ cardinalityLimit: 100, expireAfterMs: 60_000, now: () => now });
   const gone = { 'process.pid': 1 };
   const stays = { 'process.pid': 2 };
   const replace = (measurements: Measurement[]): void => sink.consume({ timeMs: 0, measurements, gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp' });
@@ -192,11 +193,7 @@ test('gauges: a series gone (0) for expireAfterMs is no longer exported; one tha
 });
 
 test('gauges: attribute sets beyond the cardinality limit are summed into one otel.metric.overflow series', async () => {
-  const metrics = new FlowMetrics({ cardinalityLimit: 3 });
-  const reader = new TestReader(AggregationTemporality.CUMULATIVE, [metrics]);
-  metrics.bind(reader);
-  new MeterProvider({ readers: [reader] });
-  const sink = new InstrumentSink(new MeterProvider().getMeter('unused'), metrics);
+  const { metrics, reader, sink } = flowMetricsOnly({ cardinalityLimit: 3 });
   const replace = (measurements: Measurement[]): void => sink.consume({ timeMs: 0, measurements, gaugesReplaced: ['tcp_connections'], source: 'ebpf_tcp' });
   const overflow = async (): Promise<unknown> => {
     const p = points((await reader.collect()).resourceMetrics);
