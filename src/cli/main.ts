@@ -264,8 +264,16 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
   }
   process.exitCode = code;
-  // Exporters' sockets and timers are closed by shutdown; exit now regardless.
-  setImmediate(() => process.exit(code));
+  // Exporters' sockets and timers are closed by shutdown; exit now regardless
+  // — once what was written to stdout and stderr is out: to a pipe, Node may
+  // still hold part of it (exiting at once cut the end of `flowtel
+  // components` now and then). A write's callback runs after all before it.
+  let streams = 2;
+  const exit = (): void => {
+    if (--streams === 0) process.exit(code);
+  };
+  process.stdout.write('', exit);
+  process.stderr.write('', exit);
 }
 
 if (require.main === module) void main(process.argv.slice(2));
