@@ -339,8 +339,11 @@ void RingBufferReader::CallJs(Napi::Env env, Napi::Function cb, RingBufferReader
   try {
     switch (item->kind) {
       case Item::kBatch: {
-        Napi::Buffer<uint8_t> buf = OwnedBuffer(env, item->data, item->count * self->record_size_, item->cap);
-        item->data = nullptr;
+        // Copied into the one Buffer the callback always gets (its first count * recordSize bytes).
+        if (self->js_batch_.IsEmpty())
+          self->js_batch_ = Napi::Reference<Napi::Buffer<uint8_t>>::New(Napi::Buffer<uint8_t>::New(env, self->max_batch_ * self->record_size_), 1);
+        Napi::Buffer<uint8_t> buf = self->js_batch_.Value();
+        memcpy(buf.Data(), item->data, item->count * self->record_size_);
         cb.Call({buf, Napi::Number::New(env, (double)item->count)});
         break;
       }

@@ -65,6 +65,11 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
   Napi::ObjectReference owner_ref_;
   Napi::FunctionReference on_error_;
   Napi::ObjectReference failure_;  // set once the thread failed (main thread)
+  // The Buffer every batch is copied into before the callback (main thread):
+  // one allocation for the reader's life instead of a Buffer per batch that
+  // only a garbage collection frees (under churn, tens of MB of dead batches
+  // in the agent's RSS). A batch is valid only during its callback.
+  Napi::Reference<Napi::Buffer<uint8_t>> js_batch_;
   std::string map_name_;
   size_t record_size_ = 0;
   size_t max_batch_ = 4096;

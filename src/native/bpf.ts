@@ -415,8 +415,10 @@ export interface RingBufferStats {
 
 /**
  * Drains a BPF_MAP_TYPE_RINGBUF on a native thread. `onBatch` receives
- * `count` records of exactly `recordSize` bytes packed in `batch`; the Buffer
- * is owned by the callee. The reader keeps Node alive until stop() (or unref()).
+ * `count` records of exactly `recordSize` bytes packed in `batch`, which is
+ * valid only during the call: the next batch is copied into the same memory
+ * (one allocation for the reader's life, not a Buffer per batch left for the
+ * garbage collector). The reader keeps Node alive until stop() (or unref()).
  */
 export class RingBufferReader {
   private readonly raw: RawRingBufferReader;
@@ -434,15 +436,16 @@ export class RingBufferReader {
     this.mapName = mapName;
     this.recordSize = recordSize;
     const onError = options.onError;
-    const deliver = onError
-      ? (batch: Buffer, count: number): void => {
-          try {
-            onBatch(batch, count);
-          } catch (e) {
-            onError(e instanceof Error ? e : new Error(String(e)));
-          }
-        }
-      : onBatch;
+    // The addon copies every batch into one Buffer of maxBatchRecords records: hand over the part this batch filled.
+    const deliver = (all: Buffer, count: number): void => {
+      const batch = all.subarray(0, count * recordSize);
+      if (!onError) return onBatch(batch, count);
+      try {
+        onBatch(batch, count);
+      } catch (e) {
+        onError(e instanceof Error ? e : new Error(String(e)));
+      }
+    };
     this.raw = call(
       () =>
         new A.RingBufferReader(obj.raw, mapName, recordSize, deliver, {

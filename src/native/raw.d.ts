@@ -121,6 +121,7 @@ export interface RawRingBufferReaderConstructor {
     obj: RawBpfObject,
     mapName: string,
     recordSize: number,
+    /** `batch`: the reader's one Buffer (maxBatchRecords records), of which the first count * recordSize bytes are this batch; valid during the call only. */
     onBatch: (batch: Buffer, count: number) => void,
     options?: RawRingBufferOptions,
   ): RawRingBufferReader;
