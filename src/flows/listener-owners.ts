@@ -9,7 +9,7 @@
  * are still waiting to be read when the owners are known, so they are given
  * their listener's owner here, in place, before anything reads them.
  */
-import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind } from './records';
+import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, writeComm } from './records';
 
 export interface SocketOwner {
   readonly pid: number;
@@ -39,8 +39,7 @@ export class ListenerOwners {
       const owner = this.byPort.get(`${buf.readUInt32LE(off + AT.netns)}:${buf.readUInt16LE(off + AT.sport)}`);
       if (!owner) continue;
       buf.writeUInt32LE(owner.pid, off + AT.pid);
-      buf.fill(0, off + AT.comm, off + AT.comm + 16);
-      buf.write(owner.comm.slice(0, 15), off + AT.comm, 'latin1');
+      writeComm(buf, off + AT.comm, owner.comm);
       filled++;
     }
     return filled;

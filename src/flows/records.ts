@@ -83,6 +83,12 @@ export function readComm(buf: Buffer, off: number, len = 16): string {
   return buf.toString('latin1', off, end);
 }
 
+/** A command name as the kernel keeps one: at most len - 1 bytes, NUL-padded to `len`. */
+export function writeComm(buf: Buffer, off: number, comm: string, len = 16): void {
+  buf.fill(0, off, off + len);
+  buf.write(comm.slice(0, len - 1), off, 'latin1');
+}
+
 /** Byte offsets of struct flowtel_conn's fields (bpf/flowtel_tcp.h), the one place the decoders below take them from. */
 export const CONN_RECORD_OFFSETS = {
   cookie: 0,
@@ -342,7 +348,7 @@ export function encodeConnRecord(rec: ConnRecord, buf: Buffer, off: number): voi
   buf[off + AT.flags] = rec.flags;
   rec.saddr.copy(buf, off + AT.saddr, 0, 16);
   rec.daddr.copy(buf, off + AT.daddr, 0, 16);
-  buf.write(rec.comm.slice(0, 15), off + AT.comm, 'latin1');
+  writeComm(buf, off + AT.comm, rec.comm);
 }
 
 /** Every whole record of a packed batch (a trailing partial record is ignored). */

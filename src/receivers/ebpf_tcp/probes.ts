@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinuxHasType } from '../../native/bpf';
-import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
+import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, writeComm, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
 import { listNetworkNamespaces } from '../../flows/netns';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
@@ -232,7 +232,7 @@ export class TcpProbes {
     key.writeUInt16LE(port, 4);
     const value = Buffer.alloc(24);
     value.writeUInt32LE(pid, 0);
-    value.write(comm.slice(0, 15), 8, 'latin1');
+    writeComm(value, 8, comm);
     this.obj.mapUpdate('listeners', key, value);
   }
 
