@@ -38,7 +38,10 @@
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
+import { MetricsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import { ConfigError, type ComponentFactory, type ExporterContext } from '../pipeline/component';
@@ -61,6 +64,7 @@ import {
 } from './retry';
 import { queuedLogsExporter } from './logs/queued';
 import { splittingSender } from './otlp-split';
+import { flowtelMetricsSerializer } from './otlp-metrics-protobuf';
 
 export { DEFAULT_EXPORT_INTERVAL_MS, DEFAULT_OTLP_TIMEOUT_MS } from './otlp-env';
 
@@ -210,10 +214,28 @@ export function otlpGrpcLogsOptions(config: OtlpExporterConfig, path = 'exporter
   return options;
 }
 
+/**
+ * The SDK's OTLP/gRPC metric exporter (what OTLPMetricExporter builds), with
+ * flowtel's encoder of the request (otlp-metrics-protobuf.ts: the same
+ * bytes, a fraction of the CPU).
+ */
+function otlpGrpcMetricExporter(options: OtlpGrpcOptions): OTLPMetricExporterBase {
+  const delegate = createOtlpGrpcExportDelegate(
+    convertLegacyOtlpGrpcOptions(options, 'METRICS'),
+    flowtelMetricsSerializer,
+    'otlp_grpc_metric_exporter',
+    MetricsExporterMetricsHelper,
+    undefined,
+    'MetricsExportService',
+    '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+  );
+  return new OTLPMetricExporterBase(delegate, options);
+}
+
 function createOtlpExporter(config: OtlpExporterConfig, ctx: ExporterContext, env: NodeJS.ProcessEnv = process.env): OtlpMetricsExporter {
   const path = `exporters.${ctx.id}`;
   // The SDK's own limit on exports in flight must not be what limits num_consumers.
-  const inner = new OTLPMetricExporter({ ...otlpGrpcOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 });
+  const inner = otlpGrpcMetricExporter({ ...otlpGrpcOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 });
   const logs = queuedLogsExporter({
     ctx,
     sender: otlpLogsSender(new OTLPLogExporter({ ...otlpGrpcLogsOptions(config, path), concurrencyLimit: config.sending_queue.num_consumers + 1 })),

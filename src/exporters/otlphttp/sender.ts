@@ -13,7 +13,8 @@ import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { JsonLogsSerializer, JsonMetricsSerializer, ProtobufLogsSerializer, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { JsonLogsSerializer, JsonMetricsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
+import { flowtelMetricsSerializer } from '../otlp-metrics-protobuf';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { AggregationTemporality, InstrumentType, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsSender, Sender, SendOutcome } from '../retry';
@@ -139,7 +140,7 @@ export class OtlpHttpSender implements MetricsSender {
   }
 
   send(metrics: ResourceMetrics): Promise<SendOutcome> {
-    const serializer = this.poster.encoding === 'json' ? JsonMetricsSerializer : ProtobufMetricsSerializer;
+    const serializer = this.poster.encoding === 'json' ? JsonMetricsSerializer : flowtelMetricsSerializer;
     return this.poster.send(() => serializer.serializeRequest(metrics));
   }
 
