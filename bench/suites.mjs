@@ -316,27 +316,37 @@ function renderExport(rows) {
   const runs = rows.filter((r) => r.section === 'run');
   const out = [header(meta), ''];
   out.push(
-    'One export of N series (N/4 flows × `tcp_bytes_sent`, `tcp_bytes_received`, `tcp_connections_opened`, `tcp_rtt_us` histogram) through flowtel’s `otlp` exporter ' +
-      'to a local OTLP/gRPC receiver (grpc-js defaults: requests over 4 MiB refused, as by the Collector), each size in a fresh process (`bench/export/export-cost.mjs`). ' +
-      'Record = handing the measurements to the OpenTelemetry SDK (`InstrumentSink`); export = collect + serialize + send (`forceFlush`), CPU of the process (user + system). ' +
+    'N series (N/4 flows × `tcp_bytes_sent`, `tcp_bytes_received`, `tcp_connections_opened`, `tcp_rtt_us` histogram) through flowtel’s `otlp` exporter ' +
+      'to a local OTLP/gRPC receiver (grpc-js defaults: requests over 4 MiB refused, as by the Collector), each size in a fresh process (`bench/export/export-cost.mjs`), ' +
+      `node with the agent’s flags (\`${meta.node_flags || 'none'}\`). Each process` + ' runs several collection intervals over the same flows: the **first** creates every series ' +
+      '(the agent’s first interval, or a burst of new flows; also cold JIT), the **steady** ones update them (every interval after that; medians). ' +
+      'Record = handing the interval’s measurements to flowtel’s metric store (`InstrumentSink` → `FlowMetrics`); export = collect + serialize + send (`forceFlush`), CPU of the process (user + system, GC threads included). ' +
       'One request = the size of the whole collection as a single request; it is split into requests under 4 MiB (`src/exporters/otlp-split.ts`). ' +
-      'Goal: 65k series exported in ≤ 1 s of CPU (judged here on record + export: both happen for every collection) with event-loop delay p99 ≤ 50 ms, never rejected.',
+      'Goal: 65k series exported in ≤ 1 s of CPU (judged on record + export of a steady interval: both happen for every collection; the first interval is shown beside it) with event-loop delay p99 ≤ 50 ms, never rejected.',
   );
   out.push('');
-  out.push('| series | record CPU | export CPU (wall) | record + export CPU | heap before → peak | event-loop delay p99 (max) | one request would be | requests received | data points received | load / others’ CPU |');
-  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(
+    '| series | first interval: record + export CPU | steady interval: record CPU | export CPU (wall) | record + export CPU | heap before → peak | event-loop delay p99 (max) | one request would be | requests received (all intervals) | data points received | load / others’ CPU |',
+  );
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const missed = [];
   for (const r of runs.sort((a, b) => a.series - b.series)) {
-    const all = r.received.points === r.series && r.failed_batches === 0;
+    const intervals = r.intervals ?? 1;
+    const expected = r.series * intervals;
+    const all = r.received.points === expected && r.failed_batches === 0;
     const at65 = r.series >= 60000 && r.series <= 70000;
-    const total = r.record_cpu_ms + r.cpu_ms;
-    if (at65 && total > 1000) missed.push(`record + export CPU ${int(total)} ms at ${int(r.series)} series (export alone ${int(r.cpu_ms)} ms)`);
-    if (at65 && r.eld_p99_ms > 50) missed.push(`event-loop delay p99 ${fix(r.eld_p99_ms, 0)} ms at ${int(r.series)}`);
-    if (!all) missed.push(`${int(r.series)} series: ${int(r.received.points)} received`);
+    const st = r.steady ?? r;
+    const first = r.record_cpu_ms + r.cpu_ms;
+    const total = st.record_cpu_ms + st.cpu_ms;
+    const eld = Math.max(r.eld_p99_ms, st.eld_p99_ms);
+    if (at65 && total > 1000) missed.push(`record + export CPU ${int(total)} ms at ${int(r.series)} series in a steady interval (export alone ${int(st.cpu_ms)} ms)`);
+    if (at65 && eld > 50) missed.push(`event-loop delay p99 ${fix(eld, 0)} ms at ${int(r.series)}`);
+    if (!all) missed.push(`${int(r.series)} series: ${int(r.received.points)} of ${int(expected)} points received`);
     out.push(
-      `| ${int(r.series)} | ${int(r.record_cpu_ms)} ms | ${int(r.cpu_ms)} ms (${int(r.wall_ms)} ms) | ${at65 ? `${mark(total <= 1000)} ` : ''}**${int(total)} ms** | ${fix(r.heap_before_mb, 0)} → ${fix(r.heap_peak_mb, 0)} MB | ` +
-        `${at65 ? `${mark(r.eld_p99_ms <= 50)} ` : ''}${fix(r.eld_p99_ms, 1)} ms (${fix(r.eld_max_ms, 0)} ms) | ${fix(r.payload_bytes / 1048576, 2)} MiB${r.over_limit ? ' (> 4 MiB)' : ''} | ` +
-        `${int(r.received.requests)} (largest ${fix(r.received.largest / 1048576, 2)} MiB) | ${mark(all)} ${int(r.received.points)} of ${int(r.series)} | ${loadCell([r])} |`,
+      `| ${int(r.series)} | ${int(r.record_cpu_ms)} + ${int(r.cpu_ms)} = ${int(first)} ms | ${int(st.record_cpu_ms)} ms | ${int(st.cpu_ms)} ms (${int(st.wall_ms)} ms) | ${at65 ? `${mark(total <= 1000)} ` : ''}**${int(total)} ms** | ` +
+        `${fix(r.heap_before_mb, 0)} → ${fix(Math.max(r.heap_peak_mb, st.heap_peak_mb ?? 0), 0)} MB | ` +
+        `${at65 ? `${mark(eld <= 50)} ` : ''}${fix(eld, 1)} ms (${fix(Math.max(r.eld_max_ms, st.eld_max_ms ?? 0), 0)} ms) | ${fix(r.payload_bytes / 1048576, 2)} MiB${r.over_limit ? ' (> 4 MiB)' : ''} | ` +
+        `${int(r.received.requests)} (largest ${fix(r.received.largest / 1048576, 2)} MiB) | ${mark(all)} ${int(r.received.points)} of ${int(expected)} | ${loadCell([r])} |`,
     );
   }
   out.push('');
