@@ -68,8 +68,8 @@ interface Series {
   updatedMs: number;
   /** Counter: the sum. Histogram: the sum of the samples. */
   sum: number;
-  /** Histograms only. */
-  counts?: number[];
+  /** Histograms only (undefined for counters). */
+  counts: number[] | undefined;
   count: number;
   min: number;
   max: number;
@@ -246,6 +246,13 @@ export class FlowMetrics implements MetricProducer {
     return g;
   }
 
+  private lastStart?: { ms: number; time: HrTime };
+  /** The start time of series created at `ms` (HrTimes are never changed once made, so series share one). */
+  private startTimeAt(ms: number): HrTime {
+    if (this.lastStart?.ms !== ms) this.lastStart = { ms, time: hrTimeOf(ms) };
+    return this.lastStart.time;
+  }
+
   private keyOf(attributes: FlowAttributes): string {
     let key = this.keys.get(attributes);
     if (key === undefined) {
@@ -279,13 +286,14 @@ export class FlowMetrics implements MetricProducer {
       if (!s) {
         const b = metric.boundaries;
         const nowMs = this.now();
+        // One shape for every series (counts undefined for counters), and one start time per millisecond shared by the series it created.
         s = {
           attributes,
-          startTime: metric.temporality === AggregationTemporality.DELTA && this.lastCollection ? this.lastCollection : hrTimeOf(nowMs),
+          startTime: metric.temporality === AggregationTemporality.DELTA && this.lastCollection ? this.lastCollection : this.startTimeAt(nowMs),
           dirty: true,
           updatedMs: nowMs,
           sum: 0,
-          ...(b ? { counts: new Array<number>(b.length + 1).fill(0) } : {}),
+          counts: b ? new Array<number>(b.length + 1).fill(0) : undefined,
           count: 0,
           min: Infinity,
           max: -Infinity,
