@@ -93,6 +93,14 @@ interface Flow extends Counters {
   byState?: Map<string, FlowAttributes>;
   /** attrs + error.type, per error (tcp_connection_failures). */
   byError?: Map<string, FlowAttributes>;
+  /**
+   * Histogram samples since the last collection, as plain numbers: RTT and
+   * RTT variance in pairs, and connect latencies. Made into measurements only
+   * at the collection: an object per sample held for a whole interval
+   * survived into V8's old generation, and that was ~40 % of the ingest cost.
+   */
+  rtt?: number[];
+  connectUs?: number[];
 }
 
 interface Tracked extends Counters {
@@ -302,6 +310,19 @@ export class TcpConnectionTracker {
         if (f.opened) out.push({ metric: 'tcp_connections_opened', value: f.opened, attributes: a });
         if (f.closed) out.push({ metric: 'tcp_connections_closed', value: f.closed, attributes: a });
         f.sent = f.received = f.segsOut = f.segsIn = f.retrans = f.opened = f.closed = 0;
+        const rtt = f.rtt;
+        if (rtt && rtt.length > 0) {
+          for (let i = 0; i < rtt.length; i += 2) {
+            out.push({ metric: 'tcp_rtt_us', value: rtt[i]!, attributes: a });
+            out.push({ metric: 'tcp_rtt_var_us', value: rtt[i + 1]!, attributes: a });
+          }
+          rtt.length = 0;
+        }
+        const connect = f.connectUs;
+        if (connect && connect.length > 0) {
+          for (const us of connect) out.push({ metric: 'tcp_connect_latency_us', value: us, attributes: a });
+          connect.length = 0;
+        }
       }
       return f.conns > 0;
     });
@@ -316,7 +337,7 @@ export class TcpConnectionTracker {
   private opened(flow: Flow, rec: ConnRecord): void {
     this.touch(flow).opened++;
     if (rec.direction === ConnDirection.Outgoing && rec.connectUs > 0) {
-      this.samples.push({ metric: 'tcp_connect_latency_us', value: rec.connectUs, attributes: flow.attrs });
+      (flow.connectUs ??= []).push(rec.connectUs);
     }
   }
 
@@ -487,8 +508,8 @@ export class TcpConnectionTracker {
   }
 
   private pushRtt(flow: Flow, rec: ConnRecord): void {
-    this.samples.push({ metric: 'tcp_rtt_us', value: rec.srttUs, attributes: flow.attrs });
-    this.samples.push({ metric: 'tcp_rtt_var_us', value: rec.rttvarUs, attributes: flow.attrs });
+    (flow.rtt ??= []).push(rec.srttUs, rec.rttvarUs);
+    this.touch(flow);
   }
 
   private directionOf(rec: ConnRecord): ConnDirection {
