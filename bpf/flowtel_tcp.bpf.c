@@ -644,7 +644,13 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct sock_info *si = ctx->value;
 	__u32 zero = 0;
 
-	if (!sk || !si || (si->flags & FLOWTEL_F_FILTERED) || sk->sk_protocol != IPPROTO_TCP)
+	/*
+	 * A socket whose close record is written is over, whatever state the
+	 * walk reads (the tracepoint runs before the kernel stores TCP_CLOSE):
+	 * user space may have counted its close already and must not see it
+	 * again as a connection it does not know.
+	 */
+	if (!sk || !si || (si->flags & (FLOWTEL_F_FILTERED | SI_CLOSE_SENT)) || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	__u8 state = sk->__sk_common.skc_state;
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)

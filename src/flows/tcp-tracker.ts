@@ -14,6 +14,13 @@
  * connection that was never tracked (its open record lost) goes straight
  * into its flow's totals. A connection that leaves the walks without a close
  * record is counted closed then.
+ *
+ * A walk never holds a socket whose close (or failed) record is written: the
+ * kernel side skips it (dump_tracked in bpf/flowtel_tcp.bpf.c). And a walk is
+ * read and handed over in one go, with no ring-buffer record handled in
+ * between. So a socket a walk brings that is not tracked is new to the
+ * tracker (opened since the ring was last read, or its open record lost),
+ * never one whose close was counted already.
  */
 import { constants as osConstants } from 'node:os';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
@@ -62,8 +69,6 @@ export interface TcpConnectionEvent {
 export interface TcpTrackerStats {
   /** Connections whose close event never came: counted as closed when they left the socket walk. */
   staleRemoved: number;
-  /** Snapshot records ignored because the connection's close was already counted. */
-  closedRaces: number;
   tracked: number;
 }
 
@@ -143,13 +148,6 @@ export function closeFailureType(rec: ConnRecord): string | undefined {
 
 export class TcpConnectionTracker {
   private readonly conns = new Map<number, Tracked>();
-  /**
-   * Cookies of connections closed in this collection and the one before: a
-   * walk that read a socket just before its close record was handled must
-   * not track it again. Two sets, swapped at each collection.
-   */
-  private closedNow = new Set<number>();
-  private closedBefore = new Set<number>();
   private readonly listeningPorts = new Set<string>();
   /** Interned flows; kept while a connection is tracked under them or they have totals to report. */
   private readonly flows = new SignatureTable<Flow>();
@@ -158,7 +156,7 @@ export class TcpConnectionTracker {
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, closedRaces: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, tracked: 0 };
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
 
@@ -218,10 +216,8 @@ export class TcpConnectionTracker {
         for (let i = 0; i < n; i++) {
           cursor.moveTo(i);
           if (cursor.kind !== ConnEventKind.Snapshot) continue;
-          const cookie = cursor.cookie;
-          const t = this.conns.get(cookie);
+          const t = this.conns.get(cursor.cookie);
           if (t) walk.add(cursor, t);
-          else if (this.closedRecently(cookie)) walk.add(cursor);
           else {
             const off = i * CONN_RECORD_SIZE;
             fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
@@ -245,10 +241,6 @@ export class TcpConnectionTracker {
       if (rec.kind !== ConnEventKind.Snapshot) return;
       let t = tracked ?? this.conns.get(rec.cookie);
       if (!t) {
-        if (this.closedRecently(rec.cookie)) {
-          this.stats.closedRaces++;
-          return;
-        }
         if (rec.flags & ConnFlags.PreExisting) {
           // Open before the agent attached: baseline now.
           t = this.track(rec, countersOf(rec));
@@ -327,8 +319,6 @@ export class TcpConnectionTracker {
       return f.conns > 0;
     });
     appendAll(out, this.openGauge);
-    this.closedBefore = this.closedNow;
-    this.closedNow = new Set();
     this.gen++;
     return { timeMs, measurements: out, gaugesReplaced: ['tcp_connections'] };
   }
@@ -346,10 +336,6 @@ export class TcpConnectionTracker {
     const t = this.track(rec, ZERO);
     this.opened(t.flow, rec);
     this.addDelta(t, rec);
-  }
-
-  private closedRecently(cookie: number): boolean {
-    return this.closedNow.has(cookie) || this.closedBefore.has(cookie);
   }
 
   private onClose(rec: ConnRecord): void {
@@ -397,7 +383,6 @@ export class TcpConnectionTracker {
         ...(establishedNs > 0n && tsNs >= establishedNs ? { durationNs: tsNs - establishedNs } : {}),
       });
     }
-    this.closedNow.add(rec.cookie);
   }
 
   private onFailed(rec: ConnRecord): void {
@@ -409,7 +394,6 @@ export class TcpConnectionTracker {
       this.events.push({ kind: 'failed', tsNs: rec.tsNs, attributes: this.eventAttributes(flow.attrs, rec, t), errorType, ...this.stateBefore(rec) });
     }
     if (t) this.untrack(rec.cookie, t);
-    this.closedNow.add(rec.cookie);
   }
 
   /**
