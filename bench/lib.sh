@@ -276,6 +276,9 @@ EOF
 
 # ----------------------------------------------------------------- output ---
 record() { printf '%s\n' "$1" >>"$RUNS"; } # one JSON line
+agent_node_flags() { # the node flags the agent runs with: those of bin/flowtel's shebang (`#!/usr/bin/env -S node FLAGS`)
+  sed -n '1s/^#!.*env -S node//p' "$STAGE/bin/flowtel"
+}
 write_meta() { # extra-json
   jq -cn --arg suite "$SUITE" --arg date "$(date -u +%Y-%m-%dT%H:%MZ)" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" \
     --arg cpu "$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)" --arg node "$(node --version)" \

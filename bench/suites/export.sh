@@ -24,8 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 SERIES=(${BENCH_SERIES:-1000 10000 65000 200000})
 build_all
-# The agent's node flags (bin/flowtel's shebang: `#!/usr/bin/env -S node FLAGS`).
-read -r -a NODE_FLAGS <<<"$(sed -n '1s/^#!.*env -S node//p' "$STAGE/bin/flowtel")"
+read -r -a NODE_FLAGS <<<"$(agent_node_flags)"
 write_meta "$(jq -cn --arg s "${SERIES[*]}" --arg f "${NODE_FLAGS[*]}" '{series: $s, node_flags: $f}')"
 for n in "${SERIES[@]}"; do
   measure_begin

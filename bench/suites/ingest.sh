@@ -22,6 +22,7 @@
 #   BENCH_SECONDS [10]       seconds of churn per rate
 #   BENCH_JS_RATES ["10000 50000"]  connections per simulated second replayed (4 records each)
 #   BENCH_JS_SECONDS [10]    simulated seconds per replay
+#   BENCH_JS_REPS [5]        replays per rate (each a fresh process; the table has their median)
 #   BENCH_AGENT_ARGS [], BENCH_WRITE_DOCS [1]
 SUITE=ingest
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -29,6 +30,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 RATES=(${BENCH_INGEST_RATES:-20000 100000})
 SECS=${BENCH_SECONDS:-10}
 JS_SECS=${BENCH_JS_SECONDS:-10}
+JS_REPS=${BENCH_JS_REPS:-5}
 JS_RATES=(${BENCH_JS_RATES:-10000 50000})
 NS_C=bn-ic NS_S=bn-is IP_C=10.94.0.1 IP_S=10.94.0.2
 PORT=9090
@@ -40,7 +42,8 @@ make_netns_pair "$NS_C" "$NS_S" "$IP_C" "$IP_S"
 ip netns exec "$NS_S" "$CHURN_BIN" server "$PORT" >"$WORK/churn-server.out" 2>>"$OUTDIR/churn-server.log" &
 track_pid $!
 wait_for_line "$WORK/churn-server.out" 'churn: ready' 10 "$!" || die "churn server did not start"
-write_meta "$(jq -cn --argjson secs "$SECS" --argjson js "$JS_SECS" '{seconds: $secs, js_seconds: $js}')"
+read -r -a NODE_FLAGS <<<"$(agent_node_flags)"
+write_meta "$(jq -cn --argjson secs "$SECS" --argjson js "$JS_SECS" --argjson reps "$JS_REPS" --arg f "${NODE_FLAGS[*]}" '{seconds: $secs, js_seconds: $js, js_reps: $reps, node_flags: $f}')"
 
 for rate in "${RATES[@]}"; do
   start_agent
@@ -68,11 +71,13 @@ done
 
 log "JavaScript side alone: bench/ingest/replay at ${JS_RATES[*]} connections per simulated second, ${JS_SECS} s each"
 [[ -f $STAGE/dist/bench/ingest/replay.js ]] || die "dist/bench/ingest/replay.js missing: npm run build"
-for r in "${JS_RATES[@]}"; do
-  measure_begin
-  node "$STAGE/dist/bench/ingest/replay.js" "$r" "$JS_SECS" >"$WORK/js.out" 2>>"$OUTDIR/replay.log" || die "replay failed: see $OUTDIR/replay.log"
-  measure_end
-  record "$(jq -c --argjson load "$M_LOAD" --argjson rate "$r" '{section: "js", rate: $rate} + . + $load' "$WORK/js.out")"
-  log "replay $r/s: $(cat "$WORK/js.out")"
+for ((rep = 0; rep < JS_REPS; rep++)); do
+  for r in "${JS_RATES[@]}"; do
+    measure_begin
+    node "${NODE_FLAGS[@]}" "$STAGE/dist/bench/ingest/replay.js" "$r" "$JS_SECS" >"$WORK/js.out" 2>>"$OUTDIR/replay.log" || die "replay failed: see $OUTDIR/replay.log"
+    measure_end
+    record "$(jq -c --argjson load "$M_LOAD" --argjson rate "$r" '{section: "js", rate: $rate} + . + $load' "$WORK/js.out")"
+    log "replay $r/s (run $((rep + 1)) of $JS_REPS): $(cat "$WORK/js.out")"
+  done
 done
 publish
