@@ -153,6 +153,13 @@ class Writer {
     this.pos += 8;
   }
 
+  /** An optional double field (sum, min, max): nothing when undefined. */
+  optionalDouble(field: number, v: number | undefined): void {
+    if (v === undefined) return;
+    this.byte(tag(field, FIXED64));
+    this.double(v);
+  }
+
   /** Length prefix and UTF-8 bytes; `size` is utf8Size(s). */
   string(s: string, size: number): void {
     this.varint32(size);
@@ -570,10 +577,7 @@ class RequestWriter {
     this.times(p);
     w.byte(tag(4, FIXED64));
     w.uint64(h.count);
-    if (h.sum !== undefined) {
-      w.byte(tag(5, FIXED64));
-      w.double(h.sum);
-    }
+    w.optionalDouble(5, h.sum);
     const counts = h.buckets.counts;
     if (counts.length > 0) {
       w.byte(tag(6, LEN));
@@ -587,14 +591,8 @@ class RequestWriter {
       for (const b of bounds) w.double(b);
     }
     writeAttributes(w, attributes, 9);
-    if (h.min !== undefined) {
-      w.byte(tag(11, FIXED64));
-      w.double(h.min);
-    }
-    if (h.max !== undefined) {
-      w.byte(tag(12, FIXED64));
-      w.double(h.max);
-    }
+    w.optionalDouble(11, h.min);
+    w.optionalDouble(12, h.max);
   }
 
   private buckets(field: number, offset: number, counts: readonly number[]): void {
@@ -621,10 +619,7 @@ class RequestWriter {
     this.times(p);
     w.byte(tag(4, FIXED64));
     w.uint64(h.count);
-    if (h.sum !== undefined) {
-      w.byte(tag(5, FIXED64));
-      w.double(h.sum);
-    }
+    w.optionalDouble(5, h.sum);
     if (h.scale !== 0) {
       w.byte(tag(6, VARINT));
       w.varint32(zigzag32(h.scale));
@@ -633,14 +628,8 @@ class RequestWriter {
     w.uint64(h.zeroCount);
     this.buckets(8, h.positive.offset, h.positive.bucketCounts);
     this.buckets(9, h.negative.offset, h.negative.bucketCounts);
-    if (h.min !== undefined) {
-      w.byte(tag(12, FIXED64));
-      w.double(h.min);
-    }
-    if (h.max !== undefined) {
-      w.byte(tag(13, FIXED64));
-      w.double(h.max);
-    }
+    w.optionalDouble(12, h.min);
+    w.optionalDouble(13, h.max);
   }
 }
 
