@@ -7,9 +7,11 @@
  * in between — from the programs' attach to that moment, tens of
  * milliseconds at start — carry no owner in their records. Their records
  * are still waiting to be read when the owners are known, so they are given
- * their listener's owner here, in place, before anything reads them.
+ * their listener's owner here, in place, before anything reads them. So are
+ * those the first walk brings before their open record (fillRecords): one
+ * still in the accept queue has no file yet, so /proc cannot tell its owner.
  */
-import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, writeComm } from './records';
+import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, writeComm, type ConnRecord } from './records';
 
 export interface SocketOwner {
   readonly pid: number;
@@ -40,6 +42,20 @@ export class ListenerOwners {
       if (!owner) continue;
       buf.writeUInt32LE(owner.pid, off + AT.pid);
       writeComm(buf, off + AT.comm, owner.comm);
+      filled++;
+    }
+    return filled;
+  }
+
+  /** The same for decoded records (a walk's connections new to the tracker): pid and comm set on the objects. Returns how many. */
+  fillRecords(recs: readonly ConnRecord[]): number {
+    let filled = 0;
+    for (const r of recs) {
+      if (r.direction !== ConnDirection.Incoming || r.pid !== 0 || r.kind === ConnEventKind.Listener) continue;
+      const owner = this.byPort.get(`${r.netns}:${r.sport}`);
+      if (!owner) continue;
+      r.pid = owner.pid;
+      r.comm = owner.comm.slice(0, 15); // as the kernel keeps it, and as fill() writes it
       filled++;
     }
     return filled;

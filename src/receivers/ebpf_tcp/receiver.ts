@@ -259,6 +259,9 @@ export class EbpfTcpReceiver {
         }
       }
     }
+    // Until the first walk is done, incoming connections of the listeners found at start
+    // (the kernel did not know their owner yet; one still in the accept queue has no file in /proc).
+    this.earlyListenerOwners?.fillRecords(recs);
     for (const r of recs) {
       if (r.pid !== 0 || r.ino === 0) continue;
       const o = this.owners.get(r.ino);
