@@ -604,6 +604,13 @@ static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *s
 	if (!si || !si->pid)
 		c->ino = sock_ino(sk);
 	fill_addrs(c, sk);
+	/*
+	 * A socket on its way to TCP_CLOSE (the server end of a connection it
+	 * closed, moving to TIME_WAIT) has given its local port back before its
+	 * state says so: the port it had at ESTABLISHED, as emit() does.
+	 */
+	if (!c->sport && si)
+		c->sport = si->lport;
 	fill_counters(c, sk);
 	fill_owner(c, si);
 }
