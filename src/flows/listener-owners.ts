@@ -11,7 +11,7 @@
  * those the first walk brings before their open record (fillRecords): one
  * still in the accept queue has no file yet, so /proc cannot tell its owner.
  */
-import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, writeComm, type ConnRecord } from './records';
+import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnRecordCursor, kernelComm, writeComm, type ConnRecord } from './records';
 
 export interface SocketOwner {
   readonly pid: number;
@@ -29,17 +29,21 @@ export class ListenerOwners {
     this.byPort.set(`${netns}:${port}`, owner);
   }
 
+  /** The listener's owner for an incoming connection that has none, if the listener is known. */
+  private ownerOf(r: Pick<ConnRecord, 'direction' | 'pid' | 'kind' | 'netns' | 'sport'>): SocketOwner | undefined {
+    if (r.direction !== ConnDirection.Incoming || r.pid !== 0 || r.kind === ConnEventKind.Listener) return undefined;
+    return this.byPort.get(`${r.netns}:${r.sport}`);
+  }
+
   /** Incoming connections of a known listener with no owner get the listener's (packed flowtel_conn records, changed in place). Returns how many. */
   fill(buf: Buffer): number {
     let filled = 0;
     const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+    const cursor = new ConnRecordCursor(buf);
     for (let i = 0; i < n; i++) {
-      const off = i * CONN_RECORD_SIZE;
-      if (buf[off + AT.direction] !== ConnDirection.Incoming || buf.readUInt32LE(off + AT.pid) !== 0) continue;
-      const kind = buf[off + AT.kind];
-      if (kind === ConnEventKind.Listener) continue;
-      const owner = this.byPort.get(`${buf.readUInt32LE(off + AT.netns)}:${buf.readUInt16LE(off + AT.sport)}`);
+      const owner = this.ownerOf(cursor.moveTo(i));
       if (!owner) continue;
+      const off = i * CONN_RECORD_SIZE;
       buf.writeUInt32LE(owner.pid, off + AT.pid);
       writeComm(buf, off + AT.comm, owner.comm);
       filled++;
@@ -51,11 +55,10 @@ export class ListenerOwners {
   fillRecords(recs: readonly ConnRecord[]): number {
     let filled = 0;
     for (const r of recs) {
-      if (r.direction !== ConnDirection.Incoming || r.pid !== 0 || r.kind === ConnEventKind.Listener) continue;
-      const owner = this.byPort.get(`${r.netns}:${r.sport}`);
+      const owner = this.ownerOf(r);
       if (!owner) continue;
       r.pid = owner.pid;
-      r.comm = owner.comm.slice(0, 15); // as the kernel keeps it, and as fill() writes it
+      r.comm = kernelComm(owner.comm);
       filled++;
     }
     return filled;

@@ -83,10 +83,15 @@ export function readComm(buf: Buffer, off: number, len = 16): string {
   return buf.toString('latin1', off, end);
 }
 
+/** A command name cut as the kernel keeps one: at most len - 1 characters (the last byte is its NUL). */
+export function kernelComm(comm: string, len = 16): string {
+  return comm.slice(0, len - 1);
+}
+
 /** A command name as the kernel keeps one: at most len - 1 bytes, NUL-padded to `len`. */
 export function writeComm(buf: Buffer, off: number, comm: string, len = 16): void {
   buf.fill(0, off, off + len);
-  buf.write(comm.slice(0, len - 1), off, 'latin1');
+  buf.write(kernelComm(comm, len), off, 'latin1');
 }
 
 /** Byte offsets of struct flowtel_conn's fields (bpf/flowtel_tcp.h), the one place the decoders below take them from. */
