@@ -267,8 +267,9 @@ export class TcpConnectionTracker {
       for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
       // A connection neither seen in two walks nor closed lost its close event
       // (the kernel skips a tracing program that fires while it already runs
-      // on that CPU). Its socket is gone, so it did close: count it, with the
-      // counters it had at its last walk (what came after is lost).
+      // on that CPU, and some kernels skip them in some tasks' context). Its
+      // socket is gone, so it did close: count it, with the counters it had
+      // at its last walk (what came after is lost).
       for (const [cookie, t] of this.conns) {
         if (t.seenGen < this.gen - 1) {
           this.untrack(cookie, t);

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { ConnEventKind } from '../../src/flows/records';
+import { ConnDirection, ConnEventKind, ConnFlags, decodeConnRecords, type ConnRecord } from '../../src/flows/records';
 import { TcpProbes } from '../../src/receivers/ebpf_tcp/probes';
 import type { MetricsReceiver } from '../../src/pipeline/component';
 import { Capture, memoryLogger, startReceiver } from '../helpers/capture';
@@ -301,6 +301,65 @@ test('a collection walk handed over in many small chunks returns every open sock
     }
   } finally {
     for (const c of clients) c.destroy();
+    await new Promise((r) => server.close(r));
+    probes.close();
+  }
+});
+
+test('a connection that closes with no per-socket state (its opening changes never handled) keeps its port, direction and owner', async () => {
+  // Some kernels run no tracing program in the context of some tasks (this
+  // machine's skips them while PID 1 is current, softirq work included), and
+  // nested changes can find both set-state programs busy: the opening
+  // changes of a connection can go unseen. Deleting the per-socket state
+  // stands in for that. The close record must still name the listener's
+  // port (the kernel has released it by then), the direction, and the
+  // listener's process, not "outgoing from port 0, no owner".
+  const probes = TcpProbes.open(
+    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [] },
+    pino({ level: 'warn' }),
+  );
+  const records: ConnRecord[] = [];
+  probes.startEvents((buf) => records.push(...decodeConnRecords(buf)), { maxLatencyMs: 20 });
+  const accepted: Socket[] = [];
+  const server = createServer((s) => {
+    s.on('error', () => undefined);
+    accepted.push(s);
+  });
+  try {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    for (let i = 0; i < 50 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const clientPort = client.localPort as number;
+    // The sock_infos map (BPF_MAP_TYPE_SK_STORAGE) is keyed by a socket fd of the calling process.
+    const obj = (probes as unknown as { obj: { mapDelete(map: string, key: Buffer): boolean } }).obj;
+    const fdKey = (s: Socket): Buffer => {
+      const key = Buffer.alloc(4);
+      key.writeInt32LE((s as unknown as { _handle: { fd: number } })._handle.fd);
+      return key;
+    };
+    assert.ok(obj.mapDelete('sock_infos', fdKey(accepted[0])), 'server end had per-socket state');
+    assert.ok(obj.mapDelete('sock_infos', fdKey(client)), 'client end had per-socket state');
+    accepted[0].destroy();
+    client.destroy();
+    const closes = (): ConnRecord[] => records.filter((r) => r.kind === ConnEventKind.Close && (r.sport === port || r.dport === port));
+    for (let i = 0; i < 100 && closes().length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      await probes.flushEvents();
+    }
+    const serverEnd = closes().find((r) => r.dport === clientPort);
+    const clientEnd = closes().find((r) => r.dport === port);
+    assert.ok(serverEnd && clientEnd, `both ends closed: ${JSON.stringify(closes())}`);
+    assert.equal(serverEnd.sport, port, "the server end's source port is the listener's");
+    assert.equal(serverEnd.direction, ConnDirection.Incoming);
+    assert.equal(serverEnd.pid, process.pid, "the listener's process");
+    assert.ok(serverEnd.flags & ConnFlags.PreExisting, 'its bytes are not known to be new: counted as a close only');
+    assert.equal(clientEnd.sport, clientPort);
+    assert.equal(clientEnd.direction, ConnDirection.Outgoing);
+    assert.equal(clientEnd.pid, 0, 'no owner: its connect() was not seen');
+  } finally {
+    for (const s of accepted) s.destroy();
     await new Promise((r) => server.close(r));
     probes.close();
   }
