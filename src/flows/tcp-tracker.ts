@@ -69,7 +69,25 @@ export interface TcpConnectionEvent {
 export interface TcpTrackerStats {
   /** Connections whose close event never came: counted as closed when they left the socket walk. */
   staleRemoved: number;
+  /** Connections whose opening the kernel ran no program for: counted as opened at their close. */
+  opensUnseen: number;
   tracked: number;
+}
+
+/**
+ * What the start-up sweep covered. A socket that closes with no per-socket
+ * state comes flagged pre-existing (the kernel cannot tell): if it closed
+ * after the sweep, in a namespace the sweep walked (every socket there got
+ * state) or in one that did not exist then, it was opened since, and its
+ * opening changes went unseen.
+ */
+export interface StartSweep {
+  /** CLOCK_MONOTONIC ns (the kernel's bpf_ktime_get_ns) when the sweep ended. */
+  endNs: bigint;
+  /** Network namespaces (inode) whose sockets the sweep walked. */
+  walked: ReadonlySet<number>;
+  /** Every network namespace found at start, walked or not. */
+  listed: ReadonlySet<number>;
 }
 
 interface Counters {
@@ -157,7 +175,8 @@ export class TcpConnectionTracker {
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, tracked: 0 };
+  private startSweep?: StartSweep;
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
 
@@ -181,6 +200,17 @@ export class TcpConnectionTracker {
       default:
         return;
     }
+  }
+
+  /** After the start-up sweep's records went to onSnapshot(): what it covered. */
+  setStartSweep(sweep: StartSweep): void {
+    this.startSweep = sweep;
+  }
+
+  /** A close flagged pre-existing that cannot be: see StartSweep. */
+  private openedSinceStart(rec: ConnRecord): boolean {
+    const s = this.startSweep;
+    return s !== undefined && rec.tsNs > s.endNs && (s.walked.has(rec.netns) || !s.listed.has(rec.netns));
   }
 
   /**
@@ -352,9 +382,15 @@ export class TcpConnectionTracker {
       flow = this.flowOf(rec);
       // Neither its open record nor a walk came. Open before the agent
       // attached and closed before the first walk: its baseline is unknown,
-      // count the close, not its bytes. Otherwise its open record was lost:
-      // all of it is new, straight into the flow's totals.
-      if ((rec.flags & ConnFlags.PreExisting) === 0) {
+      // count the close, not its bytes. Otherwise its open record was lost
+      // (or its opening changes unseen: see StartSweep): all of it is new,
+      // straight into the flow's totals.
+      let isNew = (rec.flags & ConnFlags.PreExisting) === 0;
+      if (!isNew && this.openedSinceStart(rec)) {
+        isNew = true;
+        this.stats.opensUnseen++;
+      }
+      if (isNew) {
         this.opened(flow, rec);
         const f = this.touch(flow);
         f.sent += payloadSent(rec);

@@ -266,3 +266,21 @@ test('packed ring-buffer batches are read in place, with the same result as deco
   assert.deepEqual(bySeries(packed.collect(0)), ['curl=7', 'wget=8']);
   assert.deepEqual(bySeries(decoded.collect(0)), ['curl=7', 'wget=8']);
 });
+
+test('a close flagged pre-existing after the start-up sweep, in a namespace it walked or one new since, was opened unseen: counted opened, with its bytes', () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  t.setStartSweep({ endNs: 1_000n, walked: new Set([11]), listed: new Set([11, 12]) });
+  const closeOf = (netns: number, tsNs: bigint): ConnRecord =>
+    rec({ cookie: nextCookie++, kind: ConnEventKind.Close, flags: ConnFlags.PreExisting, netns, tsNs, bytesSent: 100, segsOut: 3 });
+  t.onEvent(closeOf(11, 2_000n)); // walked at start, closed after: opened since
+  t.onEvent(closeOf(13, 2_000n)); // a namespace that did not exist at start
+  t.onEvent(closeOf(12, 2_000n)); // listed but not walked (no CAP_SYS_ADMIN): may be older than the agent
+  t.onEvent(closeOf(11, 500n)); // closed while the sweep ran: may have been missed by it
+  const b = t.collect(0);
+  assert.equal(sum(b, 'tcp_connections_closed'), 4);
+  assert.equal(sum(b, 'tcp_connections_opened'), 2);
+  assert.equal(sum(b, 'tcp_bytes_sent'), 200);
+  assert.equal(sum(b, 'tcp_segments_sent'), 6);
+  assert.equal(t.stats.opensUnseen, 2);
+});

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinuxHasType } from '../../native/bpf';
 import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, writeComm, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
 import { listNetworkNamespaces } from '../../flows/netns';
+import type { StartSweep } from '../../flows/tcp-tracker';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
@@ -181,8 +182,10 @@ export class TcpProbes {
    * They get per-socket state, so snapshot() finds them from then on.
    * Listeners come back too (their owners teach the kernel who accepts).
    */
-  sweepExisting(logger: Logger): ConnRecord[] {
+  sweepExisting(logger: Logger): { records: ConnRecord[] } & StartSweep {
     const out: ConnRecord[] = [];
+    const walked = new Set<number>();
+    const listed = new Set<number>();
     // The agent's own namespace is walked where it runs: no setns(), which needs CAP_SYS_ADMIN.
     let own: number | undefined;
     try {
@@ -192,8 +195,10 @@ export class TcpProbes {
     }
     const denied: string[] = [];
     for (const [ino, nsPath] of listNetworkNamespaces()) {
+      listed.add(ino);
       try {
         appendAll(out, decodeConnRecords(ino === own ? this.obj.readIterator('dump_tcp') : this.obj.readIterator('dump_tcp', nsPath)));
+        walked.add(ino);
       } catch (e) {
         if ((e as { code?: unknown }).code === 'EPERM') denied.push(nsPath);
         else logger.warn({ err: e, netns: ino, path: nsPath }, 'cannot walk the sockets of a network namespace: its connections from before the agent started are not seen until they close');
@@ -206,7 +211,7 @@ export class TcpProbes {
         `cannot enter ${denied.length} other network namespace(s) without CAP_SYS_ADMIN: their connections from before the agent started are counted only from their close; new connections everywhere are tracked as usual`,
       );
     }
-    return out;
+    return { records: out, walked, listed, endNs: process.hrtime.bigint() };
   }
 
   udpFlows(): UdpFlowRecord[] {

@@ -49,6 +49,7 @@ export class EbpfTcpReceiver {
   private lastKernel?: KernelCounters;
   private reportedSnapshotRecords = 0;
   private lastRecursionMisses = 0;
+  private reportedRecovered = { close: 0, open: 0 };
   private collecting?: Promise<void>;
   readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, logRecords: 0, collections: 0, lastCollectionUs: 0 };
   private readonly clock = new KtimeClock();
@@ -95,10 +96,12 @@ export class EbpfTcpReceiver {
       probes.startEvents((batch) => this.onEvents(batch), { maxLatencyMs: 50 });
       // Connections already open: baseline now, so the open-connection gauge
       // is right from the first interval and old traffic is not counted as new.
-      const initial = this.resolveOwners(probes.sweepExisting(this.logger));
+      const sweep = probes.sweepExisting(this.logger);
+      const initial = this.resolveOwners(sweep.records);
       this.stats.snapshotRecords += initial.length;
       await probes.flushEvents();
       this.tcp.onSnapshot(initial);
+      this.tcp.setStartSweep(sweep);
       this.udp.onDump(probes.udpFlows());
       this.lastKernel = probes.kernelCounters();
     } catch (e) {
@@ -233,6 +236,12 @@ export class EbpfTcpReceiver {
     const snap = this.stats.snapshotRecords - this.reportedSnapshotRecords;
     this.reportedSnapshotRecords = this.stats.snapshotRecords;
     if (snap > 0) out.push({ metric: 'flowtel_ebpf_records', value: snap, attributes: { ...attrs, kind: 'snapshot' } });
+    // Connection changes no program ran for, made up in user space: a close
+    // from the walks (the socket is gone), an opening at its close.
+    const { staleRemoved, opensUnseen } = this.tcp.stats;
+    if (staleRemoved > this.reportedRecovered.close) out.push({ metric: 'flowtel_ebpf_recovered', value: staleRemoved - this.reportedRecovered.close, attributes: { ...attrs, reason: 'close_unseen' } });
+    if (opensUnseen > this.reportedRecovered.open) out.push({ metric: 'flowtel_ebpf_recovered', value: opensUnseen - this.reportedRecovered.open, attributes: { ...attrs, reason: 'open_unseen' } });
+    this.reportedRecovered = { close: staleRemoved, open: opensUnseen };
     out.push({ metric: 'flowtel_tracked_connections', value: this.tcp.stats.tracked, attributes: attrs });
     return out;
   }
