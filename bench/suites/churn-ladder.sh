@@ -62,7 +62,10 @@ agent_counts() { # file -> JSON of flowtel's counts for this flow
     --argjson sa "$(series_sum "$f" flowtel_ebpf_dropped_total reason=storage_alloc_failed)" \
     --argjson rec "$(series_sum "$f" flowtel_ebpf_dropped_total reason=program_recursion)" \
     --argjson ev "$(series_sum "$f" flowtel_ebpf_records_total kind=event)" \
-    '{opened_out: $oo, closed_out: $co, opened_in: $oi, closed_in: $ci, failures: $fl, dropped_ringbuf: $rb, dropped_storage: $sa, dropped_recursion: $rec, event_records: $ev}'
+    --argjson rcc "$(series_sum "$f" flowtel_ebpf_recovered_total reason=close_unseen)" \
+    --argjson rco "$(series_sum "$f" flowtel_ebpf_recovered_total reason=open_unseen)" \
+    '{opened_out: $oo, closed_out: $co, opened_in: $oi, closed_in: $ci, failures: $fl, dropped_ringbuf: $rb, dropped_storage: $sa, dropped_recursion: $rec, event_records: $ev,
+      recovered_close: $rcc, recovered_open: $rco}'
 }
 
 for rate in "${RATES[@]}"; do
