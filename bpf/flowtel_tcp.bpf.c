@@ -324,10 +324,10 @@ static __always_inline struct flowtel_conn *reserve(void)
 	return c;
 }
 
-static __always_inline void listener_key_of(struct listener_key *k, const struct sock *sk)
+static __always_inline void listener_key_of(struct listener_key *k, const struct sock *sk, __u16 port)
 {
 	k->netns = sock_netns(sk);
-	k->port = sk->__sk_common.skc_num;
+	k->port = port;
 	k->family = 0; /* one listener per port and netns is the common case; v4/v6 share */
 }
 
@@ -455,7 +455,7 @@ int BPF_PROG(set_state_spare, struct sock *sk, int oldstate, int newstate)
 }
 
 /*
- * Per-socket state for a connection whose opening changes we did not see
+ * Per-socket state for a connection whose opening changes no program
  * handled. `direction`: FLOWTEL_DIR_INCOMING (a child of a listener: it gets
  * the listener's owner), FLOWTEL_DIR_OUTGOING (its connect() was missed, so
  * no owner: we are not in its context), or FLOWTEL_DIR_UNKNOWN (incoming if a
@@ -466,8 +466,7 @@ static __always_inline struct sock_info *adopt(struct sock *sk, __u16 lport, __u
 	struct listener_info *li = 0;
 	if (direction != FLOWTEL_DIR_OUTGOING) {
 		struct listener_key k = {};
-		k.netns = sock_netns(sk);
-		k.port = lport;
+		listener_key_of(&k, sk, lport);
 		li = bpf_map_lookup_elem(&listeners, &k);
 		if (direction == FLOWTEL_DIR_UNKNOWN)
 			direction = li ? FLOWTEL_DIR_INCOMING : FLOWTEL_DIR_OUTGOING;
@@ -541,7 +540,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		/* listen(): we are in the caller's process. */
 		struct listener_key k = {};
 		struct listener_info li = {};
-		listener_key_of(&k, sk);
+		listener_key_of(&k, sk, sk->__sk_common.skc_num);
 		li.pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(li.comm, sizeof(li.comm));
 		if (bpf_map_update_elem(&listeners, &k, &li, BPF_ANY))
@@ -551,7 +550,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 
 	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
 		struct listener_key k = {};
-		listener_key_of(&k, sk);
+		listener_key_of(&k, sk, sk->__sk_common.skc_num);
 		bpf_map_delete_elem(&listeners, &k);
 		return 0;
 	}
