@@ -65,7 +65,7 @@ struct sock_info {
 	__u8 direction;
 	__u8 flags;
 	__u16 lport;           /* local port, kept at ESTABLISHED: the kernel releases it before the close tracepoint */
-	__u8 _pad[4];
+	__u32 ino;             /* the socket's inode, read once for a socket with no known owner (sockfs inodes are 32-bit) */
 	char comm[FLOWTEL_COMM_LEN];
 };
 
@@ -626,16 +626,28 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 }
 
 static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *sk, __u8 state,
-					 const struct sock_info *si)
+					 struct sock_info *si)
 {
 	c->kind = state == TCP_LISTEN ? FLOWTEL_EV_LISTENER : FLOWTEL_EV_SNAPSHOT;
 	c->ts_ns = bpf_ktime_get_ns();
 	c->cookie = bpf_get_socket_cookie(sk);
 	c->state = state;
 	c->netns = sock_netns(sk);
-	/* The inode is how user space finds an owner in /proc: only needed when we know none (four dependent loads saved per socket). */
-	if (!si || !si->pid)
-		c->ino = sock_ino(sk);
+	/*
+	 * The inode is how user space finds an owner in /proc: only needed when
+	 * we know none (four dependent loads saved per socket), and read once
+	 * (two cache misses and two helper calls per walk of every socket that
+	 * was open before the agent, for as long as it stays open).
+	 */
+	if (!si || !si->pid) {
+		__u64 ino = si ? si->ino : 0;
+		if (!ino) {
+			ino = sock_ino(sk);
+			if (si && ino == (__u32)ino)
+				si->ino = ino;
+		}
+		c->ino = ino;
+	}
 	fill_addrs(c, sk);
 	/*
 	 * A socket on its way to TCP_CLOSE (the server end of a connection it
