@@ -284,3 +284,61 @@ test('a close flagged pre-existing after the start-up sweep, in a namespace it w
   assert.equal(sum(b, 'tcp_segments_sent'), 6);
   assert.equal(t.stats.opensUnseen, 2);
 });
+
+test('packed walks read in the order of the last one count the same as walks in any order, with sockets new, closed and gone in between', () => {
+  // A small deterministic PRNG: the same walks every run.
+  let seed = 12345;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const pack = (recs: ConnRecord[]): Buffer => {
+    const buf = Buffer.alloc(recs.length * CONN_RECORD_SIZE);
+    recs.forEach((r, i) => encodeConnRecord(r, buf, i * CONN_RECORD_SIZE));
+    return buf;
+  };
+  const walkPacked = (t: TcpConnectionTracker, recs: ConnRecord[], chunk: number): void => {
+    const w = t.beginPackedWalk();
+    for (let i = 0; i < recs.length; i += chunk) w.chunk(pack(recs.slice(i, i + chunk)));
+    w.end();
+  };
+  const totals = (b: MeasurementBatch): string[] =>
+    b.measurements
+      .filter((m) => ['tcp_bytes_sent', 'tcp_bytes_received', 'tcp_connections', 'tcp_connections_opened', 'tcp_connections_closed'].includes(m.metric))
+      .map((m) => `${m.metric}:${m.attributes['destination.port']}=${m.value}`)
+      .sort();
+  // The kernel's order: new sockets at the head, closed ones leave, the rest keep their order.
+  let open: { r: ConnRecord }[] = [];
+  const inOrder = new TcpConnectionTracker();
+  const shuffled = new TcpConnectionTracker();
+  const decoded = new TcpConnectionTracker();
+  const trackers = [inOrder, shuffled, decoded];
+  for (let round = 0; round < 12; round++) {
+    // Some connections close with a close event, some vanish (no event), some open.
+    const closes: ConnRecord[] = [];
+    open = open.filter(({ r }) => {
+      const x = rand(10);
+      if (x === 0) closes.push({ ...r, kind: ConnEventKind.Close, bytesSent: r.bytesSent + 5 });
+      return x > 1;
+    });
+    const fresh = 5 + rand(40);
+    for (let k = 0; k < fresh; k++) {
+      open.unshift({ r: rec({ cookie: nextCookie++, dport: 8000 + rand(4), sport: 30000 + rand(20000), bytesSent: 0, bytesReceived: 0, segsOut: 1, segsIn: 1 }) });
+    }
+    for (const o of open) o.r = { ...o.r, bytesSent: o.r.bytesSent + rand(1000), bytesReceived: o.r.bytesReceived + rand(3), segsOut: o.r.segsOut + 1, segsIn: o.r.segsIn + 1 };
+    for (const t of trackers) for (const c of closes) t.onEvent(c);
+    const walk = open.map((o) => o.r);
+    walkPacked(inOrder, walk, 1 + rand(64));
+    const mixed = [...walk];
+    for (let i = mixed.length - 1; i > 0; i--) {
+      const j = rand(i + 1);
+      [mixed[i], mixed[j]] = [mixed[j]!, mixed[i]!];
+    }
+    walkPacked(shuffled, mixed, 7);
+    decoded.onSnapshot(walk);
+    const want = totals(decoded.collect(round));
+    assert.ok(want.length > 0);
+    assert.deepEqual(totals(inOrder.collect(round)), want, `round ${round}: in the kernel's order`);
+    assert.deepEqual(totals(shuffled.collect(round)), want, `round ${round}: shuffled`);
+  }
+});
