@@ -8,6 +8,7 @@
         "src/libbpf_log.cc",
         "src/bpf_object.cc",
         "src/ringbuf_reader.cc",
+        "src/iterator_walk.cc",
         "src/packet_socket.cc",
         "src/netlink_socket.cc"
       ],

@@ -20,6 +20,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "libbpf_log.h"
+#include "iterator_walk.h"
 #include "ringbuf_reader.h"
 
 namespace flowtel {
@@ -82,6 +83,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
           InstanceMethod<&BpfObject::IsClosed>("isClosed"),
           InstanceMethod<&BpfObject::ReadIterator>("readIterator"),
           InstanceMethod<&BpfObject::DrainIterator>("drainIterator"),
+          InstanceMethod<&BpfObject::WalkIterator>("walkIterator"),
           InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
           InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
@@ -431,6 +433,9 @@ void BpfObject::CloseImpl() {
   std::set<RingBufferReader*> readers;
   readers.swap(readers_);
   for (RingBufferReader* r : readers) r->StopFromOwner();
+  std::set<IteratorWalk*> walks;
+  walks.swap(walks_);
+  for (IteratorWalk* w : walks) w->AbortFromOwner();  // before the maps and links go
   DetachAllImpl();
   bpf_object__close(obj_);
   obj_ = nullptr;
@@ -550,6 +555,24 @@ int BpfObject::IterLinkFd(Napi::Env env, const std::string& prog, const char* wh
 // calls onChunk(bytes) per chunk with a Uint8Array over the chunk's memory (no copy;
 // detached when the call returns, so a view kept by mistake reads as empty)
 // and returns the number of records.
+BpfObject::ChunkedIterator BpfObject::RequireChunkedIterator(Napi::Env env, const std::string& prog, const std::string& chunk_name,
+                                                              const std::string& count_name, const char* what) {
+  ChunkedIterator it;
+  it.link_fd = IterLinkFd(env, prog, what);
+  it.chunk = RequireLoadedMap(env, chunk_name);
+  it.count = RequireLoadedMap(env, count_name);
+  if (bpf_map__type(it.chunk) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(it.chunk) & BPF_F_MMAPABLE))
+    ThrowCode(env, "ERR_BPF_STATE", std::string(what) + ": '" + chunk_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+  if (bpf_map__type(it.count) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(it.count) != 4)
+    ThrowCode(env, "ERR_BPF_STATE", std::string(what) + ": '" + count_name + "' is not an array map of __u32 (" + Where() + ")");
+  it.record_size = bpf_map__value_size(it.chunk);
+  it.capacity = bpf_map__max_entries(it.chunk);
+  const size_t len_bytes = it.record_size * it.capacity;
+  const long page = sysconf(_SC_PAGESIZE);
+  it.mapped = (len_bytes + page - 1) / page * page;
+  return it;
+}
+
 Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = ArgString(info, 0, "prog");
@@ -560,18 +583,13 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
     if (!info[3].IsFunction()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "drainIterator: onChunk must be a function");
     on_chunk = info[3].As<Napi::Function>();
   }
-  int link_fd = IterLinkFd(env, name, "drainIterator");
-  bpf_map* chunk = RequireLoadedMap(env, chunk_name);
-  bpf_map* count = RequireLoadedMap(env, count_name);
-  if (bpf_map__type(chunk) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(chunk) & BPF_F_MMAPABLE))
-    ThrowCode(env, "ERR_BPF_STATE", "drainIterator: '" + chunk_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
-  if (bpf_map__type(count) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(count) != 4)
-    ThrowCode(env, "ERR_BPF_STATE", "drainIterator: '" + count_name + "' is not an array map of __u32 (" + Where() + ")");
-  const size_t rec = bpf_map__value_size(chunk);
-  const uint32_t capacity = bpf_map__max_entries(chunk);
-  const size_t len_bytes = (size_t)rec * capacity;
-  const long page = sysconf(_SC_PAGESIZE);
-  const size_t mapped = (len_bytes + page - 1) / page * page;
+  const ChunkedIterator it = RequireChunkedIterator(env, name, chunk_name, count_name, "drainIterator");
+  const int link_fd = it.link_fd;
+  bpf_map* chunk = it.chunk;
+  bpf_map* count = it.count;
+  const size_t rec = it.record_size;
+  const uint32_t capacity = it.capacity;
+  const size_t mapped = it.mapped;
 
   // Everything below is released on every way out, a JS exception from onChunk included.
   struct Resources {
@@ -593,18 +611,10 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
 
   size_t cap = 0, len = 0;
   uint64_t records = 0;
-  const uint32_t zero = 0;
-  int empty_retries = 0;
-  uint8_t scratch[256];
+  ChunkReader reader(r.fd, bpf_map__fd(count), capacity);
   for (;;) {
-    if (bpf_map_update_elem(bpf_map__fd(count), &zero, &zero, BPF_ANY))
-      ThrowErrno(env, errno, "drainIterator('" + name + "'): resetting the record count in " + Where());
-    ssize_t n = read(r.fd, scratch, sizeof scratch);
-    int read_err = n < 0 ? errno : 0;
     uint32_t got = 0;
-    if (bpf_map_lookup_elem(bpf_map__fd(count), &zero, &got))
-      ThrowErrno(env, errno, "drainIterator('" + name + "'): reading the record count in " + Where());
-    got = std::min(got, capacity);
+    const ChunkReader::Next next = reader.Read(&got);
     size_t bytes = (size_t)got * rec;
     records += got;
     if (bytes > 0 && !on_chunk.IsEmpty()) {
@@ -628,18 +638,9 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
       memcpy(r.out + len, r.mem, bytes);
       len += bytes;
     }
-    if (n >= 0) {
-      if (n == 0) break;  // the walk is over
-      continue;           // the program wrote to the seq_file: not this protocol's, ignored
-    }
-    if (read_err == EINTR) continue;
-    if (read_err != EAGAIN) ThrowErrno(env, read_err, "reading BPF iterator '" + name + "' in " + Where());
-    // EAGAIN: the chunk was full (or the kernel's cap of objects per read()
-    // was reached). One that came back empty means no progress: give up
-    // rather than spin.
-    if (got == 0 && ++empty_retries > 3)
-      ThrowErrno(env, EAGAIN, "drainIterator('" + name + "'): no progress (EAGAIN with an empty chunk) in " + Where());
-    if (got > 0) empty_retries = 0;
+    if (next == ChunkReader::Next::kDone) break;
+    if (next == ChunkReader::Next::kFailed)
+      ThrowErrno(env, reader.err(), "drainIterator('" + name + "'): " + reader.step() + " in " + Where());
   }
   if (!on_chunk.IsEmpty()) return Napi::Number::New(env, (double)records);
   uint8_t* out = r.out;
@@ -650,6 +651,40 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
     cap = 1;
   }
   return OwnedBuffer(env, out, len, cap);
+}
+
+// walkIterator(prog, chunkMap, countMap, onChunk): the walk of drainIterator
+// on a native thread: onChunk(bytes) gets each chunk (a Uint8Array valid only
+// during the call) while the kernel fills the next one. Returns a Promise of
+// the number of records; rejected with what onChunk threw (the walk stops),
+// with the failed call's errno, or with ERR_BPF_CLOSED when the object is
+// closed during the walk.
+Napi::Value BpfObject::WalkIterator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "prog");
+  std::string chunk_name = ArgString(info, 1, "chunkMap");
+  std::string count_name = ArgString(info, 2, "countMap");
+  if (info.Length() < 4 || !info[3].IsFunction()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "walkIterator: onChunk must be a function");
+  const ChunkedIterator it = RequireChunkedIterator(env, name, chunk_name, count_name, "walkIterator");
+  IteratorWalk::Params p;
+  p.prog = name;
+  p.where = Where();
+  p.count_fd = bpf_map__fd(it.count);
+  p.record_size = it.record_size;
+  p.capacity = it.capacity;
+  p.chunk_mapped = it.mapped;
+  void* mem = mmap(nullptr, it.mapped, PROT_READ, MAP_SHARED, bpf_map__fd(it.chunk), 0);
+  if (mem == MAP_FAILED) ThrowErrno(env, errno, "walkIterator: mmap of '" + chunk_name + "' in " + Where());
+  p.chunk = (const uint8_t*)mem;
+  p.iter_fd = bpf_iter_create(it.link_fd);
+  if (p.iter_fd < 0) {
+    int err = errno;
+    munmap(mem, it.mapped);
+    ThrowErrno(env, err, "bpf_iter_create for program '" + name + "' in " + Where());
+  }
+  Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+  IteratorWalk::Start(env, this, info.This().As<Napi::Object>(), std::move(p), info[3].As<Napi::Function>(), deferred);
+  return deferred.Promise();
 }
 
 Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo& info) {

@@ -15,6 +15,7 @@ struct bpf_link;
 namespace flowtel {
 
 class RingBufferReader;
+class IteratorWalk;
 
 class BpfObject : public Napi::ObjectWrap<BpfObject> {
  public:
@@ -27,6 +28,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   const std::string& path() const { return path_; }
   void AddReader(RingBufferReader* r) { readers_.insert(r); }
   void RemoveReader(RingBufferReader* r) { readers_.erase(r); }
+  // For IteratorWalk: walks in progress, stopped when the object closes.
+  void AddWalk(IteratorWalk* w) { walks_.insert(w); }
+  void RemoveWalk(IteratorWalk* w) { walks_.erase(w); }
   // For PacketSocket (SO_ATTACH_BPF): the fd of a loaded program. The socket
   // holds its own reference to the program, so it outlives close().
   int RequireLoadedProgramFd(Napi::Env env, const std::string& name);
@@ -48,6 +52,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value IsClosed(const Napi::CallbackInfo& info);
   Napi::Value ReadIterator(const Napi::CallbackInfo& info);
   Napi::Value DrainIterator(const Napi::CallbackInfo& info);
+  Napi::Value WalkIterator(const Napi::CallbackInfo& info);
   Napi::Value MapLookup(const Napi::CallbackInfo& info);
   void MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
@@ -64,6 +69,17 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bpf_map* FindMap(Napi::Env env, const std::string& name) const;
   std::string Where() const;  // "'<path>'" for messages
   int IterLinkFd(Napi::Env env, const std::string& prog, const char* what);
+  struct ChunkedIterator {
+    int link_fd;
+    bpf_map* chunk;
+    bpf_map* count;
+    size_t record_size;
+    uint32_t capacity;
+    size_t mapped;  // the chunk map's size, in whole pages
+  };
+  // Checks the maps of a chunked iterator (drainIterator, walkIterator).
+  ChunkedIterator RequireChunkedIterator(Napi::Env env, const std::string& prog, const std::string& chunk_map,
+                                         const std::string& count_map, const char* what);
 
   bpf_object* obj_ = nullptr;
   std::string path_;
@@ -71,6 +87,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bool closed_ = false;
   std::map<std::string, bpf_link*> links_;  // program name -> link
   std::set<RingBufferReader*> readers_;
+  std::set<IteratorWalk*> walks_;
 };
 
 }  // namespace flowtel

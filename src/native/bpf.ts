@@ -351,6 +351,26 @@ export class BpfObject {
     );
   }
 
+  /**
+   * The same walk, with the kernel's part on a native thread: `onChunk` runs
+   * on this thread for each chunk (a Buffer over a copy, valid only during
+   * the call) while the kernel walks on and fills the next chunk, so the two
+   * overlap and the event loop is free while the kernel walks. At most two
+   * chunks wait for `onChunk` at a time. Resolves to the number of records.
+   * An exception thrown by `onChunk` ends the walk and rejects the promise;
+   * closing the object during a walk rejects it with ERR_BPF_CLOSED.
+   */
+  async walkIteratorChunks(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Buffer) => void): Promise<number> {
+    const pending = call(() =>
+      this.raw.walkIterator(prog, chunkMap, countMap, (u8) => onChunk(Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength))),
+    );
+    try {
+      return await pending;
+    } catch (e) {
+      throw toBpfError(e);
+    }
+  }
+
   /** null if the key is absent. Per-CPU maps: all CPUs' values concatenated (8-byte aligned each). */
   mapLookup(map: string, key: Buffer): Buffer | null {
     return call(() => this.raw.mapLookup(map, key));

@@ -77,6 +77,13 @@ export interface RawBpfObject {
   drainIterator(prog: string, chunkMap: string, countMap: string): Buffer;
   /** The same, handing each chunk to `onChunk` as a view that is detached when the call returns; returns the number of records. */
   drainIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array) => void): number;
+  /**
+   * The same walk on a native thread: `onChunk` gets a copy of each chunk (a
+   * view detached when the call returns) while the kernel fills the next.
+   * Resolves to the number of records; rejects with what onChunk threw, a
+   * failed call's errno, or ERR_BPF_CLOSED if the object closed meanwhile.
+   */
+  walkIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array) => void): Promise<number>;
   mapLookup(map: string, key: Buffer): Buffer | null;
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(map: string, key: Buffer): boolean;

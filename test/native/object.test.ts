@@ -336,6 +336,65 @@ describe('BpfObject loaded', () => {
     }
   });
 
+  it('walkIteratorChunks: the walk on a native thread, every element once, each chunk a view detached after its call; a throwing consumer rejects and stops it', async () => {
+    const N = 50;
+    for (let i = 0; i < N; i++) obj.mapUpdate('kv', u32(4000 + i), u64(i * 17));
+    try {
+      obj.attachIter('drain_kv', 'kv');
+      await assert.rejects(
+        obj.walkIteratorChunks('drain_kv', 'kv', 'kv_chunk_count', () => undefined),
+        isBpfError('ERR_BPF_STATE', /BPF_F_MMAPABLE/),
+      );
+      for (let round = 0; round < 2; round++) {
+        const sizes: number[] = [];
+        const kept: Buffer[] = [];
+        const got = new Map<number, bigint>();
+        const walked = obj.walkIteratorChunks('drain_kv', 'kv_chunk', 'kv_chunk_count', (chunk) => {
+          sizes.push(chunk.length / 16);
+          kept.push(chunk);
+          for (let o = 0; o < chunk.length; o += 16) {
+            assert.equal(chunk.readUInt32LE(o + 4), 0xf10e7e1);
+            assert.equal(got.has(chunk.readUInt32LE(o)), false, 'each element once');
+            got.set(chunk.readUInt32LE(o), chunk.readBigUInt64LE(o + 8));
+          }
+        });
+        assert.equal(sizes.length, 0, 'chunks come on later turns of the event loop, not during the call');
+        const total = await walked;
+        assert.equal(total, N, `round ${round}`);
+        assert.ok(sizes.length >= Math.ceil(N / 7) && sizes.every((k) => k >= 1 && k <= 7), `chunks of ${sizes.join(', ')}`);
+        for (let i = 0; i < N; i++) assert.equal(got.get(4000 + i), BigInt(i * 17));
+        assert.ok(kept.every((b) => b.length === 0), 'a chunk kept past its call reads as empty');
+      }
+      let calls = 0;
+      await assert.rejects(
+        obj.walkIteratorChunks('drain_kv', 'kv_chunk', 'kv_chunk_count', () => {
+          calls++;
+          throw new Error('consumer failed');
+        }),
+        /consumer failed/,
+      );
+      assert.equal(calls, 1, 'no chunk is handed over after the consumer threw');
+      assert.equal((await obj.walkIteratorChunks('drain_kv', 'kv_chunk', 'kv_chunk_count', () => undefined)), N, 'the next walk is whole');
+    } finally {
+      obj.detach('drain_kv');
+      for (let i = 0; i < N; i++) obj.mapDelete('kv', u32(4000 + i));
+    }
+  });
+
+  it('walkIteratorChunks: closing the object during a walk rejects it with ERR_BPF_CLOSED, hands over no more chunks and leaves nothing running', async () => {
+    const own = openFixture();
+    own.load();
+    const N = 200;
+    for (let i = 0; i < N; i++) own.mapUpdate('kv', u32(5000 + i), u64(i));
+    own.attachIter('drain_kv', 'kv');
+    let calls = 0;
+    const walked = own.walkIteratorChunks('drain_kv', 'kv_chunk', 'kv_chunk_count', () => calls++);
+    own.close();
+    await assert.rejects(walked, isBpfError('ERR_BPF_CLOSED', /closed during the walk/));
+    assert.equal(calls, 0);
+    assert.equal(own.closed, true);
+  });
+
   it('readIterator walks another network namespace when given its path', async (t) => {
     if (!existsSync('/usr/bin/unshare')) {
       t.skip('unshare(1) not installed');

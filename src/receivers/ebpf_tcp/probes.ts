@@ -169,11 +169,12 @@ export class TcpProbes {
 
   /**
    * The same walk as the kernel hands it over: packed flowtel_conn records,
-   * a chunk at a time (each Buffer is valid only during its call). Returns
-   * the number of records.
+   * a chunk at a time (each Buffer is valid only during its call), on later
+   * turns of the event loop while the kernel walks on (a native thread).
+   * Resolves to the number of records.
    */
-  walkOpenConnections(onChunk: (chunk: Buffer) => void): number {
-    return this.obj.drainIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk);
+  walkOpenConnections(onChunk: (chunk: Buffer) => void): Promise<number> {
+    return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk);
   }
 
   /**

@@ -51,6 +51,8 @@ export class EbpfTcpReceiver {
   private lastRecursionMisses = 0;
   private reportedRecovered = { close: 0, open: 0 };
   private collecting?: Promise<void>;
+  /** Ring-buffer batches that came during a walk (copies), read once it is over. */
+  private heldEvents?: Buffer[];
   readonly stats: ReceiverStats = { eventRecords: 0, snapshotRecords: 0, kernelFiltered: 0, logRecords: 0, collections: 0, lastCollectionUs: 0 };
   private readonly clock = new KtimeClock();
   private readonly domains?: FlowDomainAnnotator;
@@ -144,16 +146,22 @@ export class EbpfTcpReceiver {
     await Promise.all([probes.flushEvents(), this.names?.active ? this.names.settle() : undefined]);
     const walk = this.tcp.beginPackedWalk((fresh) => this.resolveOwners(fresh));
     let sockets: number;
+    // The kernel walks on a thread while its chunks are read here; ring-buffer
+    // records that come meanwhile wait until the walk is over, so a close is
+    // never read before a walk record of its socket taken earlier.
+    this.heldEvents = [];
     try {
-      sockets = probes.walkOpenConnections((chunk) => walk.chunk(chunk));
+      sockets = await probes.walkOpenConnections((chunk) => walk.chunk(chunk));
     } catch (e) {
       walk.abort();
+      this.releaseHeldEvents();
       throw e;
     }
     walk.end();
     this.stats.snapshotRecords += sockets;
     // Every record written before the kernel knew those listeners' owners has been read (the flush above).
     this.earlyListenerOwners = undefined;
+    this.releaseHeldEvents();
     const batch = this.tcp.collect(Date.now());
     const udp = this.udp.onDump(probes.udpFlows());
     probes.deleteUdpFlows(udp.expired);
@@ -188,9 +196,19 @@ export class EbpfTcpReceiver {
   }
 
   private onEvents(batch: Buffer): void {
+    if (this.heldEvents) {
+      this.heldEvents.push(Buffer.from(batch)); // the reader's buffer is reused after this call
+      return;
+    }
     this.earlyListenerOwners?.fill(batch);
     this.stats.eventRecords += this.tcp.onEventBatch(batch);
     this.sendConnectionEvents();
+  }
+
+  private releaseHeldEvents(): void {
+    const held = this.heldEvents;
+    this.heldEvents = undefined;
+    for (const b of held ?? []) this.onEvents(b);
   }
 
   /** The connection events of the records just handled, as log records (dropped when no logs pipeline listens). */
