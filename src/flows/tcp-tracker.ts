@@ -128,7 +128,6 @@ interface Flow extends Counters {
 }
 
 interface Tracked extends Counters {
-  cookie: number;
   flow: Flow;
   /** Its index in the last packed walk (walkOrder), or -1: not in it, or no longer tracked. */
   walkPos: number;
@@ -181,6 +180,8 @@ export class TcpConnectionTracker {
    * walkPos still says it is there (a connection no longer tracked has -1).
    */
   private walkOrder: (Tracked | undefined)[] = [];
+  /** The cookie of each of walkOrder (a number array keeps them unboxed: no heap number per connection). */
+  private walkOrderCookies: number[] = [];
   private readonly listeningPorts = new Set<string>();
   /** Interned flows; kept while a connection is tracked under them or they have totals to report. */
   private readonly flows = new SignatureTable<Flow>();
@@ -257,7 +258,9 @@ export class TcpConnectionTracker {
     /** Where each of `fresh` goes in `order` once it is tracked. */
     const freshAt: number[] = [];
     const prev = this.walkOrder;
+    const prevCookies = this.walkOrderCookies;
     const order: (Tracked | undefined)[] = [];
+    const cookies: number[] = [];
     let next = 0; // the index in `prev` where the next record's connection is expected
     return {
       chunk: (buf: Buffer): void => {
@@ -268,7 +271,7 @@ export class TcpConnectionTracker {
           if (cursor.kind !== ConnEventKind.Snapshot) continue;
           const cookie = cursor.cookie;
           let t = prev[next];
-          if (t !== undefined && t.cookie === cookie && t.walkPos === next) next++;
+          if (t !== undefined && prevCookies[next] === cookie && t.walkPos === next) next++;
           else {
             // A socket new since, or one gone: look it up, and go on from where it was.
             t = this.conns.get(cookie);
@@ -277,12 +280,14 @@ export class TcpConnectionTracker {
           if (t) {
             t.walkPos = order.length;
             order.push(t);
+            cookies.push(cookie);
             walk.add(cursor, t);
           } else {
             const off = i * CONN_RECORD_SIZE;
             fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
             freshAt.push(order.length);
             order.push(undefined); // filled at end()
+            cookies.push(cookie);
           }
         }
       },
@@ -295,6 +300,7 @@ export class TcpConnectionTracker {
           if (t) (t.walkPos = freshAt[k]!), (order[freshAt[k]!] = t);
         }
         this.walkOrder = order;
+        this.walkOrderCookies = cookies;
         walk.end();
       },
       abort: (): void => undefined,
@@ -516,7 +522,6 @@ export class TcpConnectionTracker {
     const flow = this.flowOf(rec);
     flow.conns++;
     const t: Tracked = {
-      cookie: rec.cookie,
       flow,
       walkPos: -1,
       sent: baseline.sent,
