@@ -167,6 +167,31 @@ export function closeFailureType(rec: ConnRecord): string | undefined {
   return ERRNO_NAMES.get(rec.err) ?? `errno_${rec.err}`;
 }
 
+/** The connections of one walk in its order, with their cookies; reused from walk to walk (see TcpConnectionTracker.walkOrder). */
+class WalkOrder {
+  /** Entries past `length` are undefined: nothing is kept alive by a walk that is over. */
+  readonly conns: (Tracked | undefined)[] = [];
+  /** Unboxed (a cookie is a double; an object field would box it). */
+  cookies = new Float64Array(1024);
+  length = 0;
+
+  set(i: number, t: Tracked | undefined, cookie: number): void {
+    if (i >= this.cookies.length) {
+      const grown = new Float64Array(this.cookies.length * 2);
+      grown.set(this.cookies);
+      this.cookies = grown;
+    }
+    this.conns[i] = t;
+    this.cookies[i] = cookie;
+  }
+
+  /** The walk wrote `n` entries: the rest, from an earlier and longer walk, are let go. */
+  truncate(n: number): void {
+    for (let i = n; i < this.conns.length; i++) this.conns[i] = undefined;
+    this.length = n;
+  }
+}
+
 export class TcpConnectionTracker {
   private readonly conns = new Map<number, Tracked>();
   /**
@@ -178,10 +203,13 @@ export class TcpConnectionTracker {
    * connection, which was most of the JavaScript side of a walk of 100k
    * sockets (two cache misses a lookup). An entry is trusted only when its
    * walkPos still says it is there (a connection no longer tracked has -1).
+   * Two of them, swapped per walk and written over in place: arrays built
+   * anew each walk are large objects that only a full collection frees (at
+   * 400k sockets, ~10 MB a walk, and V8 let the heap grow by hundreds of MB
+   * before collecting them).
    */
-  private walkOrder: (Tracked | undefined)[] = [];
-  /** The cookie of each of walkOrder (a number array keeps them unboxed: no heap number per connection). */
-  private walkOrderCookies: number[] = [];
+  private walkOrder = new WalkOrder();
+  private spareWalkOrder = new WalkOrder();
   private readonly listeningPorts = new Set<string>();
   /** Interned flows; kept while a connection is tracked under them or they have totals to report. */
   private readonly flows = new SignatureTable<Flow>();
@@ -258,36 +286,36 @@ export class TcpConnectionTracker {
     /** Where each of `fresh` goes in `order` once it is tracked. */
     const freshAt: number[] = [];
     const prev = this.walkOrder;
-    const prevCookies = this.walkOrderCookies;
-    const order: (Tracked | undefined)[] = [];
-    const cookies: number[] = [];
+    const prevConns = prev.conns;
+    const prevCookies = prev.cookies;
+    const prevLength = prev.length;
+    const order = this.spareWalkOrder;
+    let n = 0; // entries of `order` written
     let next = 0; // the index in `prev` where the next record's connection is expected
     return {
       chunk: (buf: Buffer): void => {
-        const n = Math.floor(buf.length / CONN_RECORD_SIZE);
+        const records = Math.floor(buf.length / CONN_RECORD_SIZE);
         const cursor = new ConnRecordCursor(buf);
-        for (let i = 0; i < n; i++) {
+        for (let i = 0; i < records; i++) {
           cursor.moveTo(i);
           if (cursor.kind !== ConnEventKind.Snapshot) continue;
           const cookie = cursor.cookie;
-          let t = prev[next];
+          let t = next < prevLength ? prevConns[next] : undefined;
           if (t !== undefined && prevCookies[next] === cookie && t.walkPos === next) next++;
           else {
             // A socket new since, or one gone: look it up, and go on from where it was.
             t = this.conns.get(cookie);
-            if (t !== undefined && t.walkPos >= 0 && prev[t.walkPos] === t) next = t.walkPos + 1;
+            if (t !== undefined && t.walkPos >= 0 && t.walkPos < prevLength && prevConns[t.walkPos] === t) next = t.walkPos + 1;
           }
           if (t) {
-            t.walkPos = order.length;
-            order.push(t);
-            cookies.push(cookie);
+            t.walkPos = n;
+            order.set(n++, t, cookie);
             walk.add(cursor, t);
           } else {
             const off = i * CONN_RECORD_SIZE;
             fresh.push(decodeConnRecord(Buffer.from(buf.subarray(off, off + CONN_RECORD_SIZE)), 0));
-            freshAt.push(order.length);
-            order.push(undefined); // filled at end()
-            cookies.push(cookie);
+            freshAt.push(n);
+            order.set(n++, undefined, cookie); // filled at end()
           }
         }
       },
@@ -297,10 +325,11 @@ export class TcpConnectionTracker {
           const rec = fresh[k]!;
           walk.add(rec);
           const t = this.conns.get(rec.cookie);
-          if (t) (t.walkPos = freshAt[k]!), (order[freshAt[k]!] = t);
+          if (t) (t.walkPos = freshAt[k]!), (order.conns[freshAt[k]!] = t);
         }
+        order.truncate(n);
         this.walkOrder = order;
-        this.walkOrderCookies = cookies;
+        this.spareWalkOrder = prev;
         walk.end();
       },
       abort: (): void => undefined,
