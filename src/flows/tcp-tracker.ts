@@ -71,6 +71,11 @@ export interface TcpTrackerStats {
   staleRemoved: number;
   /** Connections whose opening the kernel ran no program for: counted as opened at their close. */
   opensUnseen: number;
+  /**
+   * Connects a walk saw in SYN_SENT that then left the walks with no record
+   * of how they ended: counted as failures of error.type `unknown`.
+   */
+  failuresUnseen: number;
   tracked: number;
 }
 
@@ -131,12 +136,21 @@ interface Tracked extends Counters {
   flow: Flow;
   /** Its index in the last packed walk (walkOrder), or -1: not in it, or no longer tracked. */
   walkPos: number;
+  /**
+   * First seen by a walk while connecting (SYN_SENT): not counted as opened
+   * until it is known to have established (its open record, a walk that sees
+   * it established, or its close); a failed connect never opened.
+   */
+  openPending: boolean;
   seenGen: number;
   rttGen: number;
   /** Local and remote port of the record it was first seen in (a failed connect has no local port yet). */
   sport: number;
   dport: number;
 }
+
+/** include/net/tcp_states.h */
+const TCP_SYN_SENT = 2;
 
 const ZERO: Counters = { sent: 0, received: 0, segsOut: 0, segsIn: 0, retrans: 0 };
 
@@ -218,7 +232,7 @@ export class TcpConnectionTracker {
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, failuresUnseen: 0, tracked: 0 };
   private startSweep?: StartSweep;
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
@@ -350,8 +364,13 @@ export class TcpConnectionTracker {
         } else {
           // Opened since (its open record lost, or not read yet): everything it counted is new.
           t = this.track(rec, ZERO);
-          this.opened(t.flow, rec);
+          if (rec.state === TCP_SYN_SENT) t.openPending = true;
+          else this.opened(t.flow, rec);
         }
+      } else if (t.openPending && rec.state !== TCP_SYN_SENT) {
+        // Established since a walk saw it connecting, its open record lost.
+        t.openPending = false;
+        this.opened(t.flow, rec);
       }
       const active = this.addDelta(t, rec);
       t.seenGen = this.gen;
@@ -375,6 +394,13 @@ export class TcpConnectionTracker {
       for (const [cookie, t] of this.conns) {
         if (t.seenGen < this.gen - 1) {
           this.untrack(cookie, t);
+          if (t.openPending) {
+            // Last seen connecting, and no record of its end: its connect failed, how is lost.
+            this.samples.push({ metric: 'tcp_connection_failures', value: 1, attributes: this.errorAttributes(t.flow, 'unknown') });
+            this.touch(t.flow);
+            this.stats.failuresUnseen++;
+            continue;
+          }
           this.touch(t.flow).closed++;
           this.stats.staleRemoved++;
         }
@@ -436,7 +462,12 @@ export class TcpConnectionTracker {
   }
 
   private onOpen(rec: ConnRecord): void {
-    if (this.conns.has(rec.cookie)) return; // a walk saw it first and counted it
+    const seen = this.conns.get(rec.cookie);
+    if (seen) {
+      // A walk saw it first: counted then, or now if it was connecting then.
+      if (seen.openPending) (seen.openPending = false), this.opened(seen.flow, rec);
+      return;
+    }
     const t = this.track(rec, ZERO);
     this.opened(t.flow, rec);
     this.addDelta(t, rec);
@@ -447,6 +478,8 @@ export class TcpConnectionTracker {
     let flow: Flow;
     if (t) {
       flow = t.flow;
+      // Seen connecting by a walk, its open record lost: it did establish.
+      if (t.openPending) (t.openPending = false), this.opened(flow, rec);
       this.addDelta(t, rec);
       this.sampleRtt(t, rec);
       this.untrack(rec.cookie, t);
@@ -553,6 +586,7 @@ export class TcpConnectionTracker {
     const t: Tracked = {
       flow,
       walkPos: -1,
+      openPending: false,
       sent: baseline.sent,
       received: baseline.received,
       segsOut: baseline.segsOut,

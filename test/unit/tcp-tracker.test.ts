@@ -342,3 +342,69 @@ test('packed walks read in the order of the last one count the same as walks in 
     assert.deepEqual(totals(shuffled.collect(round)), want, `round ${round}: shuffled`);
   }
 });
+
+test('a connect a walk sees in SYN_SENT is counted opened only once it is known to have established; one that fails never opened', () => {
+  const SYN_SENT = 2;
+  const ESTABLISHED = 1;
+  const opened = (b: MeasurementBatch): number => sum(b, 'tcp_connections_opened');
+  const failures = (b: MeasurementBatch, type: string): number =>
+    b.measurements.filter((m) => m.metric === 'tcp_connection_failures' && m.attributes['error.type'] === type).reduce((a, m) => a + m.value, 0);
+  const connecting = (cookie: number): ConnRecord =>
+    rec({ cookie, state: SYN_SENT, sport: 40100, dport: 443, direction: ConnDirection.Outgoing, bytesSent: 0, bytesReceived: 0, segsOut: 1, segsIn: 0, srttUs: 0 });
+
+  // Failed: refused after the walk saw it connecting.
+  const failed = new TcpConnectionTracker();
+  const a = nextCookie++;
+  failed.onSnapshot([connecting(a)]);
+  let b = failed.collect(0);
+  assert.equal(opened(b), 0);
+  assert.equal(
+    b.measurements.filter((m) => m.metric === 'tcp_connections' && m.attributes['network.connection.state'] === 'syn_sent').reduce((x, m) => x + m.value, 0),
+    1,
+    'it is an open socket, connecting',
+  );
+  failed.onEvent(rec({ cookie: a, kind: ConnEventKind.Failed, state: 7, err: 111, sport: 0, dport: 443, direction: ConnDirection.Outgoing }));
+  b = failed.collect(1);
+  assert.equal(opened(b), 0);
+  assert.equal(sum(b, 'tcp_connections_closed'), 0);
+  assert.equal(failures(b, 'refused'), 1);
+
+  // Established: its open record, with its handshake time, counts it opened (once).
+  const est = new TcpConnectionTracker();
+  const c = nextCookie++;
+  est.onSnapshot([connecting(c)]);
+  assert.equal(opened(est.collect(0)), 0);
+  est.onEvent(rec({ cookie: c, kind: ConnEventKind.Open, state: ESTABLISHED, sport: 40100, dport: 443, direction: ConnDirection.Outgoing, connectUs: 250, bytesSent: 0, bytesReceived: 0 }));
+  est.onSnapshot([rec({ cookie: c, state: ESTABLISHED, sport: 40100, dport: 443, direction: ConnDirection.Outgoing })]);
+  b = est.collect(1);
+  assert.equal(opened(b), 1);
+  assert.equal(b.measurements.filter((m) => m.metric === 'tcp_connect_latency_us').length, 1);
+
+  // Its open record lost: the next walk that sees it established counts it; a close does too.
+  const lostOpen = new TcpConnectionTracker();
+  const d = nextCookie++;
+  const e = nextCookie++;
+  lostOpen.onSnapshot([connecting(d), connecting(e)]);
+  lostOpen.onSnapshot([rec({ cookie: d, state: ESTABLISHED, sport: 40100, dport: 443, direction: ConnDirection.Outgoing }), connecting(e)]);
+  assert.equal(opened(lostOpen.collect(0)), 1);
+  lostOpen.onEvent(rec({ cookie: e, kind: ConnEventKind.Close, state: 7, sport: 40101, dport: 443, direction: ConnDirection.Outgoing }));
+  b = lostOpen.collect(1);
+  assert.equal(opened(b), 1);
+  assert.equal(sum(b, 'tcp_connections_closed'), 1);
+
+  // No record of its end at all: gone from two walks, a failure of unknown type, never opened or closed.
+  const lost = new TcpConnectionTracker();
+  const f = nextCookie++;
+  const batches: MeasurementBatch[] = [];
+  lost.onSnapshot([connecting(f)]);
+  batches.push(lost.collect(0));
+  lost.onSnapshot([]);
+  batches.push(lost.collect(1));
+  lost.onSnapshot([]);
+  batches.push(lost.collect(2));
+  assert.equal(batches.reduce((x, y) => x + opened(y), 0), 0);
+  assert.equal(batches.reduce((x, y) => x + sum(y, 'tcp_connections_closed'), 0), 0);
+  assert.equal(batches.reduce((x, y) => x + failures(y, 'unknown'), 0), 1);
+  assert.equal(lost.stats.failuresUnseen, 1);
+  assert.equal(lost.stats.staleRemoved, 0);
+});

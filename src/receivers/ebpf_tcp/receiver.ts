@@ -49,7 +49,7 @@ export class EbpfTcpReceiver {
   private lastKernel?: KernelCounters;
   private reportedSnapshotRecords = 0;
   private lastRecursionMisses = 0;
-  private reportedRecovered = { close: 0, open: 0 };
+  private reportedRecovered = { close: 0, open: 0, failure: 0 };
   private collecting?: Promise<void>;
   /** Ring-buffer batches that came during a walk (copies), read once it is over. */
   private heldEvents?: Buffer[];
@@ -256,10 +256,12 @@ export class EbpfTcpReceiver {
     if (snap > 0) out.push({ metric: 'flowtel_ebpf_records', value: snap, attributes: { ...attrs, kind: 'snapshot' } });
     // Connection changes no program ran for, made up in user space: a close
     // from the walks (the socket is gone), an opening at its close.
-    const { staleRemoved, opensUnseen } = this.tcp.stats;
-    if (staleRemoved > this.reportedRecovered.close) out.push({ metric: 'flowtel_ebpf_recovered', value: staleRemoved - this.reportedRecovered.close, attributes: { ...attrs, reason: 'close_unseen' } });
-    if (opensUnseen > this.reportedRecovered.open) out.push({ metric: 'flowtel_ebpf_recovered', value: opensUnseen - this.reportedRecovered.open, attributes: { ...attrs, reason: 'open_unseen' } });
-    this.reportedRecovered = { close: staleRemoved, open: opensUnseen };
+    const { staleRemoved, opensUnseen, failuresUnseen } = this.tcp.stats;
+    const made = this.reportedRecovered;
+    if (staleRemoved > made.close) out.push({ metric: 'flowtel_ebpf_recovered', value: staleRemoved - made.close, attributes: { ...attrs, reason: 'close_unseen' } });
+    if (opensUnseen > made.open) out.push({ metric: 'flowtel_ebpf_recovered', value: opensUnseen - made.open, attributes: { ...attrs, reason: 'open_unseen' } });
+    if (failuresUnseen > made.failure) out.push({ metric: 'flowtel_ebpf_recovered', value: failuresUnseen - made.failure, attributes: { ...attrs, reason: 'failure_unseen' } });
+    this.reportedRecovered = { close: staleRemoved, open: opensUnseen, failure: failuresUnseen };
     out.push({ metric: 'flowtel_tracked_connections', value: this.tcp.stats.tracked, attributes: attrs });
     return out;
   }
