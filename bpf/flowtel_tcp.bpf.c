@@ -67,6 +67,7 @@ struct sock_info {
 	__u16 lport;           /* local port, kept at ESTABLISHED: the kernel releases it before the close tracepoint */
 	__u32 ino;             /* the socket's inode, read once for a socket with no known owner (sockfs inodes are 32-bit) */
 	char comm[FLOWTEL_COMM_LEN];
+	__u64 cookie;          /* the socket's cookie, kept by the first walk that sees it (0: not yet) */
 };
 
 struct {
@@ -254,7 +255,11 @@ static __always_inline void fill_addrs(struct flowtel_conn *c, const struct sock
 	}
 }
 
-static __always_inline void fill_counters(struct flowtel_conn *c, const struct sock *sk)
+/*
+ * may_fin: the peer's FIN may have come (any state but those before it can):
+ * only then is sk_flags, on a cache line of its own for a walk, read.
+ */
+static __always_inline void fill_counters(struct flowtel_conn *c, const struct sock *sk, bool may_fin)
 {
 	/*
 	 * Plain loads through the kernel's typed pointer (CO-RE relocated, no
@@ -275,7 +280,7 @@ static __always_inline void fill_counters(struct flowtel_conn *c, const struct s
 		c->bytes_retrans = tp->bytes_retrans;
 	/* SOCK_DONE (bit 1 of sk_flags) is set by tcp_fin(): the peer's FIN, one
 	 * unit of sequence space that bytes_received counts too. */
-	if (sk->__sk_common.skc_flags & (1UL << 1))
+	if (may_fin && (sk->__sk_common.skc_flags & (1UL << 1)))
 		c->flags |= FLOWTEL_F_FIN_RECEIVED;
 }
 
@@ -358,7 +363,7 @@ static __always_inline void emit(const struct sock *sk, struct sock_info *si, __
 	/* At TCP_CLOSE the kernel has already given the local port back (inet_put_port clears it). */
 	if (!c->sport && si)
 		c->sport = si->lport;
-	fill_counters(c, sk);
+	fill_counters(c, sk, true);
 	fill_owner(c, si);
 	submit(c);
 }
@@ -625,12 +630,24 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 	return 0;
 }
 
+/*
+ * ts: when the walk read the socket (a walk's records share the time of its
+ * chunk's first: no clock read per socket). A walk touches each socket's
+ * sock_common line 1 (cookie, sk_flags) only the first time (the cookie, kept
+ * in sock_info) or once the peer's FIN may have come.
+ */
 static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *sk, __u8 state,
-					 struct sock_info *si)
+					 struct sock_info *si, __u64 ts)
 {
 	c->kind = state == TCP_LISTEN ? FLOWTEL_EV_LISTENER : FLOWTEL_EV_SNAPSHOT;
-	c->ts_ns = bpf_ktime_get_ns();
-	c->cookie = bpf_get_socket_cookie(sk);
+	c->ts_ns = ts;
+	if (si && si->cookie) {
+		c->cookie = si->cookie;
+	} else {
+		c->cookie = bpf_get_socket_cookie(sk);
+		if (si)
+			si->cookie = c->cookie;
+	}
 	c->state = state;
 	c->netns = sock_netns(sk);
 	/*
@@ -656,7 +673,7 @@ static __always_inline void fill_snapshot(struct flowtel_conn *c, struct sock *s
 	 */
 	if (!c->sport && si)
 		c->sport = si->lport;
-	fill_counters(c, sk);
+	fill_counters(c, sk, state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING || state == TCP_CLOSE);
 	fill_owner(c, si);
 }
 
@@ -689,6 +706,9 @@ struct {
 	__type(value, __u32);
 } snapshot_count SEC(".maps");
 
+/* When dump_tracked began its current chunk (see fill_snapshot). */
+__u64 walk_chunk_ts;
+
 SEC("iter/bpf_sk_storage_map")
 int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
@@ -714,8 +734,10 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct flowtel_conn *c = bpf_map_lookup_elem(&snapshot_chunk, &i);
 	if (!c)
 		return 1; /* full (i == max_entries): this socket again once user space has taken the chunk */
+	if (i == 0)
+		walk_chunk_ts = bpf_ktime_get_ns();
 	__builtin_memset(c, 0, sizeof(*c));
-	fill_snapshot(c, sk, state, si);
+	fill_snapshot(c, sk, state, si, walk_chunk_ts);
 	*n = i + 1;
 	return 0;
 }
@@ -752,7 +774,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 				count(FLOWTEL_CNT_STORAGE_FAIL);
 		}
 	}
-	fill_snapshot(&c, sk, state, si);
+	fill_snapshot(&c, sk, state, si, bpf_ktime_get_ns());
 	bpf_seq_write(seq, &c, sizeof(c));
 	return 0;
 }
