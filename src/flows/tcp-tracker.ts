@@ -367,10 +367,8 @@ export class TcpConnectionTracker {
           if (rec.state === TCP_SYN_SENT) t.openPending = true;
           else this.opened(t.flow, rec);
         }
-      } else if (t.openPending && rec.state !== TCP_SYN_SENT) {
-        // Established since a walk saw it connecting, its open record lost.
-        t.openPending = false;
-        this.opened(t.flow, rec);
+      } else if (rec.state !== TCP_SYN_SENT) {
+        this.establishedSince(t, rec); // its open record lost
       }
       const active = this.addDelta(t, rec);
       t.seenGen = this.gen;
@@ -461,11 +459,18 @@ export class TcpConnectionTracker {
     }
   }
 
+  /** A connection a walk saw connecting (openPending) is known to have established: counted opened now. */
+  private establishedSince(t: Tracked, rec: ConnRecord): void {
+    if (!t.openPending) return;
+    t.openPending = false;
+    this.opened(t.flow, rec);
+  }
+
   private onOpen(rec: ConnRecord): void {
     const seen = this.conns.get(rec.cookie);
     if (seen) {
       // A walk saw it first: counted then, or now if it was connecting then.
-      if (seen.openPending) (seen.openPending = false), this.opened(seen.flow, rec);
+      this.establishedSince(seen, rec);
       return;
     }
     const t = this.track(rec, ZERO);
@@ -478,8 +483,7 @@ export class TcpConnectionTracker {
     let flow: Flow;
     if (t) {
       flow = t.flow;
-      // Seen connecting by a walk, its open record lost: it did establish.
-      if (t.openPending) (t.openPending = false), this.opened(flow, rec);
+      this.establishedSince(t, rec); // a close: it did establish
       this.addDelta(t, rec);
       this.sampleRtt(t, rec);
       this.untrack(rec.cookie, t);
