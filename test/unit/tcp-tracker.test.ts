@@ -16,6 +16,13 @@ function rec(over: Partial<ConnRecord> = {}): ConnRecord {
   return connRecord({ cookie: nextCookie, srttUs: 100, rttvarUs: 10, kind: ConnEventKind.Snapshot, state: 1, oldState: 0, ...over });
 }
 
+/** Records packed as the kernel writes them (a ring-buffer batch or a walk chunk). */
+function pack(recs: ConnRecord[]): Buffer {
+  const buf = Buffer.alloc(recs.length * CONN_RECORD_SIZE);
+  recs.forEach((r, i) => encodeConnRecord(r, buf, i * CONN_RECORD_SIZE));
+  return buf;
+}
+
 function sum(batch: MeasurementBatch, metric: string): number {
   return batch.measurements.filter((m: Measurement) => m.metric === metric).reduce((s, m) => s + m.value, 0);
 }
@@ -242,11 +249,6 @@ test('open and close records; a close whose open record was lost is counted from
 
 test('packed ring-buffer batches are read in place, with the same result as decoded records', () => {
   // Two batches of packed flowtel_conn records as the kernel writes them: 3 short connections of one flow, 1 of another (IPv4-mapped: the same flow as IPv4).
-  const pack = (recs: ConnRecord[]): Buffer => {
-    const buf = Buffer.alloc(recs.length * CONN_RECORD_SIZE);
-    recs.forEach((r, i) => encodeConnRecord(r, buf, i * CONN_RECORD_SIZE));
-    return buf;
-  };
   const mapped = Buffer.alloc(16);
   mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]);
   const mappedPeer = Buffer.alloc(16);
@@ -291,11 +293,6 @@ test('packed walks read in the order of the last one count the same as walks in 
   const rand = (n: number): number => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     return seed % n;
-  };
-  const pack = (recs: ConnRecord[]): Buffer => {
-    const buf = Buffer.alloc(recs.length * CONN_RECORD_SIZE);
-    recs.forEach((r, i) => encodeConnRecord(r, buf, i * CONN_RECORD_SIZE));
-    return buf;
   };
   const walkPacked = (t: TcpConnectionTracker, recs: ConnRecord[], chunk: number): void => {
     const w = t.beginPackedWalk();
