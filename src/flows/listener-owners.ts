@@ -8,10 +8,10 @@
  * milliseconds at start — carry no owner in their records. Their records
  * are still waiting to be read when the owners are known, so they are given
  * their listener's owner here, in place, before anything reads them. So are
- * those the first walk brings before their open record (fillRecords): one
+ * those the first walk brings before their open record: one
  * still in the accept queue has no file yet, so /proc cannot tell its owner.
  */
-import { CONN_RECORD_OFFSETS as AT, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnRecordCursor, kernelComm, writeComm, type ConnRecord } from './records';
+import { CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnRecordCursor, writeOwner, type ConnRecord } from './records';
 
 export interface SocketOwner {
   readonly pid: number;
@@ -43,22 +43,7 @@ export class ListenerOwners {
     for (let i = 0; i < n; i++) {
       const owner = this.ownerOf(cursor.moveTo(i));
       if (!owner) continue;
-      const off = i * CONN_RECORD_SIZE;
-      buf.writeUInt32LE(owner.pid, off + AT.pid);
-      writeComm(buf, off + AT.comm, owner.comm);
-      filled++;
-    }
-    return filled;
-  }
-
-  /** The same for decoded records (a walk's connections new to the tracker): pid and comm set on the objects. Returns how many. */
-  fillRecords(recs: readonly ConnRecord[]): number {
-    let filled = 0;
-    for (const r of recs) {
-      const owner = this.ownerOf(r);
-      if (!owner) continue;
-      r.pid = owner.pid;
-      r.comm = kernelComm(owner.comm);
+      writeOwner(buf, i, owner);
       filled++;
     }
     return filled;

@@ -94,6 +94,13 @@ export function writeComm(buf: Buffer, off: number, comm: string, len = 16): voi
   buf.write(kernelComm(comm, len), off, 'latin1');
 }
 
+/** Sets record `i` of a packed batch's owner (pid and command), in place. */
+export function writeOwner(buf: Buffer, i: number, owner: { readonly pid: number; readonly comm: string }): void {
+  const off = i * CONN_RECORD_SIZE;
+  buf.writeUInt32LE(owner.pid, off + CONN_RECORD_OFFSETS.pid);
+  writeComm(buf, off + CONN_RECORD_OFFSETS.comm, owner.comm);
+}
+
 /** Byte offsets of struct flowtel_conn's fields (bpf/flowtel_tcp.h), the one place the decoders below take them from. */
 export const CONN_RECORD_OFFSETS = {
   cookie: 0,

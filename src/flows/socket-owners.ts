@@ -27,7 +27,7 @@ export function findSocketOwners(inodes: ReadonlySet<number>, procRoot = '/proc'
     } catch {
       continue; // gone, or not ours to read
     }
-    let comm: string | undefined;
+    let owner: SocketOwner | undefined; // one per process, shared by its sockets
     for (const fd of fds) {
       let link: string;
       try {
@@ -38,14 +38,16 @@ export function findSocketOwners(inodes: ReadonlySet<number>, procRoot = '/proc'
       if (!link.startsWith('socket:[')) continue;
       const ino = Number(link.slice(8, -1));
       if (!inodes.has(ino) || found.has(ino)) continue;
-      if (comm === undefined) {
+      if (owner === undefined) {
+        let comm = '';
         try {
           comm = readFileSync(`${procRoot}/${pid}/comm`, 'utf8').trim();
         } catch {
-          comm = '';
+          /* gone meanwhile: the pid is still right */
         }
+        owner = { pid: Number(pid), comm };
       }
-      found.set(ino, { pid: Number(pid), comm });
+      found.set(ino, owner);
       if (found.size === inodes.size) return found;
     }
   }

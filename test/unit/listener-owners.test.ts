@@ -51,29 +51,3 @@ test('incoming records with no owner, to a known listener (netns and port), get 
     assert.equal(buf[i], before[i], `byte ${at} of record ${rec}`);
   }
 });
-
-test('decoded records (a walk’s new connections) get the same owners, set on the objects', () => {
-  const owners = new ListenerOwners();
-  owners.set(7, 8080, { pid: 1234, comm: 'a-server-with-a-long-name' });
-  const incoming = { direction: ConnDirection.Incoming, netns: 7, sport: 8080, dport: 50000, pid: 0, comm: '', kind: ConnEventKind.Snapshot };
-  const recs = decodeConnRecords(
-    pack([
-      connRecord({ ...incoming, cookie: 1 }),
-      connRecord({ ...incoming, cookie: 2, pid: 99, comm: 'known' }),
-      connRecord({ ...incoming, cookie: 3, netns: 8 }),
-      connRecord({ ...incoming, cookie: 4, direction: ConnDirection.Outgoing }),
-      connRecord({ ...incoming, cookie: 5, kind: ConnEventKind.Listener }),
-    ]),
-  );
-  assert.equal(owners.fillRecords(recs), 1);
-  assert.deepEqual(
-    recs.map((r) => [r.cookie, r.pid, r.comm]),
-    [
-      [1, 1234, 'a-server-with-a'],
-      [2, 99, 'known'],
-      [3, 0, ''],
-      [4, 0, ''],
-      [5, 0, ''],
-    ],
-  );
-});

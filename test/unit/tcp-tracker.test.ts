@@ -4,8 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TcpConnectionTracker, closeFailureType, connectFailureType } from '../../src/flows/tcp-tracker';
-import { CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, encodeConnRecord, type ConnRecord } from '../../src/flows/records';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { TcpConnectionTracker, closeFailureType, connectFailureType, type StartSweep } from '../../src/flows/tcp-tracker';
+import { CONN_RECORD_OFFSETS, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, encodeConnRecord, writeOwner, type ConnRecord } from '../../src/flows/records';
 import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
 import { connRecord } from '../helpers/conn-record';
 
@@ -285,6 +287,50 @@ test('a close flagged pre-existing after the start-up sweep, in a namespace it w
   assert.equal(sum(b, 'tcp_bytes_sent'), 200);
   assert.equal(sum(b, 'tcp_segments_sent'), 6);
   assert.equal(t.stats.opensUnseen, 2);
+});
+
+test('a packed walk hands its new connections to prepare as packed copies: owners written into them are reported; its listener records tell incoming from outgoing', () => {
+  const t = new TcpConnectionTracker();
+  const known = nextCookie++;
+  t.onEvent(rec({ cookie: known, kind: ConnEventKind.Open, comm: 'curl' }));
+  const pre = { kind: ConnEventKind.Snapshot, flags: ConnFlags.PreExisting, direction: ConnDirection.Unknown, pid: 0, comm: '', netns: 3 };
+  const chunks = [
+    pack([rec({ ...pre, cookie: 0, kind: ConnEventKind.Listener, sport: 8080, state: 10 }), rec({ ...pre, cookie: nextCookie++, sport: 8080, dport: 51000, ino: 700 })]),
+    pack([rec({ cookie: known, comm: 'curl', bytesSent: 5 }), rec({ ...pre, cookie: nextCookie++, sport: 52000, dport: 443, ino: 701 })]),
+  ];
+  const given: number[] = [];
+  const w = t.beginPackedWalk((fresh) => {
+    for (const buf of fresh) {
+      for (let i = 0; i < buf.length / CONN_RECORD_SIZE; i++) {
+        const ino = Number(buf.readBigUInt64LE(i * CONN_RECORD_SIZE + CONN_RECORD_OFFSETS.ino));
+        given.push(ino);
+        writeOwner(buf, i, ino === 700 ? { pid: 10, comm: 'nginx' } : { pid: 11, comm: 'python3' });
+      }
+    }
+  });
+  for (const c of chunks) w.chunk(c);
+  chunks.forEach((c) => c.fill(0xff)); // not read after chunk()
+  w.end();
+  assert.deepEqual(given, [700, 701]); // the listener and the tracked connection are not "new connections"
+  const open = t.collect(0).measurements.filter((m) => m.metric === 'tcp_connections');
+  const seen = open.map((m) => `${m.attributes['process.executable.name']}/${m.attributes['process.pid']}/${m.attributes['flow.direction']}`).sort();
+  assert.deepEqual(seen, ['curl/42/outgoing', 'nginx/10/incoming', 'python3/11/outgoing']);
+});
+
+test('the tracker keeps only what it needs of the start-up sweep: the sweep\'s records (130k at 65k connections) are not held for its lifetime', async () => {
+  // Reachable garbage collection: the usual way to get gc() without starting node with --expose-gc.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const t = new TcpConnectionTracker();
+  let records: ConnRecord[] | undefined = [rec({ cookie: nextCookie++, kind: ConnEventKind.Snapshot })];
+  const held = new WeakRef(records);
+  t.onSnapshot(records);
+  t.setStartSweep({ records, endNs: 1_000n, walked: new Set([11]), listed: new Set([11]) } as StartSweep);
+  records = undefined;
+  // WeakRef targets are kept until the end of the current job: collect in a later one.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.equal(held.deref(), undefined);
 });
 
 test('packed walks read in the order of the last one count the same as walks in any order, with sockets new, closed and gone in between', () => {

@@ -12,7 +12,6 @@ import type { StartSweep } from '../../flows/tcp-tracker';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
-import { appendAll } from '../../util/arrays';
 
 /** Errors a person can act on: what is missing and what to do. */
 export class ProbeError extends Error {
@@ -183,8 +182,9 @@ export class TcpProbes {
    * They get per-socket state, so snapshot() finds them from then on.
    * Listeners come back too (their owners teach the kernel who accepts).
    */
-  sweepExisting(logger: Logger): { records: ConnRecord[] } & StartSweep {
-    const out: ConnRecord[] = [];
+  sweepExisting(logger: Logger): { records: Buffer[] } & StartSweep {
+    /** Packed flowtel_conn records, one buffer per namespace: no object per socket (130k at 65k connections). */
+    const out: Buffer[] = [];
     const walked = new Set<number>();
     const listed = new Set<number>();
     // The agent's own namespace is walked where it runs: no setns(), which needs CAP_SYS_ADMIN.
@@ -198,7 +198,7 @@ export class TcpProbes {
     for (const [ino, nsPath] of listNetworkNamespaces()) {
       listed.add(ino);
       try {
-        appendAll(out, decodeConnRecords(ino === own ? this.obj.readIterator('dump_tcp') : this.obj.readIterator('dump_tcp', nsPath)));
+        out.push(ino === own ? this.obj.readIterator('dump_tcp') : this.obj.readIterator('dump_tcp', nsPath));
         walked.add(ino);
       } catch (e) {
         if ((e as { code?: unknown }).code === 'EPERM') denied.push(nsPath);

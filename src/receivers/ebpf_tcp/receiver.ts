@@ -16,9 +16,9 @@
 import type { Logger } from 'pino';
 import { TcpConnectionTracker } from '../../flows/tcp-tracker';
 import { UdpFlowTracker } from '../../flows/udp-tracker';
-import { ConnEventKind, type ConnRecord } from '../../flows/records';
+import { CONN_RECORD_SIZE, ConnEventKind, ConnRecordCursor, writeOwner } from '../../flows/records';
 import { findSocketOwners } from '../../flows/socket-owners';
-import { ListenerOwners } from '../../flows/listener-owners';
+import { ListenerOwners, type SocketOwner } from '../../flows/listener-owners';
 import type { Measurement, MeasurementConsumer } from '../../pipeline/measurements';
 import { DROP_REASONS, TcpProbes, type KernelCounters } from './probes';
 import type { EbpfTcpConfig } from './config';
@@ -29,6 +29,9 @@ import { connectionEventRecord, KtimeClock } from './events';
 import { appendAll } from '../../util/arrays';
 import type { DomainNameLookup } from '../../pipeline/domain-names';
 import { FlowDomainAnnotator } from '../../flows/domain-annotator';
+
+/** A socket whose owner /proc did not show (gone, or another user's). */
+const NO_OWNER: SocketOwner = { pid: 0, comm: '' };
 
 export interface ReceiverStats {
   eventRecords: number;
@@ -98,11 +101,13 @@ export class EbpfTcpReceiver {
       probes.startEvents((batch) => this.onEvents(batch), { maxLatencyMs: 50 });
       // Connections already open: baseline now, so the open-connection gauge
       // is right from the first interval and old traffic is not counted as new.
-      const sweep = probes.sweepExisting(this.logger);
-      const initial = this.resolveOwners(sweep.records);
-      this.stats.snapshotRecords += initial.length;
+      const { records, ...sweep } = probes.sweepExisting(this.logger);
+      this.resolveOwners(records);
+      for (const buf of records) this.stats.snapshotRecords += buf.length / CONN_RECORD_SIZE;
       await probes.flushEvents();
-      this.tcp.onSnapshot(initial);
+      const walk = this.tcp.beginPackedWalk();
+      for (const buf of records) walk.chunk(buf);
+      walk.end();
       this.tcp.setStartSweep(sweep);
       this.udp.onDump(probes.udpFlows());
       this.lastKernel = probes.kernelCounters();
@@ -271,36 +276,49 @@ export class EbpfTcpReceiver {
    * per-socket state: find it in /proc (once per socket), and teach the kernel
    * the owners of such listeners so their future connections are attributed.
    */
-  private readonly owners = new Map<number, { pid: number; comm: string }>();
+  private readonly owners = new Map<number, SocketOwner>();
   /** Owners of the listeners found at start, until the first collection (src/flows/listener-owners.ts). */
   private earlyListenerOwners?: ListenerOwners;
-  private resolveOwners(recs: ConnRecord[]): ConnRecord[] {
+  /** Packed flowtel_conn records (copies the agent owns) with no owner get theirs, written in place. */
+  private resolveOwners(bufs: readonly Buffer[]): void {
     const unknown = new Set<number>();
-    for (const r of recs) if (r.pid === 0 && r.ino !== 0 && !this.owners.has(r.ino)) unknown.add(r.ino);
+    for (const buf of bufs) {
+      const c = new ConnRecordCursor(buf);
+      for (let i = 0, n = buf.length / CONN_RECORD_SIZE; i < n; i++) {
+        c.moveTo(i);
+        const ino = c.ino;
+        if (c.pid === 0 && ino !== 0 && !this.owners.has(ino)) unknown.add(ino);
+      }
+    }
     if (unknown.size > 0) {
       const found = findSocketOwners(unknown);
-      for (const ino of unknown) this.owners.set(ino, found.get(ino) ?? { pid: 0, comm: '' });
-      for (const r of recs) {
-        const o = found.get(r.ino);
-        if (o && r.kind === ConnEventKind.Listener) {
-          this.probes?.setListenerOwner(r.netns, r.sport, o.pid, o.comm);
-          if (this.stats.collections === 0) (this.earlyListenerOwners ??= new ListenerOwners()).set(r.netns, r.sport, o);
+      for (const ino of unknown) this.owners.set(ino, found.get(ino) ?? NO_OWNER);
+      for (const buf of bufs) {
+        const c = new ConnRecordCursor(buf);
+        for (let i = 0, n = buf.length / CONN_RECORD_SIZE; i < n; i++) {
+          c.moveTo(i);
+          if (c.kind !== ConnEventKind.Listener) continue;
+          const o = found.get(c.ino);
+          if (!o) continue;
+          this.probes?.setListenerOwner(c.netns, c.sport, o.pid, o.comm);
+          if (this.stats.collections === 0) (this.earlyListenerOwners ??= new ListenerOwners()).set(c.netns, c.sport, o);
         }
       }
     }
-    // Until the first walk is done, incoming connections of the listeners found at start
-    // (the kernel did not know their owner yet; one still in the accept queue has no file in /proc).
-    this.earlyListenerOwners?.fillRecords(recs);
-    for (const r of recs) {
-      if (r.pid !== 0 || r.ino === 0) continue;
-      const o = this.owners.get(r.ino);
-      if (o && o.pid) {
-        r.pid = o.pid;
-        r.comm = o.comm;
+    for (const buf of bufs) {
+      // Until the first walk is done, incoming connections of the listeners found at start
+      // (the kernel did not know their owner yet; one still in the accept queue has no file in /proc).
+      this.earlyListenerOwners?.fill(buf);
+      const c = new ConnRecordCursor(buf);
+      for (let i = 0, n = buf.length / CONN_RECORD_SIZE; i < n; i++) {
+        c.moveTo(i);
+        const ino = c.ino;
+        if (c.pid !== 0 || ino === 0) continue;
+        const o = this.owners.get(ino);
+        if (o && o.pid) writeOwner(buf, i, o);
       }
     }
     if (this.owners.size > 100_000) this.owners.clear();
-    return recs;
   }
 
   async shutdown(): Promise<void> {
