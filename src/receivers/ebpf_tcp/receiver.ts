@@ -27,6 +27,7 @@ import { kernelFilterCriteria, type FilterPushdown } from '../../processors/filt
 import type { LogConsumer } from '../../pipeline/logs';
 import { connectionEventRecord, KtimeClock } from './events';
 import { appendAll } from '../../util/arrays';
+import { BurstGc } from '../../util/burst-gc';
 import type { DomainNameLookup } from '../../pipeline/domain-names';
 import { FlowDomainAnnotator } from '../../flows/domain-annotator';
 
@@ -179,8 +180,11 @@ export class EbpfTcpReceiver {
     this.stats.lastCollectionUs = us;
     this.warnIfSlow(us, sockets);
     this.next.consume({ ...batch, gaugesReplaced: [...batch.gaugesReplaced, 'flowtel_tracked_connections'], source: this.id });
+    // After a burst (the start-up sweep, tens of thousands of connections opened or closed at once): see src/util/burst-gc.ts.
+    if (this.burstGc.observe(this.tcp.stats.tracked)) this.logger.debug({ tracked: this.tcp.stats.tracked }, 'full garbage collection after a burst of connections');
   }
 
+  private readonly burstGc = new BurstGc();
   private lastSlowWarningMs = 0;
   /**
    * A collection longer than collection_interval means the next one starts at
