@@ -1,6 +1,7 @@
 /**
  * One full garbage collection after a burst: when what the agent holds (e.g.
- * tracked connections) changed by much since the last one.
+ * tracked connections) changed by much since the last one, and has stopped
+ * changing (a collection in the middle of a ramp would leave the rest of it).
  *
  * Why: a burst — the start-up sweep of 130k sockets, 65k connections opened
  * or closed at once — leaves tens of MB of objects that lived just long
@@ -18,11 +19,13 @@ export interface BurstGcOptions {
   minChange: number;
   /** ... and as a share of the size at the last collection. */
   minRatio: number;
+  /** Settled: changed by at most this share of its size since the previous observation. */
+  settledRatio: number;
   /** At most one collection per this many ms (a full collection blocks for tens of ms). */
   minIntervalMs: number;
 }
 
-export const DEFAULT_BURST_GC: BurstGcOptions = { minChange: 10_000, minRatio: 0.25, minIntervalMs: 60_000 };
+export const DEFAULT_BURST_GC: BurstGcOptions = { minChange: 10_000, minRatio: 0.25, settledRatio: 0.02, minIntervalMs: 10_000 };
 
 /** node's `global.gc`, when node runs with --expose-gc. */
 export function exposedGc(): (() => void) | undefined {
@@ -33,6 +36,8 @@ export function exposedGc(): (() => void) | undefined {
 export class BurstGc {
   /** Size when the last collection ran (or at the start). */
   private base = 0;
+  /** Size at the previous observation. */
+  private last = 0;
   private lastMs = -Infinity;
   /** Collections run. */
   runs = 0;
@@ -46,8 +51,11 @@ export class BurstGc {
   /** After a unit of work (a collection): `size`, what the agent holds now. Returns whether it collected. */
   observe(size: number): boolean {
     if (!this.gc) return false;
+    const last = this.last;
+    this.last = size;
     const change = Math.abs(size - this.base);
     if (change < this.options.minChange || change < this.options.minRatio * this.base) return false;
+    if (Math.abs(size - last) > this.options.settledRatio * size) return false;
     const t = this.now();
     if (t - this.lastMs < this.options.minIntervalMs) return false;
     this.gc();
