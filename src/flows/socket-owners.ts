@@ -41,7 +41,8 @@ export function findSocketOwners(inodes: ReadonlySet<number>, procRoot = '/proc'
       if (owner === undefined) {
         let comm = '';
         try {
-          comm = readFileSync(`${procRoot}/${pid}/comm`, 'utf8').trim();
+          // latin1: the kernel's bytes as they are, decoded as records decode them (readComm), so a process is named the same whether the kernel or /proc told its owner.
+          comm = readFileSync(`${procRoot}/${pid}/comm`, 'latin1').replace(/\n$/, '');
         } catch {
           /* gone meanwhile: the pid is still right */
         }
