@@ -4,7 +4,8 @@
  * refuses flow data — the batches' flow measurements are dropped and counted —
  * until memory is back under it, so the agent degrades to losing data it
  * says it lost instead of being OOM-killed. Above the hard limit it also asks
- * V8 for a garbage collection when `global.gc` is exposed.
+ * V8 for a garbage collection when `global.gc` is exposed (node --expose-gc,
+ * as bin/flowtel runs it), at most every `min_gc_interval_when_hard_limited`.
  *
  * Limits are MiB (`limit_mib`, `spike_limit_mib`) or a percentage of the
  * memory available to the agent (`limit_percentage`, `spike_limit_percentage`):
@@ -24,6 +25,7 @@ import type { MeasurementBatch } from '../pipeline/measurements';
 import { withRecords, type LogBatch, type LogsProcessor } from '../pipeline/logs';
 import { isFlow, withMeasurements } from './common';
 import { memoryPressure } from '../pipeline/memory-pressure';
+import { exposedGc } from '../util/burst-gc';
 
 const MIB = 1024 * 1024;
 
@@ -33,6 +35,12 @@ export const memoryLimiterSchema = {
   spike_limit_mib: { type: 'number', min: 0, description: 'Headroom below the hard limit, MiB: data is refused above limit − spike (the soft limit). Default 20% of the limit.' },
   limit_percentage: { type: 'number', min: 1, max: 100, description: "Hard limit as a percentage of the memory available (the cgroup's limit, else the machine's)." },
   spike_limit_percentage: { type: 'number', min: 0, max: 100, description: 'Headroom as a percentage of the memory available.' },
+  min_gc_interval_when_hard_limited: {
+    type: 'duration',
+    default: '10s',
+    minMs: 0,
+    description: 'Above the hard limit, the least time between two forced garbage collections (a full collection blocks the agent for tens of ms; node must run with --expose-gc, as bin/flowtel does).',
+  },
 } as const satisfies Schema;
 
 export type MemoryLimiterConfig = SchemaValue<typeof memoryLimiterSchema>;
@@ -88,12 +96,17 @@ export class MemoryLimiterProcessor implements MetricsProcessor, LogsProcessor {
   private refusing = false;
   /** Flow measurements refused while above the soft limit. */
   refused = 0;
+  /** Garbage collections forced above the hard limit. */
+  forcedGcs = 0;
+  private lastGcMs = -Infinity;
 
   constructor(
     readonly id: string,
     private readonly config: MemoryLimiterConfig,
     private readonly measure: () => number = () => process.memoryUsage().rss,
     available: number = availableMemory(),
+    private readonly gc: (() => void) | undefined = exposedGc(),
+    private readonly now: () => number = Date.now,
   ) {
     this.hardLimit = config.limit_mib !== undefined ? config.limit_mib * MIB : ((config.limit_percentage ?? 100) / 100) * available;
     const spike =
@@ -115,7 +128,11 @@ export class MemoryLimiterProcessor implements MetricsProcessor, LogsProcessor {
     this.refusing = used > this.softLimit;
     // The exporters' queues stop growing too (src/pipeline/memory-pressure.ts).
     memoryPressure.set(this, this.refusing);
-    if (used > this.hardLimit) (globalThis as { gc?: () => void }).gc?.();
+    if (used > this.hardLimit && this.gc && this.now() - this.lastGcMs >= this.config.min_gc_interval_when_hard_limited) {
+      this.lastGcMs = this.now();
+      this.forcedGcs++;
+      this.gc();
+    }
   }
 
   async start(): Promise<void> {

@@ -36,6 +36,34 @@ test('memory_limiter refuses flow data above the soft limit, counts it, and lets
   assert.equal(p.process(b), b);
 });
 
+test('memory_limiter forces a garbage collection above the hard limit, at most every min_gc_interval_when_hard_limited (10s by default)', () => {
+  let rss = 50 * MIB;
+  let now = 0;
+  let gcs = 0;
+  const config = memoryLimiterProcessorFactory.validate({ limit_mib: 100 }, 'processors.memory_limiter');
+  assert.equal(config.min_gc_interval_when_hard_limited, 10_000);
+  const p = new MemoryLimiterProcessor('m', config, () => rss, 1024 * MIB, () => void gcs++, () => now);
+  p.check();
+  assert.equal(gcs, 0, 'below the hard limit');
+  rss = 90 * MIB;
+  p.check();
+  assert.equal(gcs, 0, 'above the soft limit only: data refused, no collection');
+  rss = 120 * MIB;
+  p.check();
+  assert.equal(gcs, 1);
+  now = 9_999;
+  p.check();
+  assert.equal(gcs, 1, 'not again within the interval');
+  now = 10_000;
+  p.check();
+  assert.equal(gcs, 2);
+  assert.equal(p.forcedGcs, 2);
+  // Without --expose-gc there is nothing to call, and nothing fails.
+  const none = new MemoryLimiterProcessor('m', config, () => rss, 1024 * MIB, undefined);
+  none.check();
+  assert.equal(none.forcedGcs, 0);
+});
+
 test('memory_limiter limits as a percentage of the available memory; config errors', () => {
   const config = memoryLimiterProcessorFactory.validate({ limit_percentage: 50, spike_limit_percentage: 10 }, 'processors.memory_limiter');
   const p = new MemoryLimiterProcessor('m', config, () => 0, 1000 * MIB);
