@@ -546,15 +546,13 @@ int BpfObject::IterLinkFd(Napi::Env env, const std::string& prog, const char* wh
   return bpf_link__fd(it->second);
 }
 
-// drainIterator(prog, chunkMap, countMap, onChunk?): one walk of an iterator
+// drainIterator(prog, chunkMap, countMap): one walk of an iterator
 // whose program writes its records into `chunkMap` (a BPF_F_MMAPABLE array)
 // and their number into `countMap`[0], and returns 1 (retry this object) when
 // the chunk is full, which makes read() fail with EAGAIN. Each time, the
 // chunk is taken and emptied, and the walk goes on from that object.
-// Without onChunk: returns every record, packed, in one Buffer. With it:
-// calls onChunk(bytes) per chunk with a Uint8Array over the chunk's memory (no copy;
-// detached when the call returns, so a view kept by mistake reads as empty)
-// and returns the number of records.
+// Returns every record, packed, in one Buffer (walkIterator hands them over
+// a chunk at a time, on a native thread).
 BpfObject::ChunkedIterator BpfObject::RequireChunkedIterator(Napi::Env env, const std::string& prog, const std::string& chunk_name,
                                                               const std::string& count_name, const char* what) {
   ChunkedIterator it;
@@ -578,11 +576,6 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "prog");
   std::string chunk_name = ArgString(info, 1, "chunkMap");
   std::string count_name = ArgString(info, 2, "countMap");
-  Napi::Function on_chunk;
-  if (info.Length() > 3 && !info[3].IsUndefined()) {
-    if (!info[3].IsFunction()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "drainIterator: onChunk must be a function");
-    on_chunk = info[3].As<Napi::Function>();
-  }
   const ChunkedIterator it = RequireChunkedIterator(env, name, chunk_name, count_name, "drainIterator");
   const int link_fd = it.link_fd;
   bpf_map* chunk = it.chunk;
@@ -591,7 +584,7 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
   const uint32_t capacity = it.capacity;
   const size_t mapped = it.mapped;
 
-  // Everything below is released on every way out, a JS exception from onChunk included.
+  // Everything below is released on every way out.
   struct Resources {
     void* mem = MAP_FAILED;
     size_t mapped = 0;
@@ -610,24 +603,12 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
   if (r.fd < 0) ThrowErrno(env, errno, "bpf_iter_create for program '" + name + "' in " + Where());
 
   size_t cap = 0, len = 0;
-  uint64_t records = 0;
   ChunkReader reader(r.fd, bpf_map__fd(count), capacity);
   for (;;) {
     uint32_t got = 0;
     const ChunkReader::Next next = reader.Read(&got);
     size_t bytes = (size_t)got * rec;
-    records += got;
-    if (bytes > 0 && !on_chunk.IsEmpty()) {
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, r.mem, bytes);  // external: no copy, no finalizer
-      Napi::Value arg = Napi::Uint8Array::New(env, bytes, ab, 0);
-      try {
-        on_chunk.Call({arg});
-      } catch (...) {
-        ab.Detach();
-        throw;
-      }
-      ab.Detach();
-    } else if (bytes > 0) {
+    if (bytes > 0) {
       if (len + bytes > cap) {
         size_t ncap = std::max(cap * 2, len + bytes);
         uint8_t* nb = (uint8_t*)realloc(r.out, ncap);
@@ -642,7 +623,6 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
     if (next == ChunkReader::Next::kFailed)
       ThrowErrno(env, reader.err(), "drainIterator('" + name + "'): " + reader.step() + " in " + Where());
   }
-  if (!on_chunk.IsEmpty()) return Napi::Number::New(env, (double)records);
   uint8_t* out = r.out;
   r.out = nullptr;
   if (!out) {

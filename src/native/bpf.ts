@@ -339,24 +339,11 @@ export class BpfObject {
   }
 
   /**
-   * The same walk, a chunk at a time: `onChunk` gets a Buffer over the chunk
-   * map's memory (no copy), valid only during the call (the memory is
-   * emptied and written again next; afterwards the Buffer reads as empty).
-   * Returns the number of records. An exception thrown by `onChunk` ends the
-   * walk and is rethrown.
-   */
-  drainIteratorChunks(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Buffer) => void): number {
-    return call(() =>
-      this.raw.drainIterator(prog, chunkMap, countMap, (u8) => onChunk(Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength))),
-    );
-  }
-
-  /**
    * The same walk, with the kernel's part on a native thread: `onChunk` runs
    * on this thread for each chunk (a Buffer over a copy, valid only during
    * the call) while the kernel walks on and fills the next chunk, so the two
-   * overlap and the event loop is free while the kernel walks. At most two
-   * chunks wait for `onChunk` at a time. Resolves to the number of records.
+   * overlap and the event loop is free while the kernel walks. At most one
+   * chunk copy waits for `onChunk` at a time. Resolves to the number of records.
    * An exception thrown by `onChunk` ends the walk and rejects the promise;
    * closing the object during a walk rejects it with ERR_BPF_CLOSED.
    */

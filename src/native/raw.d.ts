@@ -75,8 +75,6 @@ export interface RawBpfObject {
    * returning 1 when the chunk is full; every record, packed.
    */
   drainIterator(prog: string, chunkMap: string, countMap: string): Buffer;
-  /** The same, handing each chunk to `onChunk` as a view that is detached when the call returns; returns the number of records. */
-  drainIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array) => void): number;
   /**
    * The same walk on a native thread: `onChunk` gets a copy of each chunk (a
    * view detached when the call returns) while the kernel fills the next.

@@ -301,41 +301,6 @@ describe('BpfObject loaded', () => {
     }
   });
 
-  it('drainIteratorChunks: a view per chunk, detached after the call; an exception from the callback ends the walk cleanly', () => {
-    const N = 50;
-    for (let i = 0; i < N; i++) obj.mapUpdate('kv', u32(3000 + i), u64(i * 13));
-    try {
-      obj.attachIter('drain_kv', 'kv');
-      const sizes: number[] = [];
-      const kept: Buffer[] = [];
-      const got = new Map<number, bigint>();
-      const total = obj.drainIteratorChunks('drain_kv', 'kv_chunk', 'kv_chunk_count', (chunk) => {
-        sizes.push(chunk.length / 16);
-        kept.push(chunk);
-        for (let o = 0; o < chunk.length; o += 16) got.set(chunk.readUInt32LE(o), chunk.readBigUInt64LE(o + 8));
-      });
-      assert.equal(total, N);
-      assert.equal(sizes.reduce((a, b) => a + b, 0), N);
-      assert.ok(sizes.length >= Math.ceil(N / 7) && sizes.every((k) => k >= 1 && k <= 7), `chunks of ${sizes.join(', ')}`);
-      for (let i = 0; i < N; i++) assert.equal(got.get(3000 + i), BigInt(i * 13));
-      assert.ok(kept.every((b) => b.length === 0), 'a chunk kept past its call reads as empty');
-
-      let calls = 0;
-      assert.throws(
-        () => obj.drainIteratorChunks('drain_kv', 'kv_chunk', 'kv_chunk_count', () => {
-          calls++;
-          throw new Error('consumer failed');
-        }),
-        /consumer failed/,
-      );
-      assert.equal(calls, 1);
-      assert.equal(obj.drainIterator('drain_kv', 'kv_chunk', 'kv_chunk_count').length, N * 16, 'the next walk is whole');
-    } finally {
-      obj.detach('drain_kv');
-      for (let i = 0; i < N; i++) obj.mapDelete('kv', u32(3000 + i));
-    }
-  });
-
   it('walkIteratorChunks: the walk on a native thread, every element once, each chunk a view detached after its call; a throwing consumer rejects and stops it', async () => {
     const N = 50;
     for (let i = 0; i < N; i++) obj.mapUpdate('kv', u32(4000 + i), u64(i * 17));
