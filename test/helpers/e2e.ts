@@ -44,13 +44,25 @@ export async function until(what: string, check: () => boolean | Promise<boolean
   }
 }
 
-/** A free TCP port on 127.0.0.1 (PrometheusExporter treats port 0 as unset, so ask the kernel for one and release it). */
+/** Ports freePort() handed out in this process. */
+const portsGiven = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (PrometheusExporter treats port 0 as unset, so
+ * ask the kernel for one and release it). Never one it gave before in this
+ * process: a port released here can come back from the next call, and two
+ * calls for two servers then got the same port.
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (;;) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (portsGiven.has(port)) continue;
+    portsGiven.add(port);
+    return port;
+  }
 }
 
 /** A scratch directory for config files, removed by `cleanup()`. World-readable so `nobody` can read the configs. */

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { ConfigError, ConfigValidationError, loadConfigFromTexts, validateConfig, type ValidatedConfig } from '../../src/config';
 import { exporterFactories } from '../../src/exporters';
@@ -16,6 +15,7 @@ import { processorFactories, resourceProcessorFactory, ResourceProcessor } from 
 import { buildSettledResource } from '../../src/telemetry/resource';
 import { silentLogger } from '../../src/util/log';
 import { fakeReceiverFactory, fakeReceivers, logRecord } from '../helpers/fake-receiver';
+import { freePort } from '../helpers/e2e';
 import {
   flattenAttributes,
   flattenLogRecords,
@@ -49,14 +49,6 @@ async function grpcReceiver(): Promise<OtlpTestReceiver> {
   const r = await startOtlpReceiver();
   stoppers.push(() => r.close());
   return r;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

@@ -11,6 +11,7 @@ import { exporterFactories } from '../../src/exporters';
 import { Service } from '../../src/pipeline/service';
 import { silentLogger } from '../../src/util/log';
 import { fakeReceiverFactory, fakeReceivers } from '../helpers/fake-receiver';
+import { freePort } from '../helpers/e2e';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -21,14 +22,6 @@ afterEach(async () => {
  * A free TCP port. (PrometheusExporter 0.223 treats port 0 as "unset" and
  * falls back to 9464, so tests cannot ask for an ephemeral port directly.)
  */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 function exporterWith(raw: Record<string, unknown>): { exporter: PrometheusMetricsExporter; provider: MeterProvider } {
   const { logger } = captureLogger();
   const exporter = prometheusExporterFactory.create(prometheusExporterFactory.validate(raw, 'exporters.prometheus'), { id: 'prometheus', logger });

@@ -17,6 +17,7 @@ import { Service } from '../../src/pipeline/service';
 import { SelfTelemetry, selfTelemetryMetrics } from '../../src/telemetry/self-telemetry';
 import { METRICS } from '../../src/metrics/definitions';
 import { silentLogger } from '../../src/util/log';
+import { freePort } from '../helpers/e2e';
 
 const sample = () => ({ rssBytes: 50e6, heapUsedBytes: 20e6, cpuSeconds: 1.5, uptimeSeconds: 12 });
 const view = (receivers: string[], exporters: MetricsExporter[] = []) => ({
@@ -27,14 +28,6 @@ const batch = (measurements: Measurement[], gaugesReplaced: string[] = []): Meas
 const names = (ms: Measurement[]): string[] => [...new Set(ms.map((m) => m.metric))].sort();
 const value = (ms: Measurement[], metric: string, attrs: Record<string, string> = {}): number | undefined =>
   ms.find((m) => m.metric === metric && Object.entries(attrs).every(([k, v]) => m.attributes[k] === v))?.value;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const stoppers: Array<() => Promise<void>> = [];
 afterEach(async () => {
