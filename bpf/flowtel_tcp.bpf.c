@@ -56,19 +56,34 @@ const volatile struct flowtel_tcp_options options = {
 #define SI_CLOSE_SENT 0x80 /* its close (or failed) record is written */
 #define SI_RECORD_FLAGS 0x3f
 
-/* Per-socket state we keep for the life of the socket. Freed with the socket. */
+/*
+ * Per-socket state we keep for the life of the socket. Freed with the socket.
+ * What every walk reads comes first: the first 56 bytes share one cache line
+ * with the storage element's header (bpf_local_storage_elem.sdata.data is at
+ * byte 72 of a 256-byte-aligned element), so an idle socket's walk record
+ * costs one line of it.
+ */
 struct sock_info {
+	__u64 cookie;          /* the socket's cookie, kept by the first walk that sees it (0: not yet) */
+	/* The last full walk record (see struct flowtel_walk_params). */
+	__u32 walk_gen;        /* the walk that wrote it (0: none) */
+	__u32 walk_segs_out;   /* its segs_out and segs_in */
+	__u32 walk_segs_in;
+	__u8 walk_state;       /* its TCP state */
+	__u8 flags;
+	__u8 direction;
+	__u8 proto;            /* IPPROTO_TCP / IPPROTO_UDP: made on that protocol's path (0: not known) */
+	__u32 pid;
+	__u16 lport;           /* local port, kept at ESTABLISHED: the kernel releases it before the close tracepoint */
+	__u16 _pad;
+	__u32 ino;             /* the socket's inode, read once for a socket with no known owner (sockfs inodes are 32-bit) */
+	__u32 connect_us;
 	__u64 syn_sent_ns;
 	__u64 established_ns;
-	__u32 pid;
-	__u32 connect_us;
-	__u8 direction;
-	__u8 flags;
-	__u16 lport;           /* local port, kept at ESTABLISHED: the kernel releases it before the close tracepoint */
-	__u32 ino;             /* the socket's inode, read once for a socket with no known owner (sockfs inodes are 32-bit) */
 	char comm[FLOWTEL_COMM_LEN];
-	__u64 cookie;          /* the socket's cookie, kept by the first walk that sees it (0: not yet) */
 };
+
+_Static_assert(__builtin_offsetof(struct sock_info, established_ns) + 8 <= 56, "what a walk reads stays in one cache line");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -481,6 +496,7 @@ static __always_inline struct sock_info *adopt(struct sock *sk, __u16 lport, __u
 		count(FLOWTEL_CNT_STORAGE_FAIL);
 		return 0;
 	}
+	si->proto = IPPROTO_TCP;
 	si->direction = direction;
 	if (li) {
 		si->pid = li->pid;
@@ -530,12 +546,14 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 			return 0;
 		}
 		/* A socket may connect again after a failed attempt: start afresh. */
+		si->proto = IPPROTO_TCP;
 		si->syn_sent_ns = bpf_ktime_get_ns();
 		si->pid = bpf_get_current_pid_tgid() >> 32;
 		si->direction = FLOWTEL_DIR_OUTGOING;
 		si->flags = 0;
 		si->connect_us = 0;
 		si->established_ns = 0;
+		si->walk_gen = 0;
 		bpf_get_current_comm(si->comm, sizeof(si->comm));
 		filter_socket(si, sk, bpf_ntohs(sk->__sk_common.skc_dport));
 		return 0;
@@ -709,6 +727,13 @@ struct {
 /* When dump_tracked began its current chunk (see fill_snapshot). */
 __u64 walk_chunk_ts;
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flowtel_walk_params);
+} walk_params SEC(".maps");
+
 SEC("iter/bpf_sk_storage_map")
 int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
@@ -722,13 +747,17 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 	 * user space may have counted its close already and must not see it
 	 * again as a connection it does not know.
 	 */
-	if (!sk || !si || (si->flags & (FLOWTEL_F_FILTERED | SI_CLOSE_SENT)) || sk->sk_protocol != IPPROTO_TCP)
+	if (!sk || !si || (si->flags & (FLOWTEL_F_FILTERED | SI_CLOSE_SENT)))
+		return 0;
+	/* TCP: known from who made the state, else the socket's protocol (one more cache line). */
+	if (si->proto != IPPROTO_TCP && (si->proto || sk->sk_protocol != IPPROTO_TCP))
 		return 0;
 	__u8 state = sk->__sk_common.skc_state;
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)
 		return 0;
+	struct flowtel_walk_params *wp = bpf_map_lookup_elem(&walk_params, &zero);
 	__u32 *n = bpf_map_lookup_elem(&snapshot_count, &zero);
-	if (!n)
+	if (!n || !wp)
 		return 0;
 	__u32 i = *n;
 	struct flowtel_conn *c = bpf_map_lookup_elem(&snapshot_chunk, &i);
@@ -736,8 +765,34 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 1; /* full (i == max_entries): this socket again once user space has taken the chunk */
 	if (i == 0)
 		walk_chunk_ts = bpf_ktime_get_ns();
+	/*
+	 * Idle since its last full record, which user space has read: say only
+	 * that it is still there, and in which state. Every counter we report
+	 * moves with segs_out (sent, retransmitted) or segs_in (received, RTT
+	 * samples, the peer's FIN), so equal segment counts mean equal counters.
+	 * The rest of the record (its write, and the socket's other cache lines)
+	 * is most of a walk of many idle connections. The two counters are read
+	 * with probe reads: bpf_skc_to_tcp_sock would read sk_protocol, a cache
+	 * line of its own.
+	 */
+	if (si->walk_gen && si->walk_gen <= wp->acked && si->walk_state == state) {
+		const struct tcp_sock *tp = (const void *)sk;
+		if (BPF_CORE_READ(tp, segs_out) == si->walk_segs_out && BPF_CORE_READ(tp, segs_in) == si->walk_segs_in) {
+			c->cookie = si->cookie;
+			c->kind = FLOWTEL_EV_ALIVE;
+			c->state = state;
+			*n = i + 1;
+			return 0;
+		}
+	}
 	__builtin_memset(c, 0, sizeof(*c));
 	fill_snapshot(c, sk, state, si, walk_chunk_ts);
+	if (wp->gen) {
+		si->walk_gen = wp->gen;
+		si->walk_state = state;
+		si->walk_segs_out = c->segs_out;
+		si->walk_segs_in = c->segs_in;
+	}
 	*n = i + 1;
 	return 0;
 }
@@ -768,9 +823,10 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 		si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
 		if (!si) {
 			si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-			if (si)
+			if (si) {
+				si->proto = IPPROTO_TCP;
 				si->flags |= FLOWTEL_F_PRE_EXISTING;
-			else
+			} else
 				count(FLOWTEL_CNT_STORAGE_FAIL);
 		}
 	}
@@ -905,6 +961,7 @@ int udp_sock_create(struct bpf_sock *sk)
 		count(FLOWTEL_CNT_STORAGE_FAIL);
 		return 1;
 	}
+	si->proto = IPPROTO_UDP;
 	si->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(si->comm, sizeof(si->comm));
 	return 1;

@@ -17,6 +17,8 @@ enum flowtel_event_kind {
 	FLOWTEL_EV_FAILED = 3,   /* connection attempt that never established (ring buffer) */
 	FLOWTEL_EV_SNAPSHOT = 4, /* open connection, from the iter/tcp walk */
 	FLOWTEL_EV_LISTENER = 5, /* listening socket, from the iter/tcp walk */
+	FLOWTEL_EV_ALIVE = 6,    /* open connection, from the walk, unchanged since its last
+				  * FLOWTEL_EV_SNAPSHOT: only cookie, kind and state are written */
 };
 
 enum flowtel_direction {
@@ -86,6 +88,18 @@ struct flowtel_conn {
 #ifdef __bpf__
 _Static_assert(sizeof(struct flowtel_conn) == 152, "flowtel_conn layout is shared with src/flows/records.ts");
 #endif
+
+/*
+ * Set by user space before each walk of dump_tracked (walk_params[0]). A
+ * socket whose TCP state and segment counters are what its last full record
+ * said, written in a walk user space has since read to its end, comes as a
+ * FLOWTEL_EV_ALIVE record: an idle connection costs the walk a few cache
+ * lines instead of the whole socket. gen 0: every record full.
+ */
+struct flowtel_walk_params {
+	__u32 gen;   /* this walk (1, 2, ...; 0: no short records) */
+	__u32 acked; /* the last walk user space read whole (0: none) */
+};
 
 /* UDP flow key: one socket talking to one peer. */
 struct flowtel_udp_key {

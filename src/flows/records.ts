@@ -15,6 +15,8 @@ export const enum ConnEventKind {
   Failed = 3,
   Snapshot = 4,
   Listener = 5,
+  /** An open connection unchanged since its last Snapshot record: only cookie, kind and state are meaningful. */
+  Alive = 6,
 }
 
 export const enum ConnDirection {

@@ -66,6 +66,16 @@ export interface TcpConnectionEvent {
   readonly durationNs?: bigint;
 }
 
+/**
+ * Which walk this is, and the last one the tracker read to its end: the
+ * kernel sends a connection that is unchanged since its full record in an
+ * acknowledged walk as a short Alive record (struct flowtel_walk_params).
+ */
+export interface WalkGeneration {
+  readonly gen: number;
+  readonly acked: number;
+}
+
 export interface TcpTrackerStats {
   /** Connections whose close event never came: counted as closed when they left the socket walk. */
   staleRemoved: number;
@@ -76,6 +86,8 @@ export interface TcpTrackerStats {
    * of how they ended: counted as failures of error.type `unknown`.
    */
   failuresUnseen: number;
+  /** Alive records of connections the tracker did not know (should not happen): the next walk was asked to be full. */
+  aliveUnknown: number;
   tracked: number;
 }
 
@@ -232,7 +244,10 @@ export class TcpConnectionTracker {
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, failuresUnseen: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, failuresUnseen: 0, aliveUnknown: 0, tracked: 0 };
+  /** The last packed walk begun, and the last one read to its end (0: none, or a full walk is wanted). */
+  private walkGen = 0;
+  private ackedGen = 0;
   private startSweep?: StartSweep;
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
@@ -296,9 +311,13 @@ export class TcpConnectionTracker {
    * them into the copies). A chunk's buffer is not used after `chunk()`
    * returns. No object is made per record: a start-up sweep of 130k sockets
    * would otherwise leave ~100 MB of promoted garbage for V8 to find later.
+   * `generation` goes to the kernel with the walk (see WalkGeneration):
+   * connections idle since the last walk that was read to its `end()` come
+   * as Alive records, and count as seen and in their state.
    */
-  beginPackedWalk(prepare?: (fresh: readonly Buffer[]) => void): { chunk(buf: Buffer): void; end(): void; abort(): void } {
+  beginPackedWalk(prepare?: (fresh: readonly Buffer[]) => void): { generation: WalkGeneration; chunk(buf: Buffer): void; end(): void; abort(): void } {
     const walk = this.beginWalk();
+    const generation: WalkGeneration = { gen: ++this.walkGen, acked: this.ackedGen };
     /** Copies of the records of connections not tracked yet, one buffer per chunk that had any. */
     const fresh: Buffer[] = [];
     /** Where each of them goes in `order` once it is tracked, in the order of `fresh`. */
@@ -319,7 +338,7 @@ export class TcpConnectionTracker {
         for (let i = 0; i < records; i++) {
           cursor.moveTo(i);
           const kind = cursor.kind;
-          if (kind !== ConnEventKind.Snapshot) {
+          if (kind !== ConnEventKind.Snapshot && kind !== ConnEventKind.Alive) {
             if (kind === ConnEventKind.Listener) this.listeningPorts.add(`${cursor.netns}:${cursor.sport}`);
             continue;
           }
@@ -335,6 +354,8 @@ export class TcpConnectionTracker {
             t.walkPos = n;
             order.set(n++, t, cookie);
             walk.add(cursor, t);
+          } else if (kind === ConnEventKind.Alive) {
+            walk.add(cursor); // not tracked: nothing to go on (see add)
           } else {
             copy.push(i);
             freshAt.push(n);
@@ -362,16 +383,42 @@ export class TcpConnectionTracker {
         this.walkOrder = order;
         this.spareWalkOrder = prev;
         walk.end();
+        // Read whole: its full records are what the next walk's Alive ones refer to (unless one referred to nothing).
+        this.ackedGen = walk.aliveUnknown ? 0 : generation.gen;
       },
-      abort: (): void => undefined,
+      generation,
+      abort: (): void => {
+        // Its full records may not all have been read: the next walk says everything again.
+        this.ackedGen = 0;
+      },
     };
   }
 
   /** One walk: add() each record (the object may be reused after the call), then end(). */
-  private beginWalk(): { add(rec: ConnRecord, tracked?: Tracked): void; end(): void } {
+  private beginWalk(): { add(rec: ConnRecord, tracked?: Tracked): void; end(): void; readonly aliveUnknown: boolean } {
     const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
+    const count = (t: Tracked, state: number): void => {
+      const attrs = this.stateAttributes(t.flow, TCP_STATE_NAMES[state] ?? String(state));
+      const g = gauge.get(attrs);
+      if (g) g.n++;
+      else gauge.set(attrs, { attrs, n: 1 });
+    };
+    let aliveUnknown = false;
     /** `tracked`: the record's connection, when the caller looked it up already. */
     const add = (rec: ConnRecord, tracked?: Tracked): void => {
+      if (rec.kind === ConnEventKind.Alive) {
+        // Unchanged since its last full record: still open, in this state.
+        const t = tracked ?? this.conns.get(rec.cookie);
+        if (t) {
+          t.seenGen = this.gen;
+          count(t, rec.state);
+        } else {
+          // The kernel took it for one whose full record was read: it was not. Say everything again next walk.
+          aliveUnknown = true;
+          this.stats.aliveUnknown++;
+        }
+        return;
+      }
       if (rec.kind !== ConnEventKind.Snapshot) return;
       let t = tracked ?? this.conns.get(rec.cookie);
       if (!t) {
@@ -393,10 +440,7 @@ export class TcpConnectionTracker {
       // weigh the histogram toward idle connections (and cost a sample per
       // idle socket per collection).
       if (active || t.rttGen === 0) this.sampleRtt(t, rec);
-      const attrs = this.stateAttributes(t.flow, TCP_STATE_NAMES[rec.state] ?? String(rec.state));
-      const g = gauge.get(attrs);
-      if (g) g.n++;
-      else gauge.set(attrs, { attrs, n: 1 });
+      count(t, rec.state);
     };
     const end = (): void => {
       this.openGauge = [];
@@ -422,7 +466,13 @@ export class TcpConnectionTracker {
       }
       this.stats.tracked = this.conns.size;
     };
-    return { add, end };
+    return {
+      add,
+      end,
+      get aliveUnknown() {
+        return aliveUnknown;
+      },
+    };
   }
 
   /** The connection events since the last call (options.events), in kernel order. */

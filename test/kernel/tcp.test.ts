@@ -306,6 +306,122 @@ test('a collection walk handed over in many small chunks returns every open sock
   }
 });
 
+test('an idle connection comes as a short Alive record once a walk was read whole; any segment makes its record full again', async () => {
+  const probes = TcpProbes.open(
+    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 8 },
+    pino({ level: 'warn' }),
+  );
+  const accepted: Socket[] = [];
+  const server = createServer((s) => {
+    accepted.push(s);
+    s.on('error', () => undefined);
+  });
+  const clients: Socket[] = [];
+  try {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const N = 11;
+    for (let i = 0; i < N; i++) {
+      const c = connect(port, '127.0.0.1');
+      clients.push(c);
+      await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
+    }
+    while (accepted.length < N) await new Promise((r) => setTimeout(r, 10));
+    /** This test's sockets in one walk (chunks of 8 records: the walk resumes mid-way too). */
+    const walk = async (gen: number, acked: number): Promise<ConnRecord[]> => {
+      const bufs: Buffer[] = [];
+      await probes.walkOpenConnections((chunk) => bufs.push(Buffer.from(chunk)), { gen, acked });
+      const recs = decodeConnRecords(Buffer.concat(bufs));
+      const ours = new Set(firstFull.map((r) => r.cookie));
+      return recs.filter((r) => (firstFull.length === 0 ? r.sport === port || r.dport === port : ours.has(r.cookie)));
+    };
+    let firstFull: ConnRecord[] = [];
+    firstFull = await walk(1, 0);
+    assert.equal(firstFull.length, 2 * N, 'both ends of every connection');
+    assert.ok(firstFull.every((r) => r.kind === ConnEventKind.Snapshot), 'the first walk: full records');
+    // Walk 1 was read whole: unchanged sockets are short records now, in their state.
+    const idle = await walk(2, 1);
+    assert.equal(idle.length, 2 * N);
+    assert.ok(idle.every((r) => r.kind === ConnEventKind.Alive && r.state === 1), JSON.stringify(idle.map((r) => r.kind)));
+    // A walk that was not read whole (acked 0): everything full again.
+    const again = await walk(3, 0);
+    assert.ok(again.every((r) => r.kind === ConnEventKind.Snapshot));
+    // One client sends: its end and its peer's have new segment counts, so full records with the new counters.
+    const sender = clients[4]!;
+    const peerPort = sender.localPort!;
+    const got = new Promise<void>((resolve) => {
+      let n = 0;
+      for (const a of accepted) a.on('data', (d: Buffer) => ((n += d.length) >= 1000 ? resolve() : undefined));
+    });
+    sender.write(Buffer.alloc(1000, 7));
+    await got;
+    const moved = await walk(4, 3);
+    const full = moved.filter((r) => r.kind === ConnEventKind.Snapshot);
+    assert.deepEqual(full.map((r) => (r.sport === port ? 'server' : 'client')).sort(), ['client', 'server']);
+    assert.ok(full.every((r) => r.sport === peerPort || r.dport === peerPort));
+    const sent = full.find((r) => r.sport === peerPort)!;
+    assert.equal(sent.bytesSent, 1000);
+    assert.equal(moved.filter((r) => r.kind === ConnEventKind.Alive).length, 2 * N - 2);
+    // A caller with no generation (snapshot()) always gets full records.
+    const plain = probes.snapshot().filter((r) => r.sport === port || r.dport === port);
+    assert.equal(plain.length, 2 * N);
+    assert.ok(plain.every((r) => r.kind === ConnEventKind.Snapshot));
+  } finally {
+    for (const c of clients) c.destroy();
+    for (const a of accepted) a.destroy();
+    await new Promise((r) => server.close(r));
+    probes.close();
+  }
+});
+
+test('a connection idle for several collections, then busy: tcp_connections counts it throughout, its bytes are exact', async () => {
+  const accepted: Socket[] = [];
+  const server = createServer((s) => {
+    accepted.push(s);
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => s.write(d.subarray(0, 10)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const client = connect(port, '127.0.0.1');
+  try {
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    const clientSide = { 'source.address': '127.0.0.1', 'destination.port': port, 'network.connection.state': 'established' };
+    const received = (n: number): Promise<void> =>
+      new Promise((resolve) => {
+        let got = 0;
+        const on = (d: Buffer): void => {
+          if ((got += d.length) >= n) client.off('data', on), resolve();
+        };
+        client.on('data', on);
+      });
+    let echoed = received(10);
+    client.write(Buffer.alloc(500, 1));
+    await echoed;
+    for (let i = 0; i < 4; i++) {
+      await receiver.collect();
+      assert.equal(capture.gauge('tcp_connections', clientSide), 1, `collection ${i}: the idle connection is open`);
+    }
+    echoed = received(10);
+    client.write(Buffer.alloc(2000, 2));
+    await echoed;
+    await receiver.collect();
+    assert.equal(capture.gauge('tcp_connections', clientSide), 1);
+    const flow = { 'source.address': '127.0.0.1', 'destination.port': port };
+    assert.equal(capture.sum('tcp_bytes_sent', flow), 2500);
+    assert.equal(capture.sum('tcp_bytes_received', flow), 20);
+    client.end();
+    await eventually(() => capture.sum('tcp_connections_closed', flow) === 1);
+    assert.equal(capture.sum('tcp_bytes_sent', flow), 2500);
+    assert.equal(capture.sum('tcp_bytes_received', flow), 20);
+    assert.equal(capture.sum('tcp_connections_opened', flow), 1);
+  } finally {
+    client.destroy();
+    for (const a of accepted) a.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('a connection that closes with no per-socket state (its opening changes never handled) keeps its port, direction and owner', async () => {
   // Some kernels run no tracing program in the context of some tasks (this
   // machine's skips them while PID 1 is current, softirq work included), and

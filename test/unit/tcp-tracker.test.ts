@@ -386,6 +386,69 @@ test('packed walks read in the order of the last one count the same as walks in 
   }
 });
 
+test('Alive records (idle since their full record in a walk read whole) count as the full records would; the generation handshake', () => {
+  // A model of dump_tracked: per socket, the generation and counters of its last full record.
+  let seed = 777;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 16) % n;
+  };
+  const kernel = new Map<number, { gen: number; segs: string; state: number }>();
+  const walkOf = (t: TcpConnectionTracker, recs: ConnRecord[], opts: { abort?: boolean } = {}): number => {
+    const w = t.beginPackedWalk();
+    const { gen, acked } = w.generation;
+    const out = recs.map((r) => {
+      const k = kernel.get(r.cookie);
+      const segs = `${r.segsOut}/${r.segsIn}`;
+      if (gen && k && k.gen && k.gen <= acked && k.segs === segs && k.state === r.state) return { ...r, kind: ConnEventKind.Alive, bytesSent: 0, bytesReceived: 0, segsOut: 0, segsIn: 0, srttUs: 0 };
+      kernel.set(r.cookie, { gen, segs, state: r.state });
+      return r;
+    });
+    let alive = 0;
+    for (const r of out) if (r.kind === ConnEventKind.Alive) alive++;
+    for (let i = 0; i < out.length; i += 5) w.chunk(pack(out.slice(i, i + 5)));
+    if (opts.abort) w.abort();
+    else w.end();
+    return alive;
+  };
+  const totals = (b: MeasurementBatch): string[] =>
+    b.measurements
+      .filter((m) => ['tcp_bytes_sent', 'tcp_bytes_received', 'tcp_segments_sent', 'tcp_connections', 'tcp_connections_opened', 'tcp_connections_closed', 'tcp_rtt_us'].includes(m.metric))
+      .map((m) => `${m.metric}:${m.attributes['destination.port']}:${m.attributes['network.connection.state'] ?? ''}=${m.value}`)
+      .sort();
+  const withAlive = new TcpConnectionTracker();
+  const full = new TcpConnectionTracker();
+  let open: ConnRecord[] = [];
+  let aliveSeen = 0;
+  for (let round = 0; round < 10; round++) {
+    open = open.filter(() => rand(8) > 0); // some vanish (no close record): counted closed after two walks either way
+    for (let k = rand(6); k > 0; k--) open.push(rec({ cookie: nextCookie++, dport: 9000 + rand(3), bytesSent: 0, bytesReceived: 0, segsOut: 1, segsIn: 1 }));
+    // Most stay idle; a few send, and one in a while moves to CLOSE_WAIT with nothing else changed.
+    open = open.map((r) => (rand(4) === 0 ? { ...r, bytesSent: r.bytesSent + 100, segsOut: r.segsOut + 1, srttUs: r.srttUs + 1 } : rand(15) === 0 ? { ...r, state: 8 } : r));
+    aliveSeen += walkOf(withAlive, open);
+    full.onSnapshot(open);
+    assert.deepEqual(totals(withAlive.collect(round)), totals(full.collect(round)), `round ${round}`);
+  }
+  assert.ok(aliveSeen > 20, `the model sent Alive records (${aliveSeen})`);
+  assert.equal(withAlive.stats.aliveUnknown, 0);
+
+  // The handshake: a walk read whole is acknowledged to the next; an aborted one is not.
+  const t = new TcpConnectionTracker();
+  const g1 = t.beginPackedWalk();
+  g1.end();
+  const g2 = t.beginPackedWalk();
+  assert.deepEqual(g2.generation, { gen: g1.generation.gen + 1, acked: g1.generation.gen });
+  g2.abort();
+  const g3 = t.beginPackedWalk();
+  assert.equal(g3.generation.acked, 0, 'after an aborted walk: every record full');
+  // An Alive record of a connection the tracker does not know: counted, not in the gauge, and the next walk is full.
+  g3.chunk(pack([rec({ cookie: nextCookie++, kind: ConnEventKind.Alive })]));
+  g3.end();
+  assert.equal(t.stats.aliveUnknown, 1);
+  assert.equal(sum(t.collect(1), 'tcp_connections'), 0);
+  assert.equal(t.beginPackedWalk().generation.acked, 0);
+});
+
 test('a connect a walk sees in SYN_SENT is counted opened only once it is known to have established; one that fails never opened', () => {
   const SYN_SENT = 2;
   const ESTABLISHED = 1;

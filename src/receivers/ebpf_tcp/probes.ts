@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { BpfObject, RingBufferReader, bumpMemlockRlimit, numPossibleCpus, vmlinuxHasType } from '../../native/bpf';
 import { CONN_RECORD_SIZE, UDP_KEY_SIZE, UDP_VALUE_SIZE, decodeConnRecords, decodeUdpFlow, writeComm, type ConnRecord, type UdpFlowRecord } from '../../flows/records';
 import { listNetworkNamespaces } from '../../flows/netns';
-import type { StartSweep } from '../../flows/tcp-tracker';
+import type { StartSweep, WalkGeneration } from '../../flows/tcp-tracker';
 import { missingBpfCapabilities } from '../../util/capabilities';
 import { encodeKernelFilter, type KernelFilter } from './kernel-filter';
 import { bpfObjectPath, cgroup2Mount } from '../../util/paths';
@@ -51,6 +51,10 @@ const HOOKS: readonly Hook[] = [
   { program: 'handle_send_reset', tracepoint: 'tcp_send_reset', required: false, lost: 'reset-sent close reasons' },
   { program: 'handle_receive_reset', tracepoint: 'tcp_receive_reset', required: false, lost: 'reset-received close reasons (resets still counted from the socket error)' },
 ];
+
+/** walk_params' one key; and the walk a caller with no generation gets: every record full. */
+const WALK_PARAMS_KEY = Buffer.alloc(4);
+const FULL_WALK: WalkGeneration = { gen: 0, acked: 0 };
 
 export const DROP_REASONS = ['ringbuf_full', 'storage_alloc_failed', 'udp_map_full', 'listener_map_full'] as const;
 const COUNTER_EVENTS = 4;
@@ -161,8 +165,9 @@ export class TcpProbes {
     if (this.reader) await this.reader.flush();
   }
 
-  /** Every open TCP connection we hold state for, in every network namespace. */
+  /** Every open TCP connection we hold state for, in every network namespace (full records). */
   snapshot(): ConnRecord[] {
+    this.obj.mapUpdate('walk_params', WALK_PARAMS_KEY, Buffer.alloc(8));
     return decodeConnRecords(this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count'));
   }
 
@@ -172,7 +177,12 @@ export class TcpProbes {
    * turns of the event loop while the kernel walks on (a native thread).
    * Resolves to the number of records.
    */
-  walkOpenConnections(onChunk: (chunk: Buffer) => void): Promise<number> {
+  walkOpenConnections(onChunk: (chunk: Buffer) => void, walk: WalkGeneration = FULL_WALK): Promise<number> {
+    // struct flowtel_walk_params (bpf/flowtel_tcp.h)
+    const params = Buffer.alloc(8);
+    params.writeUInt32LE(walk.gen, 0);
+    params.writeUInt32LE(walk.acked, 4);
+    this.obj.mapUpdate('walk_params', WALK_PARAMS_KEY, params);
     return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk);
   }
 

@@ -157,7 +157,7 @@ export class EbpfTcpReceiver {
     // never read before a walk record of its socket taken earlier.
     this.heldEvents = [];
     try {
-      sockets = await probes.walkOpenConnections((chunk) => walk.chunk(chunk));
+      sockets = await probes.walkOpenConnections((chunk) => walk.chunk(chunk), walk.generation);
     } catch (e) {
       walk.abort();
       this.releaseHeldEvents();
@@ -165,6 +165,10 @@ export class EbpfTcpReceiver {
     }
     walk.end();
     this.stats.snapshotRecords += sockets;
+    if (this.tcp.stats.aliveUnknown > this.aliveUnknownLogged) {
+      this.aliveUnknownLogged = this.tcp.stats.aliveUnknown;
+      this.logger.warn({ receiver: this.id, records: this.tcp.stats.aliveUnknown }, 'ebpf_tcp: the socket walk sent short records of connections the tracker does not know; the next walk sends full ones');
+    }
     // Every record written before the kernel knew those listeners' owners has been read (the flush above).
     this.earlyListenerOwners = undefined;
     this.releaseHeldEvents();
@@ -185,6 +189,7 @@ export class EbpfTcpReceiver {
   }
 
   private readonly burstGc = new BurstGc();
+  private aliveUnknownLogged = 0;
   private lastSlowWarningMs = 0;
   /**
    * A collection longer than collection_interval means the next one starts at
