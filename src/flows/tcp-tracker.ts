@@ -86,6 +86,8 @@ export interface TcpTrackerStats {
    * of how they ended: counted as failures of error.type `unknown`.
    */
   failuresUnseen: number;
+  /** Alive records read (walk records of connections idle since their last full one). */
+  aliveRecords: number;
   /** Alive records of connections the tracker did not know (should not happen): the next walk was asked to be full. */
   aliveUnknown: number;
   tracked: number;
@@ -244,7 +246,7 @@ export class TcpConnectionTracker {
   private openGauge: Measurement[] = [];
   private events: TcpConnectionEvent[] = [];
   private gen = 1;
-  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, failuresUnseen: 0, aliveUnknown: 0, tracked: 0 };
+  readonly stats: TcpTrackerStats = { staleRemoved: 0, opensUnseen: 0, failuresUnseen: 0, aliveRecords: 0, aliveUnknown: 0, tracked: 0 };
   /** The last packed walk begun, and the last one read to its end (0: none, or a full walk is wanted). */
   private walkGen = 0;
   private ackedGen = 0;
@@ -408,6 +410,7 @@ export class TcpConnectionTracker {
     const add = (rec: ConnRecord, tracked?: Tracked): void => {
       if (rec.kind === ConnEventKind.Alive) {
         // Unchanged since its last full record: still open, in this state.
+        this.stats.aliveRecords++;
         const t = tracked ?? this.conns.get(rec.cookie);
         if (t) {
           t.seenGen = this.gen;

@@ -38,7 +38,7 @@ const defs: MetricDefinition[] = [
   { name: 'udp_datagrams_sent', kind: 'counter', unit: '{datagram}', description: 'UDP datagrams sent.' },
   { name: 'udp_datagrams_received', kind: 'counter', unit: '{datagram}', description: 'UDP datagrams received.' },
   // Self-telemetry of the kernel side.
-  { name: 'flowtel_ebpf_records', kind: 'counter', unit: '{record}', description: 'Connection records from the kernel, by kind: event (open/close/failed, written to the ring buffer) or snapshot (read by a socket walk).' },
+  { name: 'flowtel_ebpf_records', kind: 'counter', unit: '{record}', description: 'Connection records from the kernel, by kind: event (open/close/failed, written to the ring buffer), snapshot (a full record read by a socket walk) or alive (a short walk record: a connection idle since its last full one).' },
   { name: 'flowtel_ebpf_dropped', kind: 'counter', unit: '{event}', description: 'What the kernel side could not deliver or track, by reason: ringbuf_full, storage_alloc_failed, udp_map_full, listener_map_full, program_recursion.' },
   { name: 'flowtel_ebpf_recovered', kind: 'counter', unit: '{event}', description: 'TCP connection changes the kernel ran no program for, made up in user space, by reason: close_unseen (a tracked socket gone from two walks is counted closed), open_unseen (a socket closing with no per-socket state after the start-up sweep is counted opened), failure_unseen (a connect last seen in SYN_SENT whose end left no record is counted as a failure of error.type unknown).' },
   { name: 'flowtel_ebpf_filtered', kind: 'counter', unit: '{connection}', description: 'Connections the in-kernel filter excluded at their start (never reported, cost nothing more).' },

@@ -52,6 +52,7 @@ export class EbpfTcpReceiver {
   private readonly udp: UdpFlowTracker;
   private lastKernel?: KernelCounters;
   private reportedSnapshotRecords = 0;
+  private reportedAliveRecords = 0;
   private lastRecursionMisses = 0;
   private reportedRecovered = { close: 0, open: 0, failure: 0 };
   private collecting?: Promise<void>;
@@ -265,9 +266,13 @@ export class EbpfTcpReceiver {
     if (filtered > 0) out.push({ metric: 'flowtel_ebpf_filtered', value: filtered, attributes: attrs });
     const ev = now.events - (prev?.events ?? 0);
     if (ev > 0) out.push({ metric: 'flowtel_ebpf_records', value: ev, attributes: { ...attrs, kind: 'event' } });
-    const snap = this.stats.snapshotRecords - this.reportedSnapshotRecords;
+    // Walk records: full ones, and the short ones of connections idle since their last full record.
+    const alive = this.tcp.stats.aliveRecords - this.reportedAliveRecords;
+    const snap = this.stats.snapshotRecords - this.reportedSnapshotRecords - alive;
     this.reportedSnapshotRecords = this.stats.snapshotRecords;
+    this.reportedAliveRecords = this.tcp.stats.aliveRecords;
     if (snap > 0) out.push({ metric: 'flowtel_ebpf_records', value: snap, attributes: { ...attrs, kind: 'snapshot' } });
+    if (alive > 0) out.push({ metric: 'flowtel_ebpf_records', value: alive, attributes: { ...attrs, kind: 'alive' } });
     // Connection changes no program ran for, made up in user space: a close
     // from the walks (the socket is gone), an opening at its close.
     const { staleRemoved, opensUnseen, failuresUnseen } = this.tcp.stats;
