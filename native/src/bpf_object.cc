@@ -563,7 +563,8 @@ BpfObject::ChunkedIterator BpfObject::RequireChunkedIterator(Napi::Env env, cons
     ThrowCode(env, "ERR_BPF_STATE", std::string(what) + ": '" + chunk_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
   if (bpf_map__type(it.count) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(it.count) != 4)
     ThrowCode(env, "ERR_BPF_STATE", std::string(what) + ": '" + count_name + "' is not an array map of __u32 (" + Where() + ")");
-  it.record_size = bpf_map__value_size(it.chunk);
+  // An array map's elements are value_size rounded up to 8 bytes apart (in the mapping too).
+  it.record_size = (bpf_map__value_size(it.chunk) + 7) / 8 * 8;
   it.capacity = bpf_map__max_entries(it.chunk);
   const size_t len_bytes = it.record_size * it.capacity;
   const long page = sysconf(_SC_PAGESIZE);
@@ -633,12 +634,14 @@ Napi::Value BpfObject::DrainIterator(const Napi::CallbackInfo& info) {
   return OwnedBuffer(env, out, len, cap);
 }
 
-// walkIterator(prog, chunkMap, countMap, onChunk): the walk of drainIterator
-// on a native thread: onChunk(bytes) gets each chunk (a Uint8Array valid only
-// during the call) while the kernel fills the next one. Returns a Promise of
-// the number of records; rejected with what onChunk threw (the walk stops),
-// with the failed call's errno, or with ERR_BPF_CLOSED when the object is
-// closed during the walk.
+// walkIterator(prog, chunkMap, countMap, onChunk[, sideMap]): the walk of
+// drainIterator on a native thread: onChunk(bytes) gets each chunk (a
+// Uint8Array valid only during the call) while the kernel fills the next one.
+// With sideMap (another BPF_F_MMAPABLE array, its record count in
+// countMap[1]), onChunk(bytes, sideBytes) gets the side map's records of the
+// same read() too. Returns a Promise of the number of records (both maps);
+// rejected with what onChunk threw (the walk stops), with the failed call's
+// errno, or with ERR_BPF_CLOSED when the object is closed during the walk.
 Napi::Value BpfObject::WalkIterator(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = ArgString(info, 0, "prog");
@@ -653,13 +656,36 @@ Napi::Value BpfObject::WalkIterator(const Napi::CallbackInfo& info) {
   p.record_size = it.record_size;
   p.capacity = it.capacity;
   p.chunk_mapped = it.mapped;
+  bpf_map* side = nullptr;
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    const std::string side_name = ArgString(info, 4, "sideMap");
+    side = RequireLoadedMap(env, side_name);
+    if (bpf_map__type(side) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(side) & BPF_F_MMAPABLE))
+      ThrowCode(env, "ERR_BPF_STATE", "walkIterator: '" + side_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+    if (bpf_map__max_entries(it.count) < 2)
+      ThrowCode(env, "ERR_BPF_STATE", "walkIterator: '" + count_name + "' has no second entry for the side map's count (" + Where() + ")");
+    const long page = sysconf(_SC_PAGESIZE);
+    p.side_record_size = (bpf_map__value_size(side) + 7) / 8 * 8;  // array elements are 8-byte aligned
+    p.side_capacity = bpf_map__max_entries(side);
+    p.side_mapped = (p.side_record_size * p.side_capacity + page - 1) / page * page;
+  }
   void* mem = mmap(nullptr, it.mapped, PROT_READ, MAP_SHARED, bpf_map__fd(it.chunk), 0);
   if (mem == MAP_FAILED) ThrowErrno(env, errno, "walkIterator: mmap of '" + chunk_name + "' in " + Where());
   p.chunk = (const uint8_t*)mem;
+  if (side) {
+    void* smem = mmap(nullptr, p.side_mapped, PROT_READ, MAP_SHARED, bpf_map__fd(side), 0);
+    if (smem == MAP_FAILED) {
+      int err = errno;
+      munmap(mem, it.mapped);
+      ThrowErrno(env, err, "walkIterator: mmap of the side map in " + Where());
+    }
+    p.side = (const uint8_t*)smem;
+  }
   p.iter_fd = bpf_iter_create(it.link_fd);
   if (p.iter_fd < 0) {
     int err = errno;
     munmap(mem, it.mapped);
+    if (p.side) munmap((void*)p.side, p.side_mapped);
     ThrowErrno(env, err, "bpf_iter_create for program '" + name + "' in " + Where());
   }
   Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);

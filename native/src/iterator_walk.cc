@@ -22,25 +22,29 @@ namespace {
 constexpr int kMaxOutstanding = 1;
 }  // namespace
 
-ChunkReader::Next ChunkReader::Read(uint32_t* records) {
-  const uint32_t zero = 0;
+ChunkReader::Next ChunkReader::Read(uint32_t* records, uint32_t* side) {
+  const uint32_t zero = 0, one = 1;
   uint8_t scratch[256];
   *records = 0;
-  if (bpf_map_update_elem(count_fd_, &zero, &zero, BPF_ANY)) {
+  if (side) *side = 0;
+  if (bpf_map_update_elem(count_fd_, &zero, &zero, BPF_ANY) ||
+      (side_capacity_ > 0 && bpf_map_update_elem(count_fd_, &one, &zero, BPF_ANY))) {
     err_ = errno;
     step_ = "resetting the record count";
     return Next::kFailed;
   }
   ssize_t n = read(iter_fd_, scratch, sizeof scratch);
   int read_err = n < 0 ? errno : 0;
-  uint32_t got = 0;
-  if (bpf_map_lookup_elem(count_fd_, &zero, &got)) {
+  uint32_t got = 0, side_got = 0;
+  if (bpf_map_lookup_elem(count_fd_, &zero, &got) || (side_capacity_ > 0 && bpf_map_lookup_elem(count_fd_, &one, &side_got))) {
     err_ = errno;
     step_ = "reading the record count";
     return Next::kFailed;
   }
   got = std::min(got, capacity_);
+  side_got = std::min(side_got, side_capacity_);
   *records = got;
+  if (side) *side = side_got;
   if (n == 0) return Next::kDone;  // the walk is over
   if (n > 0) return Next::kMore;   // the program wrote to the seq_file: ignored
   if (read_err == EINTR) return Next::kMore;
@@ -52,7 +56,7 @@ ChunkReader::Next ChunkReader::Read(uint32_t* records) {
   // EAGAIN: the chunk was full (or the kernel's cap of objects per read()
   // was reached). One that came back empty means no progress: give up
   // rather than spin.
-  if (got > 0) {
+  if (got > 0 || side_got > 0) {
     empty_retries_ = 0;
   } else if (++empty_retries_ > 3) {
     err_ = EAGAIN;
@@ -69,6 +73,7 @@ IteratorWalk::~IteratorWalk() {
   if (thread_.joinable()) thread_.join();
   if (p_.iter_fd >= 0) close(p_.iter_fd);
   if (p_.chunk) munmap((void*)p_.chunk, p_.chunk_mapped);
+  if (p_.side) munmap((void*)p_.side, p_.side_mapped);
 }
 
 IteratorWalk* IteratorWalk::Start(Napi::Env env, BpfObject* owner, Napi::Object owner_obj, Params p, Napi::Function on_chunk,
@@ -112,15 +117,17 @@ void IteratorWalk::Fail(int err, const std::string& what) {
 }
 
 void IteratorWalk::ThreadMain() {
-  ChunkReader reader(p_.iter_fd, p_.count_fd, p_.capacity);
+  ChunkReader reader(p_.iter_fd, p_.count_fd, p_.capacity, p_.side ? p_.side_capacity : 0);
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (abort_) break;
     }
-    uint32_t got = 0;
-    const ChunkReader::Next next = reader.Read(&got);
-    const size_t bytes = (size_t)got * p_.record_size;
+    uint32_t got = 0, side_got = 0;
+    const ChunkReader::Next next = reader.Read(&got, &side_got);
+    const size_t chunk_bytes = (size_t)got * p_.record_size;
+    const size_t side_bytes = (size_t)side_got * p_.side_record_size;
+    const size_t bytes = chunk_bytes + side_bytes;
     if (bytes > 0) {
       {
         std::unique_lock<std::mutex> lock(mu_);
@@ -137,13 +144,14 @@ void IteratorWalk::ThreadMain() {
         Fail(errno, "walkIterator('" + p_.prog + "'): allocating a chunk copy in " + p_.where);
         break;
       }
-      memcpy(copy, p_.chunk, bytes);
+      memcpy(copy, p_.chunk, chunk_bytes);
+      if (side_bytes > 0) memcpy((uint8_t*)copy + chunk_bytes, p_.side, side_bytes);
       {
         std::lock_guard<std::mutex> lock(mu_);
         outstanding_++;
-        records_ += got;
+        records_ += got + side_got;
       }
-      Item* item = new Item{Item::kChunk, (uint8_t*)copy, bytes, mapped};
+      Item* item = new Item{Item::kChunk, (uint8_t*)copy, chunk_bytes, side_bytes, mapped};
       if (tsfn_.NonBlockingCall(item) != napi_ok) {  // the environment is going away
         munmap(copy, mapped);
         delete item;
@@ -179,10 +187,13 @@ void IteratorWalk::CallJs(Napi::Env env, Napi::Function, IteratorWalk* self, Ite
     }
     if (!skip) {
       // A view over the copy, detached when the call returns: a view kept by mistake reads as empty.
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, item->data, item->bytes);
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, item->data, item->bytes + item->side_bytes);
       Napi::Uint8Array u8 = Napi::Uint8Array::New(env, item->bytes, ab, 0);
       try {
-        self->on_chunk_.Call({u8});
+        if (self->p_.side)
+          self->on_chunk_.Call({u8, Napi::Uint8Array::New(env, item->side_bytes, ab, item->bytes)});
+        else
+          self->on_chunk_.Call({u8});
       } catch (const Napi::Error& e) {
         // The walk stops; the promise is rejected with what onChunk threw.
         self->js_error_ = Napi::Reference<Napi::Value>::New(e.Value(), 1);

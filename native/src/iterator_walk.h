@@ -19,20 +19,24 @@ class BpfObject;
 
 // One read() of a chunked iterator (shared by drainIterator and IteratorWalk):
 // empties the count map, reads, and says how many records the chunk map
-// holds and what comes next. Thread-agnostic: no JS.
+// holds and what comes next. With a side map (side_capacity > 0), the
+// program also writes records there and their number into count[1].
+// Thread-agnostic: no JS.
 class ChunkReader {
  public:
   enum class Next { kMore, kDone, kFailed };
-  ChunkReader(int iter_fd, int count_fd, uint32_t capacity) : iter_fd_(iter_fd), count_fd_(count_fd), capacity_(capacity) {}
-  // Reads on; `records` gets how many the chunk map holds now (0..capacity).
+  ChunkReader(int iter_fd, int count_fd, uint32_t capacity, uint32_t side_capacity = 0)
+      : iter_fd_(iter_fd), count_fd_(count_fd), capacity_(capacity), side_capacity_(side_capacity) {}
+  // Reads on; `records` gets how many the chunk map holds now (0..capacity),
+  // `side` how many the side map holds (0 without one).
   // kFailed: err() and step() say why ("resetting the record count", ...).
-  Next Read(uint32_t* records);
+  Next Read(uint32_t* records, uint32_t* side = nullptr);
   int err() const { return err_; }
   const char* step() const { return step_; }
 
  private:
   int iter_fd_, count_fd_;
-  uint32_t capacity_;
+  uint32_t capacity_, side_capacity_;
   int empty_retries_ = 0;
   int err_ = 0;
   const char* step_ = "";
@@ -49,6 +53,11 @@ class IteratorWalk {
     size_t chunk_mapped = 0;
     size_t record_size = 0;
     uint32_t capacity = 0;  // records per chunk
+    // Optional side map (count in count[1]): its records come with each chunk, after the chunk's.
+    const uint8_t* side = nullptr;  // mapped read-only (owned: munmap)
+    size_t side_mapped = 0;
+    size_t side_record_size = 0;
+    uint32_t side_capacity = 0;
   };
 
   // Starts the walk; the returned object deletes itself once the promise is settled.
@@ -62,8 +71,9 @@ class IteratorWalk {
 
   struct Item {
     enum Kind { kChunk, kDone } kind;
-    uint8_t* data = nullptr;  // kChunk: mmap()ed copy of the chunk
-    size_t bytes = 0;
+    uint8_t* data = nullptr;  // kChunk: mmap()ed copy of the chunk, then of the side map's records
+    size_t bytes = 0;         // of the chunk's records
+    size_t side_bytes = 0;    // of the side map's, after them
     size_t mapped = 0;
   };
 

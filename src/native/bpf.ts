@@ -346,11 +346,13 @@ export class BpfObject {
    * chunk copy waits for `onChunk` at a time. Resolves to the number of records.
    * An exception thrown by `onChunk` ends the walk and rejects the promise;
    * closing the object during a walk rejects it with ERR_BPF_CLOSED.
+   * With `sideMap`, a second array the program writes records into (their
+   * count in `countMap`[1]; the chunk is full when either is), `onChunk`
+   * gets that map's records of the same read() as its second argument.
    */
-  async walkIteratorChunks(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Buffer) => void): Promise<number> {
-    const pending = call(() =>
-      this.raw.walkIterator(prog, chunkMap, countMap, (u8) => onChunk(Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength))),
-    );
+  async walkIteratorChunks(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Buffer, side?: Buffer) => void, sideMap?: string): Promise<number> {
+    const buf = (u8: Uint8Array): Buffer => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+    const pending = call(() => this.raw.walkIterator(prog, chunkMap, countMap, (u8, side) => onChunk(buf(u8), side && buf(side)), sideMap));
     try {
       return await pending;
     } catch (e) {

@@ -80,8 +80,10 @@ export interface RawBpfObject {
    * view detached when the call returns) while the kernel fills the next.
    * Resolves to the number of records; rejects with what onChunk threw, a
    * failed call's errno, or ERR_BPF_CLOSED if the object closed meanwhile.
+   * With `sideMap` (a second BPF_F_MMAPABLE array, its count in
+   * `countMap`[1]), onChunk gets that map's records of the same read() too.
    */
-  walkIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array) => void): Promise<number>;
+  walkIterator(prog: string, chunkMap: string, countMap: string, onChunk: (chunk: Uint8Array, side?: Uint8Array) => void, sideMap?: string): Promise<number>;
   mapLookup(map: string, key: Buffer): Buffer | null;
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(map: string, key: Buffer): boolean;

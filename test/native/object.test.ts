@@ -68,7 +68,7 @@ describe('BpfObject before load', () => {
     try {
       assert.equal(obj.loaded, false);
       const progs = new Map(obj.programs().map((p) => [p.name, p]));
-      assert.deepEqual([...progs.keys()].sort(), ['bogus_target', 'count_egress', 'drain_kv', 'dump_kv', 'dump_tasks', 'dump_tcp_ports', 'on_sys_enter']);
+      assert.deepEqual([...progs.keys()].sort(), ['bogus_target', 'count_egress', 'drain_kv', 'drain_kv_split', 'dump_kv', 'dump_tasks', 'dump_tcp_ports', 'on_sys_enter']);
       assert.equal(progs.get('on_sys_enter')?.section, 'tp_btf/sys_enter');
       assert.equal(progs.get('on_sys_enter')?.type, ProgType.TRACING);
       assert.equal(progs.get('count_egress')?.type, ProgType.CGROUP_SKB);
@@ -98,6 +98,7 @@ describe('BpfObject before load', () => {
       obj.setAutoload('count_egress', false);
       obj.setAutoload('dump_kv', false);
       obj.setAutoload('drain_kv', false);
+      obj.setAutoload('drain_kv_split', false);
       obj.setAutoload('dump_tcp_ports', false);
       obj.load();
       assert.equal(obj.map('kv').maxEntries, 77);
@@ -346,6 +347,44 @@ describe('BpfObject loaded', () => {
     }
   });
 
+  it('walkIteratorChunks with a side map: each chunk comes with the side map\'s records of the same read(); either one full restarts the read', async () => {
+    const N = 40;
+    for (let i = 0; i < N; i++) obj.mapUpdate('kv', u32(6000 + i), u64(i));
+    try {
+      obj.attachIter('drain_kv_split', 'kv');
+      await assert.rejects(
+        obj.walkIteratorChunks('drain_kv_split', 'kv_chunk', 'kv_chunk_count', () => undefined, 'kv_side'),
+        isBpfError('ERR_BPF_STATE', /no second entry/),
+      );
+      await assert.rejects(
+        obj.walkIteratorChunks('drain_kv_split', 'kv_chunk', 'kv_split_count', () => undefined, 'kv'),
+        isBpfError('ERR_BPF_STATE', /BPF_F_MMAPABLE/),
+      );
+      const even: number[] = [];
+      const odd: number[] = [];
+      const sideSizes: number[] = [];
+      const total = await obj.walkIteratorChunks(
+        'drain_kv_split',
+        'kv_chunk',
+        'kv_split_count',
+        (chunk, side) => {
+          assert.ok(side, 'a side buffer with every chunk');
+          sideSizes.push(side.length / 8);
+          for (let o = 0; o < chunk.length; o += 16) even.push(chunk.readUInt32LE(o));
+          for (let o = 0; o < side.length; o += 8) odd.push(Number(side.readBigUInt64LE(o)));
+        },
+        'kv_side',
+      );
+      assert.equal(total, N);
+      assert.deepEqual([...even].sort((a, b) => a - b), Array.from({ length: N / 2 }, (_, i) => 6000 + 2 * i));
+      assert.deepEqual([...odd].sort((a, b) => a - b), Array.from({ length: N / 2 }, (_, i) => 6001 + 2 * i));
+      assert.ok(sideSizes.every((k) => k <= 3) && sideSizes.length >= Math.ceil(N / 2 / 3), `side records per chunk: ${sideSizes.join(', ')}`);
+    } finally {
+      obj.detach('drain_kv_split');
+      for (let i = 0; i < N; i++) obj.mapDelete('kv', u32(6000 + i));
+    }
+  });
+
   it('walkIteratorChunks: closing the object during a walk rejects it with ERR_BPF_CLOSED, hands over no more chunks and leaves nothing running', async () => {
     const own = openFixture();
     own.load();
@@ -403,7 +442,7 @@ describe('BpfObject loaded', () => {
 
   it('programStats has the documented shape', () => {
     const stats = obj.programStats();
-    assert.deepEqual(stats.map((s) => s.name).sort(), ['count_egress', 'drain_kv', 'dump_kv', 'dump_tasks', 'dump_tcp_ports', 'on_sys_enter']);
+    assert.deepEqual(stats.map((s) => s.name).sort(), ['count_egress', 'drain_kv', 'drain_kv_split', 'dump_kv', 'dump_tasks', 'dump_tcp_ports', 'on_sys_enter']);
     for (const s of stats) {
       assert.equal(typeof s.runTimeNs, 'number');
       assert.equal(typeof s.runCnt, 'number');
