@@ -716,10 +716,19 @@ struct {
 	__type(value, struct flowtel_conn);
 } snapshot_chunk SEC(".maps");
 
-/* [0]: records in snapshot_chunk. User space sets it to 0 before each read(). */
+/* Short records of idle connections (see dump_tracked), beside snapshot_chunk. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 262144); /* 4 MiB */
+	__type(key, __u32);
+	__type(value, struct flowtel_alive);
+} alive_chunk SEC(".maps");
+
+/* [0]: records in snapshot_chunk, [1]: in alive_chunk. User space sets both to 0 before each read(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
 } snapshot_count SEC(".maps");
@@ -755,16 +764,13 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 	__u8 state = sk->__sk_common.skc_state;
 	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == TCP_CLOSE || state == TCP_LISTEN)
 		return 0;
+	__u32 one = 1;
 	struct flowtel_walk_params *wp = bpf_map_lookup_elem(&walk_params, &zero);
 	__u32 *n = bpf_map_lookup_elem(&snapshot_count, &zero);
-	if (!n || !wp)
+	__u32 *na = bpf_map_lookup_elem(&snapshot_count, &one);
+	if (!n || !na || !wp)
 		return 0;
 	__u32 i = *n;
-	struct flowtel_conn *c = bpf_map_lookup_elem(&snapshot_chunk, &i);
-	if (!c)
-		return 1; /* full (i == max_entries): this socket again once user space has taken the chunk */
-	if (i == 0)
-		walk_chunk_ts = bpf_ktime_get_ns();
 	/*
 	 * Idle since its last full record, which user space has read: say only
 	 * that it is still there, and in which state. Every counter we report
@@ -778,13 +784,22 @@ int dump_tracked(struct bpf_iter__bpf_sk_storage_map *ctx)
 	if (si->walk_gen && si->walk_gen <= wp->acked && si->walk_state == state) {
 		const struct tcp_sock *tp = (const void *)sk;
 		if (BPF_CORE_READ(tp, segs_out) == si->walk_segs_out && BPF_CORE_READ(tp, segs_in) == si->walk_segs_in) {
-			c->cookie = si->cookie;
-			c->kind = FLOWTEL_EV_ALIVE;
-			c->state = state;
-			*n = i + 1;
+			__u32 j = *na;
+			struct flowtel_alive *a = bpf_map_lookup_elem(&alive_chunk, &j);
+			if (!a)
+				return 1; /* full: this socket again once user space has taken the chunk */
+			a->cookie = si->cookie;
+			a->before = i;
+			a->state = state;
+			*na = j + 1;
 			return 0;
 		}
 	}
+	struct flowtel_conn *c = bpf_map_lookup_elem(&snapshot_chunk, &i);
+	if (!c)
+		return 1; /* full (i == max_entries): this socket again once user space has taken the chunk */
+	if (i == 0)
+		walk_chunk_ts = bpf_ktime_get_ns();
 	__builtin_memset(c, 0, sizeof(*c));
 	fill_snapshot(c, sk, state, si, walk_chunk_ts);
 	if (wp->gen) {

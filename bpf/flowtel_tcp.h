@@ -18,7 +18,7 @@ enum flowtel_event_kind {
 	FLOWTEL_EV_SNAPSHOT = 4, /* open connection, from the iter/tcp walk */
 	FLOWTEL_EV_LISTENER = 5, /* listening socket, from the iter/tcp walk */
 	FLOWTEL_EV_ALIVE = 6,    /* open connection, from the walk, unchanged since its last
-				  * FLOWTEL_EV_SNAPSHOT: only cookie, kind and state are written */
+				  * FLOWTEL_EV_SNAPSHOT: a struct flowtel_alive, not a flowtel_conn */
 };
 
 enum flowtel_direction {
@@ -100,6 +100,22 @@ struct flowtel_walk_params {
 	__u32 gen;   /* this walk (1, 2, ...; 0: no short records) */
 	__u32 acked; /* the last walk user space read whole (0: none) */
 };
+
+/*
+ * The short walk record of an idle connection (FLOWTEL_EV_ALIVE), written to
+ * a map of its own (alive_chunk) so that a chunk holds many more of them than
+ * of full records: a walk that restarts less often. 16 bytes.
+ */
+struct flowtel_alive {
+	__u64 cookie;
+	__u32 before;  /* full records of the same chunk written before it: its place among them */
+	__u8 state;    /* TCP state */
+	__u8 _pad[3];
+};
+
+#ifdef __bpf__
+_Static_assert(sizeof(struct flowtel_alive) == 16, "flowtel_alive layout is shared with src/flows/records.ts");
+#endif
 
 /* UDP flow key: one socket talking to one peer. */
 struct flowtel_udp_key {

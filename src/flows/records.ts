@@ -4,6 +4,9 @@
  */
 
 export const CONN_RECORD_SIZE = 152;
+/** struct flowtel_alive: a walk's short record of an idle connection (cookie, place among the chunk's full records, state). */
+export const ALIVE_RECORD_SIZE = 16;
+export const ALIVE_RECORD_OFFSETS = { cookie: 0, before: 8, state: 12 } as const;
 export const UDP_KEY_SIZE = 48;
 export const UDP_VALUE_SIZE = 72;
 /** FLOWTEL_UDP_F_EGRESS_FIRST of flowtel_tcp.h. */
@@ -15,7 +18,7 @@ export const enum ConnEventKind {
   Failed = 3,
   Snapshot = 4,
   Listener = 5,
-  /** An open connection unchanged since its last Snapshot record: only cookie, kind and state are meaningful. */
+  /** An open connection unchanged since its last Snapshot record: a struct flowtel_alive (ALIVE_RECORD_*), never a flowtel_conn. */
   Alive = 6,
 }
 

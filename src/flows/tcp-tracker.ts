@@ -25,7 +25,7 @@
 import { constants as osConstants } from 'node:os';
 import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
 import { formatAddress, isLoopback, TCP_STATE_NAMES } from './addresses';
-import { CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, ConnRecordCursor, type ConnRecord } from './records';
+import { ALIVE_RECORD_OFFSETS, ALIVE_RECORD_SIZE, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, ConnRecordCursor, type ConnRecord } from './records';
 import { FlowSignature, SignatureTable } from './flow-signature';
 import { appendAll } from '../util/arrays';
 
@@ -131,8 +131,8 @@ interface Flow extends Counters {
   conns: number;
   /** Collection generation in which the totals were last changed. */
   dirtyGen: number;
-  /** attrs + network.connection.state, per state (tcp_connections). */
-  byState?: Map<string, FlowAttributes>;
+  /** attrs + network.connection.state, and the walk's count, per TCP state (tcp_connections). */
+  byState?: Map<number, StateCount>;
   /** attrs + error.type, per error (tcp_connection_failures). */
   byError?: Map<string, FlowAttributes>;
   /**
@@ -146,8 +146,18 @@ interface Flow extends Counters {
   connectUs?: number[];
 }
 
+/** One tcp_connections series of a flow: its attributes, and how many connections the walk `walk` found in that state. */
+interface StateCount {
+  readonly attrs: FlowAttributes;
+  n: number;
+  walk: number;
+}
+
 interface Tracked extends Counters {
   flow: Flow;
+  /** The state it was last counted in by a walk, and that state's series (-1, undefined: not yet). */
+  countedState: number;
+  stateCount: StateCount | undefined;
   /** Its index in the last packed walk (walkOrder), or -1: not in it, or no longer tracked. */
   walkPos: number;
   /**
@@ -250,6 +260,8 @@ export class TcpConnectionTracker {
   /** The last packed walk begun, and the last one read to its end (0: none, or a full walk is wanted). */
   private walkGen = 0;
   private ackedGen = 0;
+  /** Walks begun, packed or not (tells one walk's tcp_connections counts from the last one's). */
+  private walkSeq = 0;
   private startSweep?: StartSweep;
 
   constructor(private readonly options: TcpTrackerOptions = {}) {}
@@ -315,9 +327,11 @@ export class TcpConnectionTracker {
    * would otherwise leave ~100 MB of promoted garbage for V8 to find later.
    * `generation` goes to the kernel with the walk (see WalkGeneration):
    * connections idle since the last walk that was read to its `end()` come
-   * as Alive records, and count as seen and in their state.
+   * as short records (struct flowtel_alive) in a chunk's `alive` buffer,
+   * each placed among the chunk's full records where the kernel walked it,
+   * and count as seen and in their state.
    */
-  beginPackedWalk(prepare?: (fresh: readonly Buffer[]) => void): { generation: WalkGeneration; chunk(buf: Buffer): void; end(): void; abort(): void } {
+  beginPackedWalk(prepare?: (fresh: readonly Buffer[]) => void): { generation: WalkGeneration; chunk(buf: Buffer, alive?: Buffer): void; end(): void; abort(): void } {
     const walk = this.beginWalk();
     const generation: WalkGeneration = { gen: ++this.walkGen, acked: this.ackedGen };
     /** Copies of the records of connections not tracked yet, one buffer per chunk that had any. */
@@ -331,39 +345,63 @@ export class TcpConnectionTracker {
     const order = this.spareWalkOrder;
     let n = 0; // entries of `order` written
     let next = 0; // the index in `prev` where the next record's connection is expected
+    /** The tracked connection of a walk record, if any: at the next index of the last walk's order, or looked up. */
+    const locate = (cookie: number): Tracked | undefined => {
+      let t = next < prevLength ? prevConns[next] : undefined;
+      if (t !== undefined && prevCookies[next] === cookie && t.walkPos === next) next++;
+      else {
+        // A socket new since, or one gone: look it up, and go on from where it was.
+        t = this.conns.get(cookie);
+        if (t !== undefined && t.walkPos >= 0 && t.walkPos < prevLength && prevConns[t.walkPos] === t) next = t.walkPos + 1;
+      }
+      return t;
+    };
+    /** The k-th short record (struct flowtel_alive), in `alive` or its 32-bit words. */
+    const aliveRecord = (alive: Buffer, words: Uint32Array | undefined, k: number): void => {
+      const at = k * ALIVE_RECORD_SIZE;
+      const cookie = words
+        ? words[at >>> 2]! + words[(at >>> 2) + 1]! * 2 ** 32
+        : alive.readUInt32LE(at + ALIVE_RECORD_OFFSETS.cookie) + alive.readUInt32LE(at + ALIVE_RECORD_OFFSETS.cookie + 4) * 2 ** 32;
+      const t = locate(cookie);
+      if (t) {
+        t.walkPos = n;
+        order.set(n++, t, cookie);
+      }
+      walk.alive(cookie, alive[at + ALIVE_RECORD_OFFSETS.state]!, t);
+    };
     return {
-      chunk: (buf: Buffer): void => {
+      chunk: (buf: Buffer, alive?: Buffer): void => {
         const records = Math.floor(buf.length / CONN_RECORD_SIZE);
         const cursor = new ConnRecordCursor(buf);
         /** Indexes in this chunk of the records to copy out. */
         const copy: number[] = [];
+        // The short records go in among the full ones where the kernel walked them (their `before`).
+        const shorts = alive ? Math.floor(alive.length / ALIVE_RECORD_SIZE) : 0;
+        // Read as words when aligned (the native copy is; a test's Buffer may not be).
+        const words = alive && alive.byteOffset % 4 === 0 ? new Uint32Array(alive.buffer, alive.byteOffset, shorts * (ALIVE_RECORD_SIZE >>> 2)) : undefined;
+        const BEFORE = ALIVE_RECORD_OFFSETS.before >>> 2;
+        let k = 0;
         for (let i = 0; i < records; i++) {
+          while (k < shorts && (words ? words[k * (ALIVE_RECORD_SIZE >>> 2) + BEFORE]! : alive!.readUInt32LE(k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.before)) <= i) aliveRecord(alive!, words, k++);
           cursor.moveTo(i);
           const kind = cursor.kind;
-          if (kind !== ConnEventKind.Snapshot && kind !== ConnEventKind.Alive) {
+          if (kind !== ConnEventKind.Snapshot) {
             if (kind === ConnEventKind.Listener) this.listeningPorts.add(`${cursor.netns}:${cursor.sport}`);
             continue;
           }
           const cookie = cursor.cookie;
-          let t = next < prevLength ? prevConns[next] : undefined;
-          if (t !== undefined && prevCookies[next] === cookie && t.walkPos === next) next++;
-          else {
-            // A socket new since, or one gone: look it up, and go on from where it was.
-            t = this.conns.get(cookie);
-            if (t !== undefined && t.walkPos >= 0 && t.walkPos < prevLength && prevConns[t.walkPos] === t) next = t.walkPos + 1;
-          }
+          const t = locate(cookie);
           if (t) {
             t.walkPos = n;
             order.set(n++, t, cookie);
             walk.add(cursor, t);
-          } else if (kind === ConnEventKind.Alive) {
-            walk.add(cursor); // not tracked: nothing to go on (see add)
           } else {
             copy.push(i);
             freshAt.push(n);
             order.set(n++, undefined, cookie); // filled at end()
           }
         }
+        while (k < shorts) aliveRecord(alive!, words, k++);
         if (copy.length === 0) return;
         const out = Buffer.allocUnsafeSlow(copy.length * CONN_RECORD_SIZE);
         for (let k = 0; k < copy.length; k++) buf.copy(out, k * CONN_RECORD_SIZE, copy[k]! * CONN_RECORD_SIZE, (copy[k]! + 1) * CONN_RECORD_SIZE);
@@ -397,31 +435,45 @@ export class TcpConnectionTracker {
   }
 
   /** One walk: add() each record (the object may be reused after the call), then end(). */
-  private beginWalk(): { add(rec: ConnRecord, tracked?: Tracked): void; end(): void; readonly aliveUnknown: boolean } {
-    const gauge = new Map<FlowAttributes, { attrs: FlowAttributes; n: number }>();
+  private beginWalk(): {
+    add(rec: ConnRecord, tracked?: Tracked): void;
+    alive(cookie: number, state: number, tracked?: Tracked): void;
+    end(): void;
+    readonly aliveUnknown: boolean;
+  } {
+    const walkId = ++this.walkSeq;
+    /** The series this walk counted into, in the order first counted. */
+    const counted: StateCount[] = [];
     const count = (t: Tracked, state: number): void => {
-      const attrs = this.stateAttributes(t.flow, TCP_STATE_NAMES[state] ?? String(state));
-      const g = gauge.get(attrs);
-      if (g) g.n++;
-      else gauge.set(attrs, { attrs, n: 1 });
+      let c = t.stateCount;
+      if (c === undefined || t.countedState !== state) {
+        c = this.stateCount(t.flow, state);
+        t.stateCount = c;
+        t.countedState = state;
+      }
+      if (c.walk !== walkId) {
+        c.walk = walkId;
+        c.n = 0;
+        counted.push(c);
+      }
+      c.n++;
     };
     let aliveUnknown = false;
+    /** A short record: unchanged since its last full record, still open, in this state. */
+    const alive = (cookie: number, state: number, tracked?: Tracked): void => {
+      this.stats.aliveRecords++;
+      const t = tracked ?? this.conns.get(cookie);
+      if (t) {
+        t.seenGen = this.gen;
+        count(t, state);
+      } else {
+        // The kernel took it for one whose full record was read: it was not. Say everything again next walk.
+        aliveUnknown = true;
+        this.stats.aliveUnknown++;
+      }
+    };
     /** `tracked`: the record's connection, when the caller looked it up already. */
     const add = (rec: ConnRecord, tracked?: Tracked): void => {
-      if (rec.kind === ConnEventKind.Alive) {
-        // Unchanged since its last full record: still open, in this state.
-        this.stats.aliveRecords++;
-        const t = tracked ?? this.conns.get(rec.cookie);
-        if (t) {
-          t.seenGen = this.gen;
-          count(t, rec.state);
-        } else {
-          // The kernel took it for one whose full record was read: it was not. Say everything again next walk.
-          aliveUnknown = true;
-          this.stats.aliveUnknown++;
-        }
-        return;
-      }
       if (rec.kind !== ConnEventKind.Snapshot) return;
       let t = tracked ?? this.conns.get(rec.cookie);
       if (!t) {
@@ -447,7 +499,7 @@ export class TcpConnectionTracker {
     };
     const end = (): void => {
       this.openGauge = [];
-      for (const g of gauge.values()) this.openGauge.push({ metric: 'tcp_connections', value: g.n, attributes: g.attrs });
+      for (const c of counted) this.openGauge.push({ metric: 'tcp_connections', value: c.n, attributes: c.attrs });
       // A connection neither seen in two walks nor closed lost its close event
       // (the kernel skips a tracing program that fires while it already runs
       // on that CPU, and some kernels skip them in some tasks' context). Its
@@ -471,6 +523,7 @@ export class TcpConnectionTracker {
     };
     return {
       add,
+      alive,
       end,
       get aliveUnknown() {
         return aliveUnknown;
@@ -634,14 +687,14 @@ export class TcpConnectionTracker {
     return name ? { stateBefore: name } : {};
   }
 
-  private stateAttributes(flow: Flow, state: string): FlowAttributes {
+  private stateCount(flow: Flow, state: number): StateCount {
     flow.byState ??= new Map();
-    let a = flow.byState.get(state);
-    if (!a) {
-      a = { ...flow.attrs, 'network.connection.state': state };
-      flow.byState.set(state, a);
+    let c = flow.byState.get(state);
+    if (!c) {
+      c = { attrs: { ...flow.attrs, 'network.connection.state': TCP_STATE_NAMES[state] ?? String(state) }, n: 0, walk: 0 };
+      flow.byState.set(state, c);
     }
-    return a;
+    return c;
   }
 
   private errorAttributes(flow: Flow, errorType: string): FlowAttributes {
@@ -659,6 +712,8 @@ export class TcpConnectionTracker {
     flow.conns++;
     const t: Tracked = {
       flow,
+      countedState: -1,
+      stateCount: undefined,
       walkPos: -1,
       openPending: false,
       sent: baseline.sent,

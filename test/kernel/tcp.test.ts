@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { ConnDirection, ConnEventKind, ConnFlags, decodeConnRecords, type ConnRecord } from '../../src/flows/records';
+import { ALIVE_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, decodeConnRecords, type ConnRecord } from '../../src/flows/records';
 import { TcpProbes } from '../../src/receivers/ebpf_tcp/probes';
 import type { MetricsReceiver } from '../../src/pipeline/component';
 import { Capture, memoryLogger, startReceiver } from '../helpers/capture';
@@ -308,7 +308,7 @@ test('a collection walk handed over in many small chunks returns every open sock
 
 test('an idle connection comes as a short Alive record once a walk was read whole; any segment makes its record full again', async () => {
   const probes = TcpProbes.open(
-    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 8 },
+    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 8, aliveChunk: 5 },
     pino({ level: 'warn' }),
   );
   const accepted: Socket[] = [];
@@ -327,15 +327,24 @@ test('an idle connection comes as a short Alive record once a walk was read whol
       await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
     }
     while (accepted.length < N) await new Promise((r) => setTimeout(r, 10));
-    /** This test's sockets in one walk (chunks of 8 records: the walk resumes mid-way too). */
-    const walk = async (gen: number, acked: number): Promise<ConnRecord[]> => {
+    /**
+     * This test's sockets in one walk: full records, and short ones as { kind: Alive, cookie, state }
+     * (struct flowtel_alive). Chunks of 8 full or 5 short records: the walk resumes mid-way on either.
+     */
+    const walk = async (gen: number, acked: number): Promise<Array<Pick<ConnRecord, 'kind' | 'cookie' | 'state'> & Partial<ConnRecord>>> => {
       const bufs: Buffer[] = [];
-      await probes.walkOpenConnections((chunk) => bufs.push(Buffer.from(chunk)), { gen, acked });
-      const recs = decodeConnRecords(Buffer.concat(bufs));
+      const shorts: Array<Pick<ConnRecord, 'kind' | 'cookie' | 'state'> & Partial<ConnRecord>> = [];
+      await probes.walkOpenConnections((chunk, alive) => {
+        bufs.push(Buffer.from(chunk));
+        for (let at = 0; alive && at < alive.length; at += ALIVE_RECORD_SIZE) {
+          shorts.push({ kind: ConnEventKind.Alive, cookie: alive.readUInt32LE(at) + alive.readUInt32LE(at + 4) * 2 ** 32, state: alive[at + 12]! });
+        }
+      }, { gen, acked });
+      const recs = [...decodeConnRecords(Buffer.concat(bufs)), ...shorts];
       const ours = new Set(firstFull.map((r) => r.cookie));
       return recs.filter((r) => (firstFull.length === 0 ? r.sport === port || r.dport === port : ours.has(r.cookie)));
     };
-    let firstFull: ConnRecord[] = [];
+    let firstFull: Array<Partial<ConnRecord>> = [];
     firstFull = await walk(1, 0);
     assert.equal(firstFull.length, 2 * N, 'both ends of every connection');
     assert.ok(firstFull.every((r) => r.kind === ConnEventKind.Snapshot), 'the first walk: full records');

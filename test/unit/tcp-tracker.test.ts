@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { TcpConnectionTracker, closeFailureType, connectFailureType, type StartSweep } from '../../src/flows/tcp-tracker';
-import { CONN_RECORD_OFFSETS, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, encodeConnRecord, writeOwner, type ConnRecord } from '../../src/flows/records';
+import { ALIVE_RECORD_SIZE, CONN_RECORD_OFFSETS, CONN_RECORD_SIZE, ConnDirection, ConnEventKind, ConnFlags, encodeConnRecord, writeOwner, type ConnRecord } from '../../src/flows/records';
 import type { Measurement, MeasurementBatch } from '../../src/pipeline/measurements';
 import { connRecord } from '../helpers/conn-record';
 
@@ -386,7 +386,7 @@ test('packed walks read in the order of the last one count the same as walks in 
   }
 });
 
-test('Alive records (idle since their full record in a walk read whole) count as the full records would; the generation handshake', () => {
+test('short records of idle connections (since their full record in a walk read whole), placed among the full ones, count as full records would; the generation handshake', () => {
   // A model of dump_tracked: per socket, the generation and counters of its last full record.
   let seed = 777;
   const rand = (n: number): number => {
@@ -394,21 +394,38 @@ test('Alive records (idle since their full record in a walk read whole) count as
     return (seed >>> 16) % n;
   };
   const kernel = new Map<number, { gen: number; segs: string; state: number }>();
-  const walkOf = (t: TcpConnectionTracker, recs: ConnRecord[], opts: { abort?: boolean } = {}): number => {
+  /** One walk in chunks of up to 4 full and 3 short records, as dump_tracked writes them. */
+  const walkOf = (t: TcpConnectionTracker, recs: ConnRecord[]): number => {
     const w = t.beginPackedWalk();
     const { gen, acked } = w.generation;
-    const out = recs.map((r) => {
+    let alive = 0;
+    let full: ConnRecord[] = [];
+    let shorts: Buffer[] = [];
+    const flush = (): void => {
+      w.chunk(pack(full), Buffer.concat(shorts));
+      full = [];
+      shorts = [];
+    };
+    for (const r of recs) {
       const k = kernel.get(r.cookie);
       const segs = `${r.segsOut}/${r.segsIn}`;
-      if (gen && k && k.gen && k.gen <= acked && k.segs === segs && k.state === r.state) return { ...r, kind: ConnEventKind.Alive, bytesSent: 0, bytesReceived: 0, segsOut: 0, segsIn: 0, srttUs: 0 };
+      if (gen && k && k.gen && k.gen <= acked && k.segs === segs && k.state === r.state) {
+        if (shorts.length === 3) flush();
+        const a = Buffer.alloc(ALIVE_RECORD_SIZE);
+        a.writeUInt32LE(r.cookie % 2 ** 32, 0);
+        a.writeUInt32LE(Math.floor(r.cookie / 2 ** 32), 4);
+        a.writeUInt32LE(full.length, 8);
+        a[12] = r.state;
+        shorts.push(a);
+        alive++;
+        continue;
+      }
+      if (full.length === 4) flush();
       kernel.set(r.cookie, { gen, segs, state: r.state });
-      return r;
-    });
-    let alive = 0;
-    for (const r of out) if (r.kind === ConnEventKind.Alive) alive++;
-    for (let i = 0; i < out.length; i += 5) w.chunk(pack(out.slice(i, i + 5)));
-    if (opts.abort) w.abort();
-    else w.end();
+      full.push(r);
+    }
+    flush();
+    w.end();
     return alive;
   };
   const totals = (b: MeasurementBatch): string[] =>
@@ -441,8 +458,11 @@ test('Alive records (idle since their full record in a walk read whole) count as
   g2.abort();
   const g3 = t.beginPackedWalk();
   assert.equal(g3.generation.acked, 0, 'after an aborted walk: every record full');
-  // An Alive record of a connection the tracker does not know: counted, not in the gauge, and the next walk is full.
-  g3.chunk(pack([rec({ cookie: nextCookie++, kind: ConnEventKind.Alive })]));
+  // A short record of a connection the tracker does not know: counted, not in the gauge, and the next walk is full.
+  const stray = Buffer.alloc(ALIVE_RECORD_SIZE);
+  stray.writeUInt32LE(nextCookie++, 0);
+  stray[12] = 1;
+  g3.chunk(pack([]), stray);
   g3.end();
   assert.equal(t.stats.aliveUnknown, 1);
   assert.equal(sum(t.collect(1), 'tcp_connections'), 0);

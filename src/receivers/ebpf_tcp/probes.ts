@@ -34,6 +34,8 @@ export interface TcpProbeOptions {
   filter?: KernelFilter;
   /** Open connections handed over per read() of a collection's walk (default 32768: 4.75 MiB of kernel memory). */
   snapshotChunk?: number;
+  /** Short records of idle connections per read() (default 262144: 4 MiB of kernel memory). */
+  aliveChunk?: number;
 }
 
 /** A tp_btf program, the tracepoint it needs, and what is lost without it. */
@@ -140,6 +142,7 @@ export class TcpProbes {
       obj.setMapMaxEntries('conn_events', opts.ringBufferBytes);
       obj.setMapMaxEntries('udp_flows', opts.udpMaxFlows);
       if (opts.snapshotChunk !== undefined) obj.setMapMaxEntries('snapshot_chunk', opts.snapshotChunk);
+      if (opts.aliveChunk !== undefined) obj.setMapMaxEntries('alive_chunk', opts.aliveChunk);
       obj.load();
       for (const e of filter?.entries ?? []) obj.mapUpdate(e.map, e.key, e.value);
       for (const prog of attachList) obj.attach(prog);
@@ -175,15 +178,18 @@ export class TcpProbes {
    * The same walk as the kernel hands it over: packed flowtel_conn records,
    * a chunk at a time (each Buffer is valid only during its call), on later
    * turns of the event loop while the kernel walks on (a native thread).
-   * Resolves to the number of records.
+   * With a generation (see WalkGeneration), connections idle since their
+   * last full record come as struct flowtel_alive records in `alive`, each
+   * with its place among the chunk's full records. Resolves to the number
+   * of records, short ones included.
    */
-  walkOpenConnections(onChunk: (chunk: Buffer) => void, walk: WalkGeneration = FULL_WALK): Promise<number> {
+  walkOpenConnections(onChunk: (chunk: Buffer, alive?: Buffer) => void, walk: WalkGeneration = FULL_WALK): Promise<number> {
     // struct flowtel_walk_params (bpf/flowtel_tcp.h)
     const params = Buffer.alloc(8);
     params.writeUInt32LE(walk.gen, 0);
     params.writeUInt32LE(walk.acked, 4);
     this.obj.mapUpdate('walk_params', WALK_PARAMS_KEY, params);
-    return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk);
+    return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk, 'alive_chunk');
   }
 
   /**

@@ -158,7 +158,7 @@ export class EbpfTcpReceiver {
     // never read before a walk record of its socket taken earlier.
     this.heldEvents = [];
     try {
-      sockets = await probes.walkOpenConnections((chunk) => walk.chunk(chunk), walk.generation);
+      sockets = await probes.walkOpenConnections((chunk, alive) => walk.chunk(chunk, alive), walk.generation);
     } catch (e) {
       walk.abort();
       this.releaseHeldEvents();
