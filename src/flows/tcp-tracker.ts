@@ -358,16 +358,14 @@ export class TcpConnectionTracker {
     };
     /** The k-th short record (struct flowtel_alive), in `alive` or its 32-bit words. */
     const aliveRecord = (alive: Buffer, words: Uint32Array | undefined, k: number): void => {
-      const at = k * ALIVE_RECORD_SIZE;
-      const cookie = words
-        ? words[at >>> 2]! + words[(at >>> 2) + 1]! * 2 ** 32
-        : alive.readUInt32LE(at + ALIVE_RECORD_OFFSETS.cookie) + alive.readUInt32LE(at + ALIVE_RECORD_OFFSETS.cookie + 4) * 2 ** 32;
+      const at = k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.cookie;
+      const cookie = words ? words[at >>> 2]! + words[(at >>> 2) + 1]! * 2 ** 32 : alive.readUInt32LE(at) + alive.readUInt32LE(at + 4) * 2 ** 32;
       const t = locate(cookie);
       if (t) {
         t.walkPos = n;
         order.set(n++, t, cookie);
       }
-      walk.alive(cookie, alive[at + ALIVE_RECORD_OFFSETS.state]!, t);
+      walk.alive(cookie, alive[k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.state]!, t);
     };
     return {
       chunk: (buf: Buffer, alive?: Buffer): void => {
