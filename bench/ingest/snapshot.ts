@@ -4,15 +4,17 @@
  * ends on this host, as in the concurrency suite: 8 client addresses to one
  * server port) are decoded, tracked and collected, the measurements recorded
  * into FlowMetrics and read by a MetricReader as an exporter would, once per
- * simulated collection, with counters moving on every connection.
+ * simulated collection, with counters moving on every connection — or, with
+ * `idle`, none moving: every connection comes as the kernel's short record
+ * (struct flowtel_alive) after one full walk.
  *
- *   node dist/bench/ingest/snapshot.js [connections=65000] [collections=10]
+ *   node dist/bench/ingest/snapshot.js [connections=65000] [collections=10] [idle]
  *
  * Prints ms of CPU per collection, µs per socket, and heap/RSS after.
  */
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ManualReader } from './manual-reader';
-import { decodeConnRecords, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
+import { decodeConnRecords, ALIVE_RECORD_OFFSETS, ALIVE_RECORD_SIZE, CONN_RECORD_SIZE, ConnEventKind, ConnDirection, AF_INET } from '../../src/flows/records';
 import { TcpConnectionTracker } from '../../src/flows/tcp-tracker';
 import { InstrumentSink } from '../../src/pipeline/instrument-sink';
 import { FlowMetrics } from '../../src/pipeline/flow-metrics';
@@ -20,6 +22,17 @@ import { FlowMetrics } from '../../src/pipeline/flow-metrics';
 const connections = Number(process.argv[2] ?? 65_000);
 const collections = Number(process.argv[3] ?? 10);
 const SOURCES = 8;
+const idle = process.argv[4] === 'idle';
+
+/** Every connection's two ends as short records (idle, ESTABLISHED), in the order of walk(). */
+function aliveWalk(): Buffer {
+  const buf = Buffer.alloc(connections * 2 * ALIVE_RECORD_SIZE);
+  for (let k = 0; k < connections * 2; k++) {
+    buf.writeBigUInt64LE(BigInt(k + 1), k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.cookie);
+    buf[k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.state] = 1;
+  }
+  return buf;
+}
 
 /** The walk of collection `round`: every connection's two ends, counters grown by `round`. */
 function walk(round: number): Buffer {
@@ -67,6 +80,15 @@ async function main(): Promise<void> {
   // The first walk is the baseline (connections open before the agent); then one per collection.
   tracker.onSnapshot(decodeConnRecords(walks[0]!));
   tracker.collect(Date.now());
+  const CHUNK = 32768 * CONN_RECORD_SIZE;
+  const shorts = idle ? aliveWalk() : undefined;
+  if (idle) {
+    // One full packed walk first: the short records of the next ones refer to it.
+    const first = tracker.beginPackedWalk();
+    for (let off = 0; off < walks[1]!.length; off += CHUNK) first.chunk(walks[1]!.subarray(off, off + CHUNK));
+    first.end();
+    tracker.collect(Date.now());
+  }
   const phases = { track: 0, collect: 0, record: 0, export: 0 };
   const cpu0 = process.cpuUsage();
   for (let c = 0; c < collections; c++) {
@@ -76,11 +98,14 @@ async function main(): Promise<void> {
       phases[k] += now - t;
       t = now;
     };
-    // As the kernel hands a walk over: chunks of 32768 records.
+    // As the kernel hands a walk over: chunks of 32768 records, or (idle) one read() of short records.
     const walk = tracker.beginPackedWalk();
-    const all = walks[1 + (c % 2)]!;
-    const CHUNK = 32768 * CONN_RECORD_SIZE;
-    for (let off = 0; off < all.length; off += CHUNK) walk.chunk(all.subarray(off, off + CHUNK));
+    if (shorts) {
+      walk.chunk(Buffer.alloc(0), shorts);
+    } else {
+      const all = walks[1 + (c % 2)]!;
+      for (let off = 0; off < all.length; off += CHUNK) walk.chunk(all.subarray(off, off + CHUNK));
+    }
     walk.end();
     lap('track');
     const batch = tracker.collect(Date.now());
