@@ -32,6 +32,34 @@ async function eventually(check: () => boolean): Promise<void> {
   }
 }
 
+/** `n` loopback connections to a server in this process: its port, both ends, and a way to close it all. */
+async function loopbackConnections(n: number): Promise<{ port: number; clients: Socket[]; accepted: Socket[]; close(): Promise<void> }> {
+  const accepted: Socket[] = [];
+  const clients: Socket[] = [];
+  const server = createServer((s) => {
+    accepted.push(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const close = async (): Promise<void> => {
+    for (const c of [...clients, ...accepted]) c.destroy();
+    await new Promise((r) => server.close(r));
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      const c = connect(port, '127.0.0.1');
+      clients.push(c);
+      await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
+    }
+    while (accepted.length < n) await new Promise((r) => setTimeout(r, 10));
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { port, clients, accepted, close };
+}
+
 before(async () => {
   ({ receiver, capture } = await startReceiver());
 });
@@ -280,28 +308,23 @@ test('a collection walk handed over in many small chunks returns every open sock
     { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 4 },
     pino({ level: 'warn' }),
   );
-  const server = createServer((s) => s.on('error', () => undefined));
-  const clients: Socket[] = [];
+  const N = 37;
   try {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    const N = 37;
-    for (let i = 0; i < N; i++) {
-      const c = connect(port, '127.0.0.1');
-      clients.push(c);
-      await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
-    }
-    for (let round = 0; round < 2; round++) {
-      const recs = probes.snapshot();
-      const cookies = new Set(recs.map((r) => r.cookie));
-      assert.equal(cookies.size, recs.length, 'no socket twice');
-      assert.equal(recs.filter((r) => r.dport === port).length, N, 'client ends');
-      assert.equal(recs.filter((r) => r.sport === port).length, N, 'server ends');
-      assert.ok(recs.filter((r) => r.sport === port || r.dport === port).every((r) => r.kind === ConnEventKind.Snapshot && r.state === 1));
+    const conns = await loopbackConnections(N);
+    const { port } = conns;
+    try {
+      for (let round = 0; round < 2; round++) {
+        const recs = probes.snapshot();
+        const cookies = new Set(recs.map((r) => r.cookie));
+        assert.equal(cookies.size, recs.length, 'no socket twice');
+        assert.equal(recs.filter((r) => r.dport === port).length, N, 'client ends');
+        assert.equal(recs.filter((r) => r.sport === port).length, N, 'server ends');
+        assert.ok(recs.filter((r) => r.sport === port || r.dport === port).every((r) => r.kind === ConnEventKind.Snapshot && r.state === 1));
+      }
+    } finally {
+      await conns.close();
     }
   } finally {
-    for (const c of clients) c.destroy();
-    await new Promise((r) => server.close(r));
     probes.close();
   }
 });
@@ -311,74 +334,63 @@ test('an idle connection comes as a short Alive record once a walk was read whol
     { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 8, aliveChunk: 5 },
     pino({ level: 'warn' }),
   );
-  const accepted: Socket[] = [];
-  const server = createServer((s) => {
-    accepted.push(s);
-    s.on('error', () => undefined);
-  });
-  const clients: Socket[] = [];
+  const N = 11;
   try {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    const N = 11;
-    for (let i = 0; i < N; i++) {
-      const c = connect(port, '127.0.0.1');
-      clients.push(c);
-      await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
+    const conns = await loopbackConnections(N);
+    const { port, clients, accepted } = conns;
+    try {
+      /**
+       * This test's sockets in one walk: full records, and short ones as { kind: Alive, cookie, state }
+       * (struct flowtel_alive). Chunks of 8 full or 5 short records: the walk resumes mid-way on either.
+       */
+      const walk = async (gen: number, acked: number): Promise<Array<Pick<ConnRecord, 'kind' | 'cookie' | 'state'> & Partial<ConnRecord>>> => {
+        const bufs: Buffer[] = [];
+        const shorts: Array<Pick<ConnRecord, 'kind' | 'cookie' | 'state'> & Partial<ConnRecord>> = [];
+        await probes.walkOpenConnections((chunk, alive) => {
+          bufs.push(Buffer.from(chunk));
+          for (let at = 0; alive && at < alive.length; at += ALIVE_RECORD_SIZE) {
+            shorts.push({ kind: ConnEventKind.Alive, cookie: alive.readUInt32LE(at) + alive.readUInt32LE(at + 4) * 2 ** 32, state: alive[at + 12]! });
+          }
+        }, { gen, acked });
+        const recs = [...decodeConnRecords(Buffer.concat(bufs)), ...shorts];
+        const ours = new Set(firstFull.map((r) => r.cookie));
+        return recs.filter((r) => (firstFull.length === 0 ? r.sport === port || r.dport === port : ours.has(r.cookie)));
+      };
+      let firstFull: Array<Partial<ConnRecord>> = [];
+      firstFull = await walk(1, 0);
+      assert.equal(firstFull.length, 2 * N, 'both ends of every connection');
+      assert.ok(firstFull.every((r) => r.kind === ConnEventKind.Snapshot), 'the first walk: full records');
+      // Walk 1 was read whole: unchanged sockets are short records now, in their state.
+      const idle = await walk(2, 1);
+      assert.equal(idle.length, 2 * N);
+      assert.ok(idle.every((r) => r.kind === ConnEventKind.Alive && r.state === 1), JSON.stringify(idle.map((r) => r.kind)));
+      // A walk that was not read whole (acked 0): everything full again.
+      const again = await walk(3, 0);
+      assert.ok(again.every((r) => r.kind === ConnEventKind.Snapshot));
+      // One client sends: its end and its peer's have new segment counts, so full records with the new counters.
+      const sender = clients[4]!;
+      const peerPort = sender.localPort!;
+      const got = new Promise<void>((resolve) => {
+        let n = 0;
+        for (const a of accepted) a.on('data', (d: Buffer) => ((n += d.length) >= 1000 ? resolve() : undefined));
+      });
+      sender.write(Buffer.alloc(1000, 7));
+      await got;
+      const moved = await walk(4, 3);
+      const full = moved.filter((r) => r.kind === ConnEventKind.Snapshot);
+      assert.deepEqual(full.map((r) => (r.sport === port ? 'server' : 'client')).sort(), ['client', 'server']);
+      assert.ok(full.every((r) => r.sport === peerPort || r.dport === peerPort));
+      const sent = full.find((r) => r.sport === peerPort)!;
+      assert.equal(sent.bytesSent, 1000);
+      assert.equal(moved.filter((r) => r.kind === ConnEventKind.Alive).length, 2 * N - 2);
+      // A caller with no generation (snapshot()) always gets full records.
+      const plain = probes.snapshot().filter((r) => r.sport === port || r.dport === port);
+      assert.equal(plain.length, 2 * N);
+      assert.ok(plain.every((r) => r.kind === ConnEventKind.Snapshot));
+    } finally {
+      await conns.close();
     }
-    while (accepted.length < N) await new Promise((r) => setTimeout(r, 10));
-    /**
-     * This test's sockets in one walk: full records, and short ones as { kind: Alive, cookie, state }
-     * (struct flowtel_alive). Chunks of 8 full or 5 short records: the walk resumes mid-way on either.
-     */
-    const walk = async (gen: number, acked: number): Promise<Array<Pick<ConnRecord, 'kind' | 'cookie' | 'state'> & Partial<ConnRecord>>> => {
-      const bufs: Buffer[] = [];
-      const shorts: Array<Pick<ConnRecord, 'kind' | 'cookie' | 'state'> & Partial<ConnRecord>> = [];
-      await probes.walkOpenConnections((chunk, alive) => {
-        bufs.push(Buffer.from(chunk));
-        for (let at = 0; alive && at < alive.length; at += ALIVE_RECORD_SIZE) {
-          shorts.push({ kind: ConnEventKind.Alive, cookie: alive.readUInt32LE(at) + alive.readUInt32LE(at + 4) * 2 ** 32, state: alive[at + 12]! });
-        }
-      }, { gen, acked });
-      const recs = [...decodeConnRecords(Buffer.concat(bufs)), ...shorts];
-      const ours = new Set(firstFull.map((r) => r.cookie));
-      return recs.filter((r) => (firstFull.length === 0 ? r.sport === port || r.dport === port : ours.has(r.cookie)));
-    };
-    let firstFull: Array<Partial<ConnRecord>> = [];
-    firstFull = await walk(1, 0);
-    assert.equal(firstFull.length, 2 * N, 'both ends of every connection');
-    assert.ok(firstFull.every((r) => r.kind === ConnEventKind.Snapshot), 'the first walk: full records');
-    // Walk 1 was read whole: unchanged sockets are short records now, in their state.
-    const idle = await walk(2, 1);
-    assert.equal(idle.length, 2 * N);
-    assert.ok(idle.every((r) => r.kind === ConnEventKind.Alive && r.state === 1), JSON.stringify(idle.map((r) => r.kind)));
-    // A walk that was not read whole (acked 0): everything full again.
-    const again = await walk(3, 0);
-    assert.ok(again.every((r) => r.kind === ConnEventKind.Snapshot));
-    // One client sends: its end and its peer's have new segment counts, so full records with the new counters.
-    const sender = clients[4]!;
-    const peerPort = sender.localPort!;
-    const got = new Promise<void>((resolve) => {
-      let n = 0;
-      for (const a of accepted) a.on('data', (d: Buffer) => ((n += d.length) >= 1000 ? resolve() : undefined));
-    });
-    sender.write(Buffer.alloc(1000, 7));
-    await got;
-    const moved = await walk(4, 3);
-    const full = moved.filter((r) => r.kind === ConnEventKind.Snapshot);
-    assert.deepEqual(full.map((r) => (r.sport === port ? 'server' : 'client')).sort(), ['client', 'server']);
-    assert.ok(full.every((r) => r.sport === peerPort || r.dport === peerPort));
-    const sent = full.find((r) => r.sport === peerPort)!;
-    assert.equal(sent.bytesSent, 1000);
-    assert.equal(moved.filter((r) => r.kind === ConnEventKind.Alive).length, 2 * N - 2);
-    // A caller with no generation (snapshot()) always gets full records.
-    const plain = probes.snapshot().filter((r) => r.sport === port || r.dport === port);
-    assert.equal(plain.length, 2 * N);
-    assert.ok(plain.every((r) => r.kind === ConnEventKind.Snapshot));
   } finally {
-    for (const c of clients) c.destroy();
-    for (const a of accepted) a.destroy();
-    await new Promise((r) => server.close(r));
     probes.close();
   }
 });
