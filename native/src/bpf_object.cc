@@ -553,22 +553,30 @@ int BpfObject::IterLinkFd(Napi::Env env, const std::string& prog, const char* wh
 // chunk is taken and emptied, and the walk goes on from that object.
 // Returns every record, packed, in one Buffer (walkIterator hands them over
 // a chunk at a time, on a native thread).
+BpfObject::MmapableArray BpfObject::RequireMmapableArray(Napi::Env env, const std::string& name, const std::string& what) {
+  MmapableArray a;
+  a.map = RequireLoadedMap(env, name);
+  if (bpf_map__type(a.map) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(a.map) & BPF_F_MMAPABLE))
+    ThrowCode(env, "ERR_BPF_STATE", what + ": '" + name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+  a.stride = (bpf_map__value_size(a.map) + 7) / 8 * 8;
+  a.capacity = bpf_map__max_entries(a.map);
+  const long page = sysconf(_SC_PAGESIZE);
+  a.mapped = (a.stride * a.capacity + page - 1) / page * page;
+  return a;
+}
+
 BpfObject::ChunkedIterator BpfObject::RequireChunkedIterator(Napi::Env env, const std::string& prog, const std::string& chunk_name,
                                                               const std::string& count_name, const char* what) {
   ChunkedIterator it;
   it.link_fd = IterLinkFd(env, prog, what);
-  it.chunk = RequireLoadedMap(env, chunk_name);
+  const MmapableArray chunk = RequireMmapableArray(env, chunk_name, what);
+  it.chunk = chunk.map;
   it.count = RequireLoadedMap(env, count_name);
-  if (bpf_map__type(it.chunk) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(it.chunk) & BPF_F_MMAPABLE))
-    ThrowCode(env, "ERR_BPF_STATE", std::string(what) + ": '" + chunk_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
   if (bpf_map__type(it.count) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(it.count) != 4)
     ThrowCode(env, "ERR_BPF_STATE", std::string(what) + ": '" + count_name + "' is not an array map of __u32 (" + Where() + ")");
-  // An array map's elements are value_size rounded up to 8 bytes apart (in the mapping too).
-  it.record_size = (bpf_map__value_size(it.chunk) + 7) / 8 * 8;
-  it.capacity = bpf_map__max_entries(it.chunk);
-  const size_t len_bytes = it.record_size * it.capacity;
-  const long page = sysconf(_SC_PAGESIZE);
-  it.mapped = (len_bytes + page - 1) / page * page;
+  it.record_size = chunk.stride;
+  it.capacity = chunk.capacity;
+  it.mapped = chunk.mapped;
   return it;
 }
 
@@ -658,16 +666,13 @@ Napi::Value BpfObject::WalkIterator(const Napi::CallbackInfo& info) {
   p.chunk_mapped = it.mapped;
   bpf_map* side = nullptr;
   if (info.Length() > 4 && !info[4].IsUndefined()) {
-    const std::string side_name = ArgString(info, 4, "sideMap");
-    side = RequireLoadedMap(env, side_name);
-    if (bpf_map__type(side) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(side) & BPF_F_MMAPABLE))
-      ThrowCode(env, "ERR_BPF_STATE", "walkIterator: '" + side_name + "' is not an array map with BPF_F_MMAPABLE (" + Where() + ")");
+    const MmapableArray a = RequireMmapableArray(env, ArgString(info, 4, "sideMap"), "walkIterator");
     if (bpf_map__max_entries(it.count) < 2)
       ThrowCode(env, "ERR_BPF_STATE", "walkIterator: '" + count_name + "' has no second entry for the side map's count (" + Where() + ")");
-    const long page = sysconf(_SC_PAGESIZE);
-    p.side_record_size = (bpf_map__value_size(side) + 7) / 8 * 8;  // array elements are 8-byte aligned
-    p.side_capacity = bpf_map__max_entries(side);
-    p.side_mapped = (p.side_record_size * p.side_capacity + page - 1) / page * page;
+    side = a.map;
+    p.side_record_size = a.stride;
+    p.side_capacity = a.capacity;
+    p.side_mapped = a.mapped;
   }
   void* mem = mmap(nullptr, it.mapped, PROT_READ, MAP_SHARED, bpf_map__fd(it.chunk), 0);
   if (mem == MAP_FAILED) ThrowErrno(env, errno, "walkIterator: mmap of '" + chunk_name + "' in " + Where());
@@ -721,13 +726,10 @@ Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo& info) {
 Napi::Value BpfObject::MapMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = ArgString(info, 0, "map");
-  bpf_map* m = RequireLoadedMap(env, name);
-  if (bpf_map__type(m) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(m) & BPF_F_MMAPABLE))
-    ThrowCode(env, "ERR_BPF_STATE", "mapMemory('" + name + "'): not an array map with BPF_F_MMAPABLE (" + Where() + ")");
-  size_t len = (size_t)bpf_map__value_size(m) * bpf_map__max_entries(m);
-  long page = sysconf(_SC_PAGESIZE);
-  size_t mapped = (len + page - 1) / page * page;
-  void* p = mmap(nullptr, mapped, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+  const MmapableArray a = RequireMmapableArray(env, name, "mapMemory");
+  const size_t len = (size_t)bpf_map__value_size(a.map) * a.capacity;
+  const size_t mapped = a.mapped;
+  void* p = mmap(nullptr, mapped, PROT_READ, MAP_SHARED, bpf_map__fd(a.map), 0);
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mapMemory('" + name + "'): mmap in " + Where());
   return Napi::Buffer<uint8_t>::New(env, (uint8_t*)p, len, [mapped](Napi::Env, uint8_t* data) { munmap(data, mapped); });
 }

@@ -69,6 +69,16 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bpf_map* FindMap(Napi::Env env, const std::string& name) const;
   std::string Where() const;  // "'<path>'" for messages
   int IterLinkFd(Napi::Env env, const std::string& prog, const char* what);
+  // A BPF_F_MMAPABLE array map as user space maps it: its elements are
+  // value_size rounded up to 8 bytes apart.
+  struct MmapableArray {
+    bpf_map* map;
+    size_t stride;      // bytes from one element to the next
+    uint32_t capacity;  // max_entries
+    size_t mapped;      // the whole array, in whole pages
+  };
+  // The loaded map `name`, or ERR_BPF_STATE ("<what>: '<name>' is not an array map with BPF_F_MMAPABLE").
+  MmapableArray RequireMmapableArray(Napi::Env env, const std::string& name, const std::string& what);
   struct ChunkedIterator {
     int link_fd;
     bpf_map* chunk;
