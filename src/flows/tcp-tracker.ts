@@ -356,16 +356,16 @@ export class TcpConnectionTracker {
       }
       return t;
     };
-    /** The k-th short record (struct flowtel_alive), in `alive` or its 32-bit words. */
-    const aliveRecord = (alive: Buffer, words: Uint32Array | undefined, k: number): void => {
-      const at = k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.cookie;
-      const cookie = words ? words[at >>> 2]! + words[(at >>> 2) + 1]! * 2 ** 32 : alive.readUInt32LE(at) + alive.readUInt32LE(at + 4) * 2 ** 32;
+    /** The k-th short record (struct flowtel_alive) of `bytes`, read through its 32-bit `words`. */
+    const aliveRecord = (bytes: Uint8Array, words: Uint32Array, k: number): void => {
+      const w = (k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.cookie) >>> 2;
+      const cookie = words[w]! + words[w + 1]! * 2 ** 32;
       const t = locate(cookie);
       if (t) {
         t.walkPos = n;
         order.set(n++, t, cookie);
       }
-      walk.alive(cookie, alive[k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.state]!, t);
+      walk.alive(cookie, bytes[k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.state]!, t);
     };
     return {
       chunk: (buf: Buffer, alive?: Buffer): void => {
@@ -375,12 +375,13 @@ export class TcpConnectionTracker {
         const copy: number[] = [];
         // The short records go in among the full ones where the kernel walked them (their `before`).
         const shorts = alive ? Math.floor(alive.length / ALIVE_RECORD_SIZE) : 0;
-        // Read as words when aligned (the native copy is; a test's Buffer may not be).
-        const words = alive && alive.byteOffset % 4 === 0 ? new Uint32Array(alive.buffer, alive.byteOffset, shorts * (ALIVE_RECORD_SIZE >>> 2)) : undefined;
+        // Read as 32-bit words: the native copy is aligned; anything else (a test's Buffer) is copied to be.
+        const bytes = !alive || alive.byteOffset % 4 === 0 ? alive : new Uint8Array(alive);
+        const words = bytes ? new Uint32Array(bytes.buffer, bytes.byteOffset, shorts * (ALIVE_RECORD_SIZE >>> 2)) : new Uint32Array(0);
         const BEFORE = ALIVE_RECORD_OFFSETS.before >>> 2;
         let k = 0;
         for (let i = 0; i < records; i++) {
-          while (k < shorts && (words ? words[k * (ALIVE_RECORD_SIZE >>> 2) + BEFORE]! : alive!.readUInt32LE(k * ALIVE_RECORD_SIZE + ALIVE_RECORD_OFFSETS.before)) <= i) aliveRecord(alive!, words, k++);
+          while (k < shorts && words[k * (ALIVE_RECORD_SIZE >>> 2) + BEFORE]! <= i) aliveRecord(bytes!, words, k++);
           cursor.moveTo(i);
           const kind = cursor.kind;
           if (kind !== ConnEventKind.Snapshot) {
@@ -399,7 +400,7 @@ export class TcpConnectionTracker {
             order.set(n++, undefined, cookie); // filled at end()
           }
         }
-        while (k < shorts) aliveRecord(alive!, words, k++);
+        while (k < shorts) aliveRecord(bytes!, words, k++);
         if (copy.length === 0) return;
         const out = Buffer.allocUnsafeSlow(copy.length * CONN_RECORD_SIZE);
         for (let k = 0; k < copy.length; k++) buf.copy(out, k * CONN_RECORD_SIZE, copy[k]! * CONN_RECORD_SIZE, (copy[k]! + 1) * CONN_RECORD_SIZE);

@@ -170,7 +170,7 @@ export class TcpProbes {
 
   /** Every open TCP connection we hold state for, in every network namespace (full records). */
   snapshot(): ConnRecord[] {
-    this.obj.mapUpdate('walk_params', WALK_PARAMS_KEY, Buffer.alloc(8));
+    this.setWalk(FULL_WALK);
     return decodeConnRecords(this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count'));
   }
 
@@ -184,12 +184,16 @@ export class TcpProbes {
    * of records, short ones included.
    */
   walkOpenConnections(onChunk: (chunk: Buffer, alive?: Buffer) => void, walk: WalkGeneration = FULL_WALK): Promise<number> {
-    // struct flowtel_walk_params (bpf/flowtel_tcp.h)
+    this.setWalk(walk);
+    return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk, 'alive_chunk');
+  }
+
+  /** What dump_tracked's next walk is (struct flowtel_walk_params, bpf/flowtel_tcp.h). */
+  private setWalk(walk: WalkGeneration): void {
     const params = Buffer.alloc(8);
     params.writeUInt32LE(walk.gen, 0);
     params.writeUInt32LE(walk.acked, 4);
     this.obj.mapUpdate('walk_params', WALK_PARAMS_KEY, params);
-    return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk, 'alive_chunk');
   }
 
   /**
