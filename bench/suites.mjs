@@ -377,6 +377,7 @@ const HOOKS = {
   handle_send_reset: 'tp_btf/tcp_send_reset',
   handle_receive_reset: 'tp_btf/tcp_receive_reset',
   dump_tracked: 'iter/bpf_sk_storage_map: per tracked socket, each collection',
+  dump_tracked_compat: 'iter/bpf_sk_storage_map: dump_tracked on kernels before 6.2',
   dump_tcp: 'iter/tcp: at start',
   udp_egress: 'cgroup_skb/egress: every packet sent',
   udp_ingress: 'cgroup_skb/ingress: every packet received',

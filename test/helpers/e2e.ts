@@ -21,6 +21,7 @@ export const OUR_PROGRAMS = [
   'handle_send_reset',
   'handle_receive_reset',
   'dump_tracked',
+  'dump_tracked_compat',
   'dump_tcp',
   'udp_egress',
   'udp_ingress',

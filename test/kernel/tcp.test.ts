@@ -329,9 +329,10 @@ test('a collection walk handed over in many small chunks returns every open sock
   }
 });
 
-test('an idle connection comes as a short Alive record once a walk was read whole; any segment makes its record full again', async () => {
+// Both walk programs: plain loads through bpf_rdonly_cast (6.2+), and probe reads (older kernels).
+for (const walker of ['direct', 'compat'] as const) test(`${walker} walk: an idle connection comes as a short Alive record once a walk was read whole; any segment makes its record full again`, async () => {
   const probes = TcpProbes.open(
-    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 8, aliveChunk: 5 },
+    { trackUdp: false, ringBufferBytes: 1 << 20, udpMaxFlows: 1024, wakeupBatch: 1, maxLatencyMs: 50, disabledHooks: [], snapshotChunk: 8, aliveChunk: 5, walker },
     pino({ level: 'warn' }),
   );
   const N = 11;

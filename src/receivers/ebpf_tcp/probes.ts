@@ -36,6 +36,8 @@ export interface TcpProbeOptions {
   snapshotChunk?: number;
   /** Short records of idle connections per read() (default 262144: 4 MiB of kernel memory). */
   aliveChunk?: number;
+  /** The walk program to load; default: `direct` where the kernel has bpf_rdonly_cast (6.2+), else `compat` (tests load each). */
+  walker?: 'direct' | 'compat';
 }
 
 /** A tp_btf program, the tracepoint it needs, and what is lost without it. */
@@ -91,6 +93,8 @@ export class TcpProbes {
   private closed = false;
   readonly disabled: string[] = [];
   readonly cgroupPath?: string;
+  /** The open-connection walker loaded: dump_tracked, or dump_tracked_compat on kernels without bpf_rdonly_cast (before 6.2). */
+  private walker = 'dump_tracked';
 
   private constructor(obj: BpfObject, cgroupPath: string | undefined) {
     this.obj = obj;
@@ -127,6 +131,9 @@ export class TcpProbes {
         probes.disabled.push(h.tracepoint);
         logger.warn({ tracepoint: h.tracepoint }, `tracepoint ${h.tracepoint} ${why}: ${h.lost} disabled`);
       }
+      // The same walk either way; the first one reads an idle socket's counters with plain loads.
+      if ((opts.walker ?? (vmlinuxHasType('bpf_rdonly_cast', 'func') ? 'direct' : 'compat')) === 'compat') probes.walker = 'dump_tracked_compat';
+      obj.setAutoload(probes.walker === 'dump_tracked' ? 'dump_tracked_compat' : 'dump_tracked', false);
       const udpPrograms = ['udp_egress', 'udp_ingress', 'udp_sock_create'];
       if (!trackUdp) for (const p of udpPrograms) obj.setAutoload(p, false);
       // struct flowtel_tcp_options (bpf/flowtel_tcp.h)
@@ -146,7 +153,7 @@ export class TcpProbes {
       obj.load();
       for (const e of filter?.entries ?? []) obj.mapUpdate(e.map, e.key, e.value);
       for (const prog of attachList) obj.attach(prog);
-      obj.attachIter('dump_tracked', 'sock_infos');
+      obj.attachIter(probes.walker, 'sock_infos');
       if (trackUdp && cgroupPath) for (const p of udpPrograms) obj.attachCgroup(p, cgroupPath);
     } catch (e) {
       obj.close();
@@ -171,7 +178,7 @@ export class TcpProbes {
   /** Every open TCP connection we hold state for, in every network namespace (full records). */
   snapshot(): ConnRecord[] {
     this.setWalk(FULL_WALK);
-    return decodeConnRecords(this.obj.drainIterator('dump_tracked', 'snapshot_chunk', 'snapshot_count'));
+    return decodeConnRecords(this.obj.drainIterator(this.walker, 'snapshot_chunk', 'snapshot_count'));
   }
 
   /**
@@ -185,7 +192,7 @@ export class TcpProbes {
    */
   walkOpenConnections(onChunk: (chunk: Buffer, alive?: Buffer) => void, walk: WalkGeneration = FULL_WALK): Promise<number> {
     this.setWalk(walk);
-    return this.obj.walkIteratorChunks('dump_tracked', 'snapshot_chunk', 'snapshot_count', onChunk, 'alive_chunk');
+    return this.obj.walkIteratorChunks(this.walker, 'snapshot_chunk', 'snapshot_count', onChunk, 'alive_chunk');
   }
 
   /** What dump_tracked's next walk is (struct flowtel_walk_params, bpf/flowtel_tcp.h). */
