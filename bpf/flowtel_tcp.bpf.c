@@ -786,9 +786,8 @@ static __always_inline int walk_tracked(struct bpf_iter__bpf_sk_storage_map *ctx
 	 * moves with segs_out (sent, retransmitted) or segs_in (received, RTT
 	 * samples, the peer's FIN), so equal segment counts mean equal counters.
 	 * The rest of the record (its write, and the socket's other cache lines)
-	 * is most of a walk of many idle connections. The two counters are read
-	 * with probe reads: bpf_skc_to_tcp_sock would read sk_protocol, a cache
-	 * line of its own.
+	 * is most of a walk of many idle connections. How the two counters are
+	 * read: see `direct` above.
 	 */
 	if (si->walk_gen && si->walk_gen <= wp->acked && si->walk_state == state) {
 		__u32 segs_out, segs_in;
