@@ -39,7 +39,8 @@ function readRuns(path) {
 function header(meta, extra = '') {
   const dirty = meta.dirty ? ' (with uncommitted changes)' : '';
   return (
-    `Measured ${meta.date} on ${meta.cpus} × ${meta.cpu}, kernel ${meta.kernel}, Node ${meta.node}, flowtel ${meta.commit}${dirty}${extra}; ` +
+    `Measured ${meta.date} on ${meta.cpus} × ${meta.cpu}, kernel ${meta.kernel}, Node ${meta.node}, flowtel ${meta.commit}${dirty}${extra}` +
+    `${meta.bpf_stats === undefined ? '' : `, kernel.bpf_stats_enabled=${meta.bpf_stats}`}; ` +
     `load average ${meta.loadavg_at_start} at the start (the machine was ${Number.parseFloat(meta.loadavg_at_start) > 1 ? '**shared with other work**' : 'quiet'}). ` +
     `Command: \`${meta.env ? `${meta.env.trim()} ` : ''}${meta.command}\`.`
   );
