@@ -21,16 +21,18 @@ export const OUR_PROGRAMS = [
   'handle_send_reset',
   'handle_receive_reset',
   'dump_tracked',
-  'dump_tracked_compat',
   'dump_tcp',
   'udp_egress',
   'udp_ingress',
   'udp_sock_create',
 ] as const;
 
+/** Loaded instead of one of OUR_PROGRAMS on some kernels: dump_tracked's twin for kernels before 6.2 (no bpf_rdonly_cast). */
+const OUR_ALTERNATES: Readonly<Record<string, (typeof OUR_PROGRAMS)[number]>> = { dump_tracked_compat: 'dump_tracked' };
+
 /** The kernel keeps 15 characters of a program name; bpftool shows the BTF name when it has one. */
 function isOurProgramName(name: string): boolean {
-  return OUR_PROGRAMS.some((p) => p === name || p.slice(0, 15) === name);
+  return [...OUR_PROGRAMS, ...Object.keys(OUR_ALTERNATES)].some((p) => p === name || p.slice(0, 15) === name);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -298,7 +300,8 @@ export async function orphanedOurPrograms(): Promise<BpfProgram[]> {
 export function assertProgramsAttached(agent: Agent): Set<number> {
   const held = agent.heldProgramIds();
   const listed = bpfPrograms().filter((p) => held.has(p.id));
-  const names = listed.map((p) => p.name).sort();
+  // An alternate stands for the program it replaces on this kernel.
+  const names = listed.map((p) => OUR_ALTERNATES[p.name] ?? p.name).sort();
   assert.deepEqual(names, [...OUR_PROGRAMS].sort(), `programs held by the agent (pid ${agent.pid}) as bpftool shows them`);
   return new Set(listed.map((p) => p.id));
 }
