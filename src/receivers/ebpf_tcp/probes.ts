@@ -56,6 +56,9 @@ const HOOKS: readonly Hook[] = [
   { program: 'handle_receive_reset', tracepoint: 'tcp_receive_reset', required: false, lost: 'reset-received close reasons (resets still counted from the socket error)' },
 ];
 
+/** The two builds of the open-connection walk: the same walk, the first reading an idle socket's counters with plain loads (bpf_rdonly_cast, 6.2+). */
+const WALKERS = { direct: 'dump_tracked', compat: 'dump_tracked_compat' } as const;
+
 /** walk_params' one key; and the walk a caller with no generation gets: every record full. */
 const WALK_PARAMS_KEY = Buffer.alloc(4);
 const FULL_WALK: WalkGeneration = { gen: 0, acked: 0 };
@@ -93,8 +96,8 @@ export class TcpProbes {
   private closed = false;
   readonly disabled: string[] = [];
   readonly cgroupPath?: string;
-  /** The open-connection walker loaded: dump_tracked, or dump_tracked_compat on kernels without bpf_rdonly_cast (before 6.2). */
-  private walker = 'dump_tracked';
+  /** The open-connection walk loaded (WALKERS): direct where the kernel has bpf_rdonly_cast, else compat. */
+  private walker: (typeof WALKERS)[keyof typeof WALKERS] = WALKERS.direct;
 
   private constructor(obj: BpfObject, cgroupPath: string | undefined) {
     this.obj = obj;
@@ -131,9 +134,9 @@ export class TcpProbes {
         probes.disabled.push(h.tracepoint);
         logger.warn({ tracepoint: h.tracepoint }, `tracepoint ${h.tracepoint} ${why}: ${h.lost} disabled`);
       }
-      // The same walk either way; the first one reads an idle socket's counters with plain loads.
-      if ((opts.walker ?? (vmlinuxHasType('bpf_rdonly_cast', 'func') ? 'direct' : 'compat')) === 'compat') probes.walker = 'dump_tracked_compat';
-      obj.setAutoload(probes.walker === 'dump_tracked' ? 'dump_tracked_compat' : 'dump_tracked', false);
+      const direct = (opts.walker ?? (vmlinuxHasType('bpf_rdonly_cast', 'func') ? 'direct' : 'compat')) === 'direct';
+      probes.walker = direct ? WALKERS.direct : WALKERS.compat;
+      obj.setAutoload(direct ? WALKERS.compat : WALKERS.direct, false);
       const udpPrograms = ['udp_egress', 'udp_ingress', 'udp_sock_create'];
       if (!trackUdp) for (const p of udpPrograms) obj.setAutoload(p, false);
       // struct flowtel_tcp_options (bpf/flowtel_tcp.h)
