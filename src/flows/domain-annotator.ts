@@ -16,7 +16,7 @@
  * latest answer.
  */
 import type { DomainNameLookup } from '../pipeline/domain-names';
-import type { FlowAttributes, Measurement } from '../pipeline/measurements';
+import { relabeled, type FlowAttributes, type Measurement } from '../pipeline/measurements';
 
 export const DESTINATION_DOMAIN = 'destination.domain';
 
@@ -54,7 +54,7 @@ export class FlowDomainAnnotator {
     for (let i = 0; i < measurements.length; i++) {
       const m = measurements[i]!;
       const a = this.attributesFor(m.attributes);
-      if (a !== m.attributes) measurements[i] = { metric: m.metric, value: m.value, attributes: a };
+      if (a !== m.attributes) measurements[i] = relabeled(m, a);
     }
     const limit = this.gen - this.keepCollections;
     for (const [address, k] of this.kept) if (k.gen < limit) this.kept.delete(address);

@@ -134,6 +134,14 @@ function bucketOf(boundaries: readonly number[], value: number): number {
   return ret;
 }
 
+/** One histogram sample into its series' count, bounds and bucket (the sum is the caller's). */
+function addSample(boundaries: readonly number[], s: Series, value: number): void {
+  s.count++;
+  if (value < s.min) s.min = value;
+  if (value > s.max) s.max = value;
+  s.counts![bucketOf(boundaries, value)]!++;
+}
+
 function hrTimeOf(ms: number): HrTime {
   return [Math.floor(ms / 1000), (ms % 1000) * 1e6];
 }
@@ -267,6 +275,28 @@ export class FlowMetrics implements MetricProducer {
     if (Number.isNaN(value) || (def.kind !== 'counter' && def.kind !== 'histogram')) return;
     // A counter only goes up (the SDK drops negative increments too).
     if (def.kind === 'counter' && value < 0) return;
+    const s = this.seriesOf(def, attributes);
+    s.dirty = true;
+    s.sum += value;
+    if (s.counts) addSample(this.metrics.get(def.name)!.boundaries!, s, value);
+  }
+
+  /** Many samples of one histogram series (one lookup of the series for all of them). */
+  recordSamples(def: MetricDefinition, samples: ArrayLike<number>, attributes: FlowAttributes): void {
+    if (def.kind !== 'histogram' || samples.length === 0) return;
+    const s = this.seriesOf(def, attributes);
+    const boundaries = this.metrics.get(def.name)!.boundaries!;
+    s.dirty = true;
+    for (let i = 0; i < samples.length; i++) {
+      const value = samples[i]!;
+      if (Number.isNaN(value)) continue;
+      s.sum += value;
+      addSample(boundaries, s, value);
+    }
+  }
+
+  /** The series of `attributes` (or the overflow series) of a counter or histogram, made if new. */
+  private seriesOf(def: MetricDefinition, attributes: FlowAttributes): Series {
     let metric = this.metrics.get(def.name);
     if (!metric) {
       const type = def.kind === 'counter' ? InstrumentType.COUNTER : InstrumentType.HISTOGRAM;
@@ -301,14 +331,7 @@ export class FlowMetrics implements MetricProducer {
         metric.series.set(key, s);
       }
     }
-    s.dirty = true;
-    s.sum += value;
-    if (s.counts) {
-      s.count++;
-      if (value < s.min) s.min = value;
-      if (value > s.max) s.max = value;
-      s.counts[bucketOf(metric.boundaries!, value)]!++;
-    }
+    return s;
   }
 
   async collect(): Promise<CollectionResult> {

@@ -47,10 +47,18 @@ export class InstrumentSink implements MeasurementConsumer {
           if (flowMetrics) flowMetrics.record(def, m.value, m.attributes);
           else this.counter(def).add(m.value, attrs);
           break;
-        case 'histogram':
-          if (flowMetrics) flowMetrics.record(def, m.value, m.attributes);
+        case 'histogram': {
+          const samples = m.samples;
+          if (samples) {
+            if (flowMetrics) flowMetrics.recordSamples(def, samples, m.attributes);
+            else {
+              const h = this.histogram(def);
+              for (let i = 0; i < samples.length; i++) h.record(samples[i]!, attrs);
+            }
+          } else if (flowMetrics) flowMetrics.record(def, m.value, m.attributes);
           else this.histogram(def).record(m.value, attrs);
           break;
+        }
         case 'gauge':
           if (flowMetrics) flowMetrics.setGauge(def, source, m.value, m.attributes);
           else this.gauge(def).set(source, m);

@@ -6,7 +6,7 @@
  *   merging and the cardinality limit apply).
  * - Within a batch, counters and gauges whose reduced attribute sets are equal
  *   are summed into one measurement (a gauge sum: e.g. `tcp_connections` per
- *   destination port). Histogram samples pass one by one with the reduced
+ *   destination port). Histogram samples pass unchanged under the reduced
  *   attributes (the SDK histogram aggregates them).
  * - `cardinality_limit` caps the distinct attribute sets per metric. Sets are
  *   remembered across batches (a set seen before keeps its identity); a new
@@ -19,7 +19,7 @@
 import { ConfigError } from '../config/errors';
 import { describeSchema, type Schema, type SchemaValue } from '../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../pipeline/component';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
+import { valueCount, relabeled, type FlowAttributes, type Measurement, type MeasurementBatch } from '../pipeline/measurements';
 import { METRICS } from '../metrics/definitions';
 import { attributeKey, collectValidate, isFlow, StatelessLifecycle, throwIfErrors, withMeasurements } from './common';
 
@@ -116,7 +116,7 @@ export class AggregateProcessor extends StatelessLifecycle implements MetricsPro
       }
       let { attributes, key } = r;
       if (!this.admit(m.metric, key)) {
-        this.overflowed.set(m.metric, (this.overflowed.get(m.metric) ?? 0) + 1);
+        this.overflowed.set(m.metric, (this.overflowed.get(m.metric) ?? 0) + valueCount(m));
         attributes = OVERFLOW_ATTRIBUTES;
         key = OVERFLOW_KEY;
       }
@@ -135,7 +135,7 @@ export class AggregateProcessor extends StatelessLifecycle implements MetricsPro
         }
         perMetric.set(key, out.length);
       }
-      out.push({ metric: m.metric, value: m.value, attributes });
+      out.push(relabeled(m, attributes));
     }
     return withMeasurements(batch, out);
   }

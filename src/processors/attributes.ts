@@ -14,7 +14,7 @@
 import { ConfigError } from '../config/errors';
 import { describeSchema, type Schema } from '../config/schema';
 import type { MetricsProcessor, OptionDoc, ProcessorFactory } from '../pipeline/component';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
+import { relabeled, type FlowAttributes, type Measurement, type MeasurementBatch } from '../pipeline/measurements';
 import { withRecords, type LogBatch, type LogRecordData } from '../pipeline/logs';
 import { childPath } from '../config/location';
 import { isConfigMap } from '../config/types';
@@ -66,7 +66,7 @@ export class AttributesProcessor extends StatelessLifecycle implements MetricsPr
         attributes = this.actions.apply(m.attributes);
         this.outputs.set(m.attributes, attributes);
       }
-      return attributes === m.attributes ? m : { metric: m.metric, value: m.value, attributes };
+      return attributes === m.attributes ? m : relabeled(m, attributes);
     });
     return withMeasurements(batch, out);
   }

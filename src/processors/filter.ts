@@ -24,7 +24,7 @@ import { childPath } from '../config/location';
 import { describeSchema, type Schema, type SchemaValue } from '../config/schema';
 import { didYouMean } from '../config/suggest';
 import type { MetricsProcessor, OptionDoc, ProcessorFactory } from '../pipeline/component';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
+import { valueCount, type FlowAttributes, type Measurement, type MeasurementBatch } from '../pipeline/measurements';
 import { BoundedCache, collectValidate, compileGlobs, globMinLength, isFlow, StatelessLifecycle, throwIfErrors, withMeasurements } from './common';
 import { cidrContains, parseCidr, parseIp, type Cidr, type IpAddress } from '../util/ip';
 
@@ -330,10 +330,13 @@ export class FilterProcessor extends StatelessLifecycle implements MetricsProces
         keep = this.keeps(m.attributes);
         this.decisions.set(m.attributes, keep);
       }
-      if (keep) out.push(m);
+      if (keep) {
+        out.push(m);
+        this.passedCount += valueCount(m);
+      } else {
+        this.droppedCount += valueCount(m);
+      }
     }
-    this.passedCount += out.length;
-    this.droppedCount += batch.measurements.length - out.length;
     return withMeasurements(batch, out);
   }
 

@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigError, type MetricsProcessor, type ProcessorFactory } from '../pipeline/component';
-import type { MeasurementBatch } from '../pipeline/measurements';
+import { valueCount, type MeasurementBatch } from '../pipeline/measurements';
 import { withRecords, type LogBatch, type LogsProcessor } from '../pipeline/logs';
 import { isFlow, withMeasurements } from './common';
 import { memoryPressure } from '../pipeline/memory-pressure';
@@ -149,8 +149,12 @@ export class MemoryLimiterProcessor implements MetricsProcessor, LogsProcessor {
 
   process(batch: MeasurementBatch): MeasurementBatch {
     if (!this.refusing) return batch;
-    const kept = batch.measurements.filter((m) => !isFlow(m.attributes));
-    const refused = batch.measurements.length - kept.length;
+    const kept = [];
+    let refused = 0;
+    for (const m of batch.measurements) {
+      if (isFlow(m.attributes)) refused += valueCount(m);
+      else kept.push(m);
+    }
     this.refused += refused;
     // Counted where it can be seen: a self-telemetry measurement passes every processor.
     if (refused > 0) kept.push({ metric: 'flowtel_processor_refused_measurements', value: refused, attributes: { processor: this.id } });

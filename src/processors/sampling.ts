@@ -21,7 +21,7 @@
  */
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../pipeline/component';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../pipeline/measurements';
+import { valueCount, relabeled, type FlowAttributes, type Measurement, type MeasurementBatch } from '../pipeline/measurements';
 import { METRICS } from '../metrics/definitions';
 import { attributeKey, BoundedCache, isFlow, StatelessLifecycle, withMeasurements } from './common';
 import { hashUnit } from './hash';
@@ -110,13 +110,13 @@ export class SamplingProcessor extends StatelessLifecycle implements MetricsProc
         this.outputs.set(m.attributes, attributes);
       }
       if (attributes === null) {
-        this.droppedCount++;
+        this.droppedCount += valueCount(m);
         continue;
       }
-      this.keptCount++;
+      this.keptCount += valueCount(m);
       const kind = METRICS.get(m.metric)?.kind;
       const scaled = kind === 'counter' || kind === 'gauge';
-      out.push({ metric: m.metric, value: scaled ? m.value * rate : m.value, attributes });
+      out.push(relabeled(m, attributes, scaled ? m.value * rate : m.value));
     }
     return withMeasurements(batch, out);
   }

@@ -43,7 +43,7 @@ import { closeServer, createSecureServer, listen, schemeOf, type HttpServerSecur
 import { metricDefinition } from '../metrics/definitions';
 import type { MetricsExporter, MetricsReceiver } from '../pipeline/component';
 import { InstrumentSink } from '../pipeline/instrument-sink';
-import type { Measurement, MeasurementBatch } from '../pipeline/measurements';
+import { valueCount, type Measurement, type MeasurementBatch } from '../pipeline/measurements';
 import type { LogBatch } from '../pipeline/logs';
 import { DEFAULT_METRICS_LEVEL, levelAtLeast, type MetricsLevel } from './levels';
 import type { LogsRemovalReason, PipelineMembers, ProcessorInService, ServiceObserver, ServiceView } from './observer';
@@ -216,7 +216,9 @@ export class SelfTelemetry implements ServiceObserver {
   }
 
   receiverBatch(receiverId: string, batch: MeasurementBatch): MeasurementBatch {
-    this.accepted.set(receiverId, (this.accepted.get(receiverId) ?? 0) + batch.measurements.length);
+    let values = 0;
+    for (const m of batch.measurements) values += valueCount(m);
+    this.accepted.set(receiverId, (this.accepted.get(receiverId) ?? 0) + values);
     if (this.level === 'none') return withoutSelfTelemetry(batch);
     if (this.endpoint) {
       const own = batch.measurements.filter((m) => isSelfTelemetry(m.metric));

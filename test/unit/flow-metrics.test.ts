@@ -98,6 +98,45 @@ for (const [name, temporality] of [['cumulative', AggregationTemporality.CUMULAT
   });
 }
 
+/** The batch with each run of one histogram's samples under one attribute object made into one measurement with `samples`. */
+function grouped(batch: Measurement[]): Measurement[] {
+  const out: Measurement[] = [];
+  const groups = new Map<string, { m: Measurement; samples: number[] }>();
+  for (const m of batch) {
+    if (!m.metric.endsWith('_us')) {
+      out.push(m);
+      continue;
+    }
+    const key = `${m.metric}|${JSON.stringify(m.attributes)}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { m: { metric: m.metric, value: 0, attributes: m.attributes }, samples: [] };
+      groups.set(key, g);
+      out.push(g.m);
+    }
+    g.samples.push(m.value);
+  }
+  return out.map((m) => {
+    const g = groups.get(`${m.metric}|${JSON.stringify(m.attributes)}`);
+    return g?.m === m ? { ...m, samples: Float64Array.from(g.samples) } : m;
+  });
+}
+
+test('histogram samples carried as one measurement (samples) export the points of one measurement per sample, ours and the SDK path', async () => {
+  const one = side(AggregationTemporality.CUMULATIVE, true);
+  const many = side(AggregationTemporality.CUMULATIVE, true);
+  const sdkMany = side(AggregationTemporality.CUMULATIVE, false);
+  for (const batch of batches()) {
+    const g = grouped(batch);
+    if (batch.length > 0) assert.ok(g.length < batch.length, 'the batch has samples to group');
+    one.sink.consume({ timeMs: 0, measurements: batch, gaugesReplaced: [] });
+    for (const s of [many, sdkMany]) s.sink.consume({ timeMs: 0, measurements: g, gaugesReplaced: [] });
+    const [want, got, sdk] = await Promise.all([one.reader.collect(), many.reader.collect(), sdkMany.reader.collect()]);
+    assert.deepEqual(points(got.resourceMetrics), points(want.resourceMetrics));
+    assert.deepEqual(points(sdk.resourceMetrics), points(want.resourceMetrics));
+  }
+});
+
 test('cardinality limit: new attribute sets beyond it go to one otel.metric.overflow series, as in the SDK', async () => {
   const limit = 5;
   const sdk = side(AggregationTemporality.CUMULATIVE, false, limit);

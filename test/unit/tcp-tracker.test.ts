@@ -25,8 +25,13 @@ function pack(recs: ConnRecord[]): Buffer {
   return buf;
 }
 
+/** A measurement's values: a histogram's samples, or its one value. */
+function values(m: Measurement): number[] {
+  return m.samples ? Array.from(m.samples) : [m.value];
+}
+
 function sum(batch: MeasurementBatch, metric: string): number {
-  return batch.measurements.filter((m: Measurement) => m.metric === metric).reduce((s, m) => s + m.value, 0);
+  return batch.measurements.filter((m: Measurement) => m.metric === metric).reduce((s, m) => s + values(m).reduce((a, v) => a + v, 0), 0);
 }
 
 test('deltas per interval; a close mid-interval adds its last delta once', () => {
@@ -431,7 +436,7 @@ test('short records of idle connections (since their full record in a walk read 
   const totals = (b: MeasurementBatch): string[] =>
     b.measurements
       .filter((m) => ['tcp_bytes_sent', 'tcp_bytes_received', 'tcp_segments_sent', 'tcp_connections', 'tcp_connections_opened', 'tcp_connections_closed', 'tcp_rtt_us'].includes(m.metric))
-      .map((m) => `${m.metric}:${m.attributes['destination.port']}:${m.attributes['network.connection.state'] ?? ''}=${m.value}`)
+      .map((m) => `${m.metric}:${m.attributes['destination.port']}:${m.attributes['network.connection.state'] ?? ''}=${values(m).join(',')}`)
       .sort();
   const withAlive = new TcpConnectionTracker();
   const full = new TcpConnectionTracker();
@@ -504,7 +509,7 @@ test('a connect a walk sees in SYN_SENT is counted opened only once it is known 
   est.onSnapshot([rec({ cookie: c, state: ESTABLISHED, sport: 40100, dport: 443, direction: ConnDirection.Outgoing })]);
   b = est.collect(1);
   assert.equal(opened(b), 1);
-  assert.equal(b.measurements.filter((m) => m.metric === 'tcp_connect_latency_us').length, 1);
+  assert.deepEqual(b.measurements.filter((m) => m.metric === 'tcp_connect_latency_us').flatMap(values), [250]);
 
   // Its open record lost: the next walk that sees it established counts it; a close does too.
   const lostOpen = new TcpConnectionTracker();
@@ -533,4 +538,29 @@ test('a connect a walk sees in SYN_SENT is counted opened only once it is known 
   assert.equal(batches.reduce((x, y) => x + failures(y, 'unknown'), 0), 1);
   assert.equal(lost.stats.failuresUnseen, 1);
   assert.equal(lost.stats.staleRemoved, 0);
+});
+
+test("an interval's histogram samples of a flow go out as one measurement per metric, every sample in it", () => {
+  const t = new TcpConnectionTracker();
+  t.onSnapshot([]);
+  const n = 500;
+  const batch: ConnRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const cookie = nextCookie++;
+    const common = { cookie, sport: 30000 + i, dport: 443, direction: ConnDirection.Outgoing, connectUs: 100 + i };
+    batch.push(rec({ ...common, kind: ConnEventKind.Open, state: 1 }));
+    batch.push(rec({ ...common, kind: ConnEventKind.Close, state: 7, srttUs: 200 + i, rttvarUs: 20 + (i % 7), bytesSent: 10 }));
+  }
+  t.onEventBatch(pack(batch));
+  const b = t.collect(0);
+  for (const [metric, first] of [['tcp_rtt_us', 200], ['tcp_connect_latency_us', 100]] as const) {
+    const ms = b.measurements.filter((m) => m.metric === metric);
+    assert.equal(ms.length, 1, `${metric}: one measurement for the flow`);
+    assert.deepEqual(values(ms[0]!), Array.from({ length: n }, (_, i) => first + i), `${metric}: every connection's sample, in order`);
+  }
+  const rttVar = b.measurements.filter((m) => m.metric === 'tcp_rtt_var_us');
+  assert.deepEqual(rttVar.flatMap(values), Array.from({ length: n }, (_, i) => 20 + (i % 7)));
+  assert.equal(sum(b, 'tcp_connections_closed'), n);
+  // The next interval starts empty: the samples went out with the measurement.
+  assert.equal(t.collect(1).measurements.filter((m) => m.samples).length, 0);
 });

@@ -17,7 +17,7 @@
  */
 import type { Lifecycle, MetricsProcessor } from '../../pipeline/component';
 import type { LogBatch, LogRecordData, LogsProcessor } from '../../pipeline/logs';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import { relabeled, type FlowAttributes, type Measurement, type MeasurementBatch } from '../../pipeline/measurements';
 import { withRecords } from '../../pipeline/logs';
 import { isFlow, withMeasurements } from '../common';
 
@@ -63,7 +63,7 @@ export abstract class Enricher<Token> implements MetricsProcessor, LogsProcessor
       const attributes = this.enriched(m.attributes);
       if (attributes === m.attributes) return m;
       changed = true;
-      return { metric: m.metric, value: m.value, attributes };
+      return relabeled(m, attributes);
     });
     const source = batch.source ?? '';
     this.telemetrySource ??= source;

@@ -26,7 +26,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/component';
-import type { AttributeValue, FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import { relabeled, type AttributeValue, type FlowAttributes, type Measurement, type MeasurementBatch } from '../../pipeline/measurements';
 import { parseIp } from '../../util/ip';
 import type { LogBatch } from '../../pipeline/logs';
 import { isFlow, withMeasurements } from '../common';
@@ -176,7 +176,7 @@ export class CloudServicesProcessor implements MetricsProcessor {
         e = { generation: this.generation, attributes: this.enrich(m.attributes) };
         this.enriched.set(m.attributes, e);
       }
-      return e.attributes === m.attributes ? m : { metric: m.metric, value: m.value, attributes: e.attributes };
+      return e.attributes === m.attributes ? m : relabeled(m, e.attributes);
     });
     return withMeasurements(batch, out);
   }

@@ -26,7 +26,7 @@ import { ConfigError } from '../../config/errors';
 import { childPath } from '../../config/location';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/component';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import { relabeled, type FlowAttributes, type Measurement, type MeasurementBatch } from '../../pipeline/measurements';
 import type { LogBatch } from '../../pipeline/logs';
 import { throwIfErrors, withMeasurements } from '../common';
 import { enrichLogRecords } from './logs';
@@ -169,7 +169,7 @@ export class CloudProcessor implements MetricsProcessor {
         attributes = this.config.override ? { ...m.attributes, ...this.attributes } : { ...this.attributes, ...m.attributes };
         this.outputs.set(m.attributes, attributes);
       }
-      return { metric: m.metric, value: m.value, attributes };
+      return relabeled(m, attributes);
     });
     return withMeasurements(batch, out);
   }

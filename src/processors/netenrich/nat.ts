@@ -33,7 +33,7 @@
 import type { Logger } from 'pino';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../../config/schema';
 import type { MetricsProcessor, ProcessorFactory } from '../../pipeline/component';
-import type { FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import { relabeled, type FlowAttributes, type Measurement, type MeasurementBatch } from '../../pipeline/measurements';
 import type { LogBatch } from '../../pipeline/logs';
 import { isFlow, withMeasurements } from '../common';
 import { enrichLogRecords } from './logs';
@@ -167,7 +167,7 @@ export class NatProcessor implements MetricsProcessor {
         e = { version, attributes: this.enrich(m.attributes) };
         this.enriched.set(m.attributes, e);
       }
-      return e.attributes === m.attributes ? m : { metric: m.metric, value: m.value, attributes: e.attributes };
+      return e.attributes === m.attributes ? m : relabeled(m, e.attributes);
     });
     out.push(...this.selfTelemetry(batch.timeMs));
     return withMeasurements(batch, out);

@@ -36,7 +36,7 @@ import { childPath } from '../../config/location';
 import { describeSchema, type Schema, type SchemaValue } from '../../config/schema';
 import { isConfigMap } from '../../config/types';
 import type { MetricsProcessor, OptionDoc, ProcessorFactory } from '../../pipeline/component';
-import type { AttributeValue, FlowAttributes, Measurement, MeasurementBatch } from '../../pipeline/measurements';
+import { relabeled, type AttributeValue, type FlowAttributes, type Measurement, type MeasurementBatch } from '../../pipeline/measurements';
 import type { LogBatch } from '../../pipeline/logs';
 import { attributeKey, BoundedCache, isFlow, throwIfErrors, validateWithExtras, withMeasurements } from '../common';
 import { enrichLogRecords } from './logs';
@@ -205,7 +205,7 @@ export class ZoneProcessor implements MetricsProcessor {
         e = this.enrich(m.attributes, generation);
         this.enriched.set(m.attributes, e);
       }
-      out.push(e.attributes === m.attributes ? m : { metric: m.metric, value: m.value, attributes: e.attributes });
+      out.push(e.attributes === m.attributes ? m : relabeled(m, e.attributes));
       const direction = BYTE_METRICS.get(m.metric);
       if (e.crossAz === true && direction !== undefined && this.config.cross_az.metrics && m.value > 0) {
         const attributes = this.crossAttributes(e.attributes, direction);
