@@ -10,9 +10,15 @@ import type { MetricsReceiver } from '../../src/pipeline/component';
 import { filterProcessorFactory, type FilterProcessor } from '../../src/processors/filter';
 
 export class Capture implements MeasurementConsumer {
+  /** The batches, each histogram measurement with `samples` made into one measurement per sample (tests count samples). */
   readonly batches: MeasurementBatch[] = [];
   consume(batch: MeasurementBatch): void {
-    this.batches.push(batch);
+    const expanded: Measurement[] = [];
+    for (const m of batch.measurements) {
+      if (!m.samples) expanded.push(m);
+      else for (let i = 0; i < m.samples.length; i++) expanded.push({ metric: m.metric, value: m.samples[i]!, attributes: m.attributes });
+    }
+    this.batches.push({ ...batch, measurements: expanded });
   }
   all(): Measurement[] {
     return this.batches.flatMap((b) => b.measurements);

@@ -1,7 +1,7 @@
 /**
  * DNS events → measurements: per attribute set, counts of queries, responses
- * and timeouts since the last collection, and one latency sample per answered
- * query.
+ * and timeouts since the last collection, and a latency sample per answered
+ * query (a series' samples in one measurement).
  */
 import { LATENCY_BUCKETS_US, registerMetric } from '../../metrics/definitions';
 import type { FlowAttributes, Measurement } from '../../pipeline/measurements';
@@ -37,7 +37,8 @@ export class DnsMetrics implements DnsEvents {
   private queries = new Map<FlowAttributes, number>();
   private responses = new Map<FlowAttributes, number>();
   private timeouts = new Map<FlowAttributes, number>();
-  private latency: Measurement[] = [];
+  /** Latency samples per series, as plain numbers: one measurement per series at the collection (see Measurement.samples). */
+  private latency = new Map<FlowAttributes, number[]>();
 
   constructor(
     topNames: number,
@@ -84,15 +85,18 @@ export class DnsMetrics implements DnsEvents {
     const hasQ = t.questionName !== '';
     const a = this.attributes(hasQ ? t.questionType : undefined, hasQ ? this.name(t.questionName, false) : undefined, t.server.address, t.transport, undefined, t.process);
     if (t.outcome === 'timeout') this.timeouts.set(a, (this.timeouts.get(a) ?? 0) + 1);
-    else if (t.latencyUs !== undefined) this.latency.push({ metric: 'dns_latency_us', value: t.latencyUs, attributes: a });
+    else if (t.latencyUs !== undefined) {
+      const samples = this.latency.get(a);
+      if (samples) samples.push(t.latencyUs);
+      else this.latency.set(a, [t.latencyUs]);
+    }
     this.onTransaction?.(t);
   }
 
   /** Everything since the last call. */
   collect(): Measurement[] {
-    // Latency samples are one per answered query (hundreds of thousands after a
-    // backlog): the counts are appended to that array, never spread into another.
-    const out = this.latency;
+    const out: Measurement[] = [];
+    for (const [attributes, samples] of this.latency) out.push({ metric: 'dns_latency_us', value: 0, attributes, samples });
     const counts: Array<[string, Map<FlowAttributes, number>]> = [
       ['dns_queries', this.queries],
       ['dns_responses', this.responses],
@@ -101,7 +105,7 @@ export class DnsMetrics implements DnsEvents {
     this.queries = new Map();
     this.responses = new Map();
     this.timeouts = new Map();
-    this.latency = [];
+    this.latency = new Map();
     this.top.rotate();
     for (const [metric, m] of counts) for (const [attributes, value] of m) out.push({ metric, value, attributes });
     return out;
