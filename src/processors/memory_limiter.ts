@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { describeSchema, validateObject, type Schema, type SchemaValue } from '../config/schema';
 import { ConfigError, type MetricsProcessor, type ProcessorFactory } from '../pipeline/component';
-import { valueCount, type MeasurementBatch } from '../pipeline/measurements';
+import { valueCount, type Measurement, type MeasurementBatch } from '../pipeline/measurements';
 import { withRecords, type LogBatch, type LogsProcessor } from '../pipeline/logs';
 import { isFlow, withMeasurements } from './common';
 import { memoryPressure } from '../pipeline/memory-pressure';
@@ -149,7 +149,7 @@ export class MemoryLimiterProcessor implements MetricsProcessor, LogsProcessor {
 
   process(batch: MeasurementBatch): MeasurementBatch {
     if (!this.refusing) return batch;
-    const kept = [];
+    const kept: Measurement[] = [];
     let refused = 0;
     for (const m of batch.measurements) {
       if (isFlow(m.attributes)) refused += valueCount(m);
