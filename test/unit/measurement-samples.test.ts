@@ -15,16 +15,12 @@ import {
   type FilterProcessor,
   type SamplingProcessor,
 } from '../../src/processors';
-import type { PipelineProcessor, ProcessorFactory } from '../../src/pipeline/component';
+import type { MetricsProcessor, PipelineProcessor, ProcessorFactory } from '../../src/pipeline/component';
 
 const ctx = (id: string) => ({ id, logger: undefined as never });
 
 function make<T>(factory: ProcessorFactory<unknown, PipelineProcessor>, config: unknown, id: string): T {
   return factory.create(factory.validate(config, `processors.${id}`), ctx(id)) as T;
-}
-
-interface Processes {
-  process(batch: MeasurementBatch): MeasurementBatch;
 }
 
 const flow = (port: number, pid: number): FlowAttributes => ({
@@ -55,9 +51,9 @@ const histogramValues = (b: MeasurementBatch): number[] =>
   b.measurements.filter((m) => m.metric === 'tcp_rtt_us').flatMap((m: Measurement) => (m.samples ? Array.from(m.samples) : [m.value]));
 
 test('aggregate, attributes and sampling keep the samples of the measurements they relabel', () => {
-  const cases: [string, Processes][] = [
+  const cases: [string, MetricsProcessor][] = [
     ['aggregate', make<AggregateProcessor>(aggregateProcessorFactory, { group_by: ['destination.port'] }, 'aggregate')],
-    ['attributes', make<Processes>(attributesProcessorFactory, { actions: [{ key: 'env', value: 'prod', action: 'insert' }] }, 'attributes')],
+    ['attributes', make<MetricsProcessor>(attributesProcessorFactory, { actions: [{ key: 'env', value: 'prod', action: 'insert' }] }, 'attributes')],
     ['sampling', make<SamplingProcessor>(samplingProcessorFactory, { sampling_rate: 1 }, 'sampling')],
   ];
   for (const [name, p] of cases) {
